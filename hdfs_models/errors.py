@@ -1,0 +1,152 @@
+"""Exceptions raised by :mod:`hdfs_models`.
+
+Every error names the URL or local path involved and the reason, both as
+attributes and in the message, and pickles (errors cross the executor →
+driver boundary in Spark). Leaves also subclass the builtin a caller would
+naturally catch::
+
+    HdfsModelsError(Exception)
+    ├── ModelNotFoundError(FileNotFoundError)      URL / version / alias does not exist
+    ├── InvalidModelError(ValueError)              not a SavedModel (B2, B3, B4, B10)
+    │   └── IncompleteVersionError                 version without manifest/_SUCCESS/complete files
+    ├── UnsafeNameError(ValueError)                name/version/child name escapes its root (B5, B6)
+    ├── UnsupportedProtocolError(ValueError)       unknown URL scheme, or its extra is not installed
+    ├── IntegrityError(OSError)                    size/digest mismatch, source changed (B7, F3-F5)
+    │   └── SourceChangedError                     the store changed during a download
+    ├── StoreError(OSError)                        a store operation failed after retries (F2)
+    │   └── StorePermissionError(PermissionError)  the store refused access (F12)
+    ├── CacheError(OSError)                        the local cache root is unusable (F6, F7)
+    ├── LockTimeoutError(TimeoutError)             a cache lock was not acquired in time (C7)
+    ├── UnsafeArchiveError(ValueError)             an archive member is unsafe (S1-S12)
+    ├── PublishError(OSError)                      publishing a version failed
+    ├── DistributionError(RuntimeError)            shipping a model to executors failed
+    └── MiniDFSError(RuntimeError)                 the test cluster could not start or crashed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CacheError",
+    "DistributionError",
+    "HdfsModelsError",
+    "IncompleteVersionError",
+    "IntegrityError",
+    "InvalidModelError",
+    "LockTimeoutError",
+    "MiniDFSError",
+    "ModelNotFoundError",
+    "PublishError",
+    "SourceChangedError",
+    "StoreError",
+    "StorePermissionError",
+    "UnsafeArchiveError",
+    "UnsafeNameError",
+    "UnsupportedProtocolError",
+]
+
+
+def _rebuild(cls: type, message: str, attrs: dict[str, Any]) -> "HdfsModelsError":
+    err = cls.__new__(cls)
+    HdfsModelsError.__init__(err, message, **attrs)
+    return err
+
+
+class HdfsModelsError(Exception):
+    """Base class of every error raised by :mod:`hdfs_models`.
+
+    Attributes: ``message``, ``url`` (the store URL, if any), ``path`` (a
+    local path, if any), ``reason`` (a short cause) and ``details`` (any
+    further keyword arguments, e.g. ``attempts`` or ``elapsed``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        path: str | None = None,
+        reason: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.path = path
+        self.reason = reason
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        attrs = {"url": self.url, "path": self.path, "reason": self.reason, **self.details}
+        return (_rebuild, (type(self), self.message, attrs))
+
+    def __getattr__(self, name: str) -> Any:
+        # Expose details (attempts, elapsed, version, ...) as attributes.
+        details = self.__dict__.get("details", {})
+        if name in details:
+            return details[name]
+        raise AttributeError(name)
+
+
+class ModelNotFoundError(HdfsModelsError, FileNotFoundError):
+    """The model URL, version or shipped alias does not exist."""
+
+
+class InvalidModelError(HdfsModelsError, ValueError):
+    """The directory is not a (complete) SavedModel."""
+
+
+class IncompleteVersionError(InvalidModelError):
+    """A version directory has neither a manifest, a ``_SUCCESS`` marker nor a complete SavedModel."""
+
+
+class UnsafeNameError(HdfsModelsError, ValueError):
+    """A model name, version or listed child name would escape its root directory."""
+
+
+class UnsupportedProtocolError(HdfsModelsError, ValueError):
+    """The URL scheme is unknown, or the extra that provides it is not installed."""
+
+
+class IntegrityError(HdfsModelsError, OSError):
+    """Downloaded bytes do not match the manifest or the listing (size, sha256)."""
+
+
+class SourceChangedError(IntegrityError):
+    """The model changed on the store while it was being downloaded."""
+
+
+class StoreError(HdfsModelsError, OSError):
+    """A store operation failed after bounded retries."""
+
+
+class StorePermissionError(StoreError, PermissionError):
+    """The store refused access to the URL."""
+
+
+class CacheError(HdfsModelsError, OSError):
+    """The local cache root is not usable (read-only, full, missing)."""
+
+
+class LockTimeoutError(HdfsModelsError, TimeoutError):
+    """A cache lock could not be acquired within the timeout."""
+
+
+class UnsafeArchiveError(HdfsModelsError, ValueError):
+    """An archive holds a member that is unsafe to extract."""
+
+
+class PublishError(HdfsModelsError, OSError):
+    """Publishing a model version to the store failed."""
+
+
+class DistributionError(HdfsModelsError, RuntimeError):
+    """A model could not be shipped to, or found on, a Spark executor."""
+
+
+class MiniDFSError(HdfsModelsError, RuntimeError):
+    """The MiniDFS test cluster could not be built or started, or it crashed."""

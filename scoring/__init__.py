@@ -1,0 +1,27 @@
+"""scoring: a thin batched TensorFlow scorer for Spark that reads its
+signature from the model.
+
+Importing this package imports neither TensorFlow, pyspark nor pyarrow.
+"""
+
+from __future__ import annotations
+
+from scoring.errors import (
+    ColumnTypeError,
+    ModelLoadError,
+    NullValueError,
+    ScoringError,
+    ShapeMismatchError,
+    SignatureError,
+    SignatureMismatchError,
+)
+
+__all__ = [
+    "ColumnTypeError",
+    "ModelLoadError",
+    "NullValueError",
+    "ScoringError",
+    "ShapeMismatchError",
+    "SignatureError",
+    "SignatureMismatchError",
+]
