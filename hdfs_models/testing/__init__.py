@@ -1,0 +1,1 @@
+"""Test helpers for hdfs-models and for Spark jobs that use it."""
