@@ -1,1 +1,69 @@
-"""pytest plugin (entry point ``pytest11``): fixtures for a real HDFS."""
+"""pytest plugin (registered through the ``pytest11`` entry point).
+
+Fixtures:
+
+``minidfs``
+    session-scoped :class:`hdfs_models.testing.MiniDFS` (3 DataNodes, 1 MiB
+    blocks, permissions on). Skips with a reason when Java or Maven is
+    missing, except under ``CI=true`` where that is a failure.
+``spark``
+    a ``local[2]`` SparkSession (shared; switched, not duplicated).
+``spark_cluster``
+    a ``local-cluster[2,1,1024]`` SparkSession: two real executor JVMs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import pytest
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_or_skip(reason: str) -> None:
+    """Skip the test with ``reason``; under ``CI=true`` fail it instead."""
+    if _under_ci():
+        pytest.fail(f"{reason} (CI=true: the integration suite must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def minidfs() -> Iterator[Any]:
+    """A running MiniDFSCluster shared by the whole test session."""
+    from hdfs_models.testing.minidfs import MiniDFS, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        require_or_skip(missing)
+    with MiniDFS() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def spark() -> Any:
+    """A local[2] SparkSession whose Python workers run this interpreter."""
+    pytest.importorskip("pyspark", reason="needs the 'spark' extra")
+    from hdfs_models.testing.spark import LOCAL, spark_session
+
+    return spark_session(LOCAL)
+
+
+@pytest.fixture
+def spark_cluster() -> Any:
+    """A local-cluster[2,1,1024] SparkSession: two separate executor JVMs."""
+    pytest.importorskip("pyspark", reason="needs the 'spark' extra")
+    from hdfs_models.testing.spark import LOCAL_CLUSTER, spark_session
+
+    return spark_session(LOCAL_CLUSTER)
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    """Stop a SparkSession started by the fixtures."""
+    import sys
+
+    if "hdfs_models.testing.spark" in sys.modules:
+        sys.modules["hdfs_models.testing.spark"].stop_spark()
