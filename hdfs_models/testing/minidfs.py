@@ -1,0 +1,457 @@
+"""A real HDFS for tests: Hadoop's MiniDFSCluster in a JVM, driven from Python.
+
+The launcher is a small Maven project (``integration/minidfs``, shipped as the
+package data ``hdfs_models._minidfs``). :func:`ensure_launcher` compiles it
+once and caches the result under ``~/.cache/hdfs-models/minidfs/<hash>``,
+keyed by the hash of the pom and sources, so later starts take seconds.
+
+:class:`MiniDFS` starts the JVM, waits for its JSON ready line, and speaks a
+line protocol on its stdin for fault injection (stop/restart DataNodes,
+corrupt replicas, fail over the NameNode). The JVM exits when its stdin
+closes, so it never outlives the Python process that started it.
+
+Example::
+
+    from hdfs_models.testing import MiniDFS
+
+    with MiniDFS(datanodes=3) as dfs:
+        fs = dfs.fs()
+        fs.pipe(dfs.url + "/tmp/x", b"hello")
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any, Mapping
+
+from hdfs_models.errors import MiniDFSError
+
+__all__ = ["MiniDFS", "ensure_launcher", "missing_tools"]
+
+log = logging.getLogger(__name__)
+
+_MAIN_CLASS = "io.hdfsmodels.minidfs.Launcher"
+_INSTALL_HINT = (
+    "install OpenJDK 17+ and Maven (Debian: apt-get install -y openjdk-17-jdk-headless maven)"
+)
+
+
+def missing_tools(env: Mapping[str, str] | None = None) -> str:
+    """Return why the launcher cannot be built or run here, or ``""`` if it can."""
+    env = os.environ if env is None else env
+    path = env.get("PATH", os.defpath)
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool, path=path) is None]
+    if not missing:
+        return ""
+    return f"MiniDFS needs {' and '.join(missing)} on PATH: {_INSTALL_HINT}"
+
+
+def _project_dir() -> Path:
+    override = os.environ.get("HDFS_MODELS_MINIDFS_PROJECT")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("hdfs_models._minidfs")))
+
+
+def _project_files(project: Path) -> list[Path]:
+    files = [project / "pom.xml"]
+    files += sorted(p for p in (project / "src").rglob("*") if p.is_file())
+    return files
+
+
+def _project_hash(project: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _project_files(project):
+        digest.update(str(path.relative_to(project)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("HDFS_MODELS_MINIDFS_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hdfs-models" / "minidfs"
+
+
+def ensure_launcher(timeout: float = 1200.0) -> str:
+    """Build the launcher if needed and return the Java classpath to run it.
+
+    The build (``mvn compile dependency:build-classpath``) runs in a temporary
+    directory inside the cache root and is renamed into place, under a lock,
+    so concurrent test processes build it once and never see half a build.
+    Raises :class:`MiniDFSError` naming what is missing or carrying the last
+    50 lines of Maven's output.
+    """
+    problem = missing_tools()
+    if problem:
+        raise MiniDFSError(problem, reason="missing tools")
+    project = _project_dir()
+    if not (project / "pom.xml").is_file():
+        raise MiniDFSError(f"MiniDFS launcher project not found at {project}", path=str(project))
+    root = _cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / _project_hash(project)
+    with open(root / f"{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (final / "classpath.txt").is_file():
+            _build(project, final, timeout)
+    classpath = (final / "classpath.txt").read_text().strip()
+    return os.pathsep.join([str(final / "classes"), classpath])
+
+
+def _build(project: Path, final: Path, timeout: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=final.parent))
+    try:
+        shutil.copy2(project / "pom.xml", work / "pom.xml")
+        shutil.copytree(project / "src", work / "src")
+        cmd = [
+            "mvn", "-B", "-q", "-f", str(work / "pom.xml"),
+            "compile", "dependency:build-classpath",
+            f"-Dmdep.outputFile={work / 'target' / 'classpath.txt'}",
+        ]
+        log.info("building the MiniDFS launcher: %s", " ".join(cmd))
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise MiniDFSError(
+                f"building the MiniDFS launcher took longer than {timeout:.0f}s ({project})",
+                path=str(project), reason="timeout",
+            ) from exc
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
+            raise MiniDFSError(
+                f"building the MiniDFS launcher failed (mvn exit {proc.returncode}) in {project}:\n{tail}",
+                path=str(project), reason="maven failed",
+            )
+        (work / "target" / "classes").rename(work / "classes")
+        (work / "target" / "classpath.txt").rename(work / "classpath.txt")
+        shutil.rmtree(work / "target")
+        work.rename(final)
+        log.info("built the MiniDFS launcher in %.1fs", time.monotonic() - started)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class MiniDFS:
+    """A MiniDFSCluster in a child JVM; use as a context manager.
+
+    Options: ``datanodes`` (3), ``replication`` (min(3, datanodes)),
+    ``block_size`` (1 MiB, so a model spans many blocks), ``permissions``
+    (on), ``ha`` (one nameservice ``minidfs-ns`` with two NameNodes),
+    ``base_dir`` (a fresh temp dir, removed on stop), ``startup_timeout``.
+    Every port is ephemeral, so parallel clusters never collide.
+
+    After :meth:`start`: ``url`` (``hdfs://127.0.0.1:PORT``, or
+    ``hdfs://minidfs-ns`` in HA mode), ``webhdfs_url``, ``conf_dir`` (a
+    client config dir with core-site.xml and hdfs-site.xml; point
+    ``HADOOP_CONF_DIR`` at it), ``namenodes``, ``info`` (the ready line).
+    """
+
+    def __init__(
+        self,
+        *,
+        datanodes: int = 3,
+        replication: int | None = None,
+        block_size: int = 1 << 20,
+        permissions: bool = True,
+        ha: bool = False,
+        base_dir: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 180.0,
+        command_timeout: float = 120.0,
+        java_opts: tuple[str, ...] = ("-Xmx1g",),
+    ) -> None:
+        self.datanodes_count = datanodes
+        self.replication = replication
+        self.block_size = block_size
+        self.permissions = permissions
+        self.ha = ha
+        self.startup_timeout = startup_timeout
+        self.command_timeout = command_timeout
+        self.java_opts = java_opts
+        self._own_base = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir else None
+        self.info: dict[str, Any] = {}
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._io_lock = threading.Lock()
+        self._log_file: IO[str] | None = None
+        self.startup_seconds: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def __enter__(self) -> "MiniDFS":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> "MiniDFS":
+        """Build the launcher if needed, start the JVM and wait for the ready line."""
+        started = time.monotonic()
+        classpath = ensure_launcher()
+        if self.base_dir is None:
+            self.base_dir = Path(tempfile.mkdtemp(prefix="minidfs-"))
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "w")
+        cmd = ["java", *self.java_opts, "-cp", classpath, _MAIN_CLASS, *self._launcher_args()]
+        log.info("starting MiniDFS: %s", " ".join(cmd[:2] + cmd[-len(self._launcher_args()) - 1 :]))
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file,
+            text=True, bufsize=1,
+        )
+        threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
+        try:
+            line = self._next_line(self.startup_timeout, "the ready line")
+            self.info = json.loads(line)
+            if not self.info.get("ready"):
+                raise MiniDFSError(
+                    f"MiniDFS failed to start: {self.info.get('error')}\n{self.log_tail()}",
+                    path=str(self.log_path), reason="start failed",
+                )
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        log.info("MiniDFS ready at %s in %.1fs", self.url, self.startup_seconds)
+        return self
+
+    def _launcher_args(self) -> list[str]:
+        assert self.base_dir is not None
+        args = [
+            "--datanodes", str(self.datanodes_count),
+            "--block-size", str(self.block_size),
+            "--base-dir", str(self.base_dir / "data"),
+            "--conf-dir", str(self.base_dir / "conf"),
+        ]
+        if self.replication is not None:
+            args += ["--replication", str(self.replication)]
+        if not self.permissions:
+            args.append("--no-permissions")
+        if self.ha:
+            args.append("--ha")
+        return args
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask the JVM to quit (closing its stdin), wait, then kill it if needed."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                if proc.stdin and not proc.stdin.closed:
+                    proc.stdin.write("quit\n")
+                    proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._own_base and self.base_dir is not None and self.base_dir.exists():
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        """Whether the JVM is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- the line protocol --------------------------------------------------
+    def _pump(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _next_line(self, timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise MiniDFSError(
+                    f"MiniDFS gave no {what} within {timeout:.0f}s; last lines of "
+                    f"{self.log_path}:\n{self.log_tail()}",
+                    path=str(self.log_path), reason="timeout",
+                )
+            try:
+                line = self._lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line is None:
+                code = self._proc.wait() if self._proc is not None else None
+                raise MiniDFSError(
+                    f"the MiniDFS JVM exited (code {code}) while waiting for {what}; last lines "
+                    f"of {self.log_path}:\n{self.log_tail()}",
+                    path=str(self.log_path), reason="jvm exited", exit_code=code,
+                )
+            if line.startswith("{"):
+                return line
+            log.debug("minidfs stdout: %s", line)
+
+    def command(self, *words: str) -> Any:
+        """Send one protocol command and return its ``result``.
+
+        Raises :class:`MiniDFSError` if the command fails, the JVM has died,
+        or no answer arrives within ``command_timeout``.
+        """
+        if any(not w or any(c.isspace() for c in w) for w in words):
+            raise ValueError(f"protocol words must be non-empty and without spaces: {words!r}")
+        with self._io_lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None or proc.stdin is None:
+                raise MiniDFSError(
+                    f"MiniDFS is not running (command {' '.join(words)}); last lines of "
+                    f"{self.log_path}:\n{self.log_tail()}",
+                    path=str(self.log_path), reason="not running",
+                )
+            try:
+                proc.stdin.write(" ".join(words) + "\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise MiniDFSError(
+                    f"MiniDFS JVM is gone: {exc}\n{self.log_tail()}", path=str(self.log_path)
+                ) from exc
+            answer = json.loads(self._next_line(self.command_timeout, f"an answer to {words[0]}"))
+        if not answer.get("ok"):
+            raise MiniDFSError(
+                f"MiniDFS command {' '.join(words)!r} failed: {answer.get('error')}",
+                reason=str(answer.get("error")),
+            )
+        return answer.get("result")
+
+    # -- addresses -----------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """``hdfs://127.0.0.1:PORT``, or ``hdfs://minidfs-ns`` in HA mode."""
+        return str(self.info["url"])
+
+    @property
+    def namenodes(self) -> list[str]:
+        """RPC URL of each NameNode (two in HA mode)."""
+        return list(self.info["namenodes"])
+
+    @property
+    def webhdfs_url(self) -> str:
+        """``webhdfs://127.0.0.1:HTTPPORT`` of the first NameNode."""
+        return f"webhdfs://{self.info['webhdfs'][0]}"
+
+    @property
+    def conf_dir(self) -> str:
+        """A Hadoop client config dir (core-site.xml, hdfs-site.xml) for this cluster."""
+        return str(self.info["conf_dir"])
+
+    @property
+    def log_path(self) -> Path:
+        """The JVM's log (its stderr)."""
+        assert self.base_dir is not None
+        return self.base_dir / "minidfs.log"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables a client process needs (``HADOOP_CONF_DIR``)."""
+        return {"HADOOP_CONF_DIR": self.conf_dir}
+
+    def log_tail(self, lines: int = 50) -> str:
+        """The last ``lines`` lines of the JVM's log."""
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return "".join(deque(fh, maxlen=lines))
+        except OSError:
+            return "(no log)"
+
+    # -- clients -------------------------------------------------------------
+    def fs(self, user: str | None = None) -> Any:
+        """A fresh hdfs-native fsspec filesystem on this cluster.
+
+        ``user`` sets ``HADOOP_USER_NAME`` while the client is created; hdfs-native
+        reads it at that point (simple authentication).
+        """
+        from hdfs_native.fsspec import HdfsFileSystem
+
+        host_port = self.url.split("://", 1)[1]
+        host, _, port = host_port.partition(":")
+        with _env({"HADOOP_USER_NAME": user, "HADOOP_CONF_DIR": self.conf_dir}):
+            return HdfsFileSystem(host=host, port=int(port) if port else None, skip_instance_cache=True)
+
+    def webhdfs_fs(self, user: str | None = None) -> Any:
+        """A fresh fsspec WebHDFS filesystem on the first NameNode."""
+        from fsspec.implementations.webhdfs import WebHDFS
+
+        host, port = self.info["webhdfs"][0].split(":")
+        return WebHDFS(host=host, port=int(port), user=user, skip_instance_cache=True)
+
+    # -- fault injection -------------------------------------------------------
+    def datanodes(self) -> list[dict[str, Any]]:
+        """Each DataNode: ``index``, ``xfer`` address, ``alive``."""
+        return list(self.command("datanodes"))
+
+    def stop_datanode(self, address: str) -> None:
+        """Stop the DataNode whose transfer address is ``address`` (``127.0.0.1:PORT``)."""
+        self.command("stop-datanode", address)
+
+    def restart_datanode(self, address: str) -> None:
+        """Restart a DataNode stopped by :meth:`stop_datanode`, on the same port."""
+        self.command("restart-datanode", address)
+
+    def block_locations(self, path: str) -> list[dict[str, Any]]:
+        """The blocks of ``path`` with offset, length and replica addresses."""
+        return list(self.command("block-locations", _hdfs_path(path)))
+
+    def corrupt_replica(self, path: str, block: int = 0) -> dict[str, Any]:
+        """Corrupt one replica of block ``block`` of ``path``; returns which."""
+        return dict(self.command("corrupt-replica", _hdfs_path(path), str(block)))
+
+    def corrupt_all_replicas(self, path: str, block: int = 0) -> dict[str, Any]:
+        """Corrupt every replica of block ``block`` of ``path``."""
+        return dict(self.command("corrupt-all", _hdfs_path(path), str(block)))
+
+    def bytes_read(self) -> int:
+        """Sum of the running DataNodes' BytesRead counters."""
+        return int(self.command("bytes-read")["total"])
+
+    def failover(self) -> dict[str, Any]:
+        """HA mode: kill the active NameNode and make the standby active."""
+        return dict(self.command("failover"))
+
+
+def _hdfs_path(path: str) -> str:
+    if "://" in path:
+        rest = path.split("://", 1)[1]
+        path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+    return path
+
+
+class _env:
+    """Temporarily set (or, for None, leave alone) environment variables."""
+
+    def __init__(self, values: Mapping[str, str | None]) -> None:
+        self.values = {k: v for k, v in values.items() if v is not None}
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for key, value in self.values.items():
+            self.saved[key] = os.environ.get(key)
+            os.environ[key] = value
+
+    def __exit__(self, *exc: object) -> None:
+        for key, old in self.saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+

@@ -1,0 +1,376 @@
+package io.hdfsmodels.minidfs;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.lang.reflect.Field;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.permission.FsPermission;
+import org.apache.hadoop.hdfs.DistributedFileSystem;
+import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.apache.hadoop.hdfs.MiniDFSNNTopology;
+import org.apache.hadoop.hdfs.protocol.DatanodeInfo;
+import org.apache.hadoop.hdfs.protocol.LocatedBlock;
+import org.apache.hadoop.hdfs.server.datanode.DataNode;
+import org.apache.hadoop.hdfs.server.datanode.metrics.DataNodeMetrics;
+import org.apache.hadoop.metrics2.lib.MutableCounterLong;
+
+/**
+ * Runs a MiniDFSCluster for tests and speaks a line protocol.
+ *
+ * <p>stdout carries only protocol lines: one JSON "ready" line once the cluster is up, then one
+ * JSON answer per command read from stdin. Everything else (Hadoop's logs, stray prints) goes to
+ * stderr. The JVM exits on "quit" or when stdin reaches EOF, so it never outlives its parent.
+ *
+ * <p>Commands: datanodes | stop-datanode ADDR | restart-datanode ADDR | block-locations PATH |
+ * corrupt-replica PATH [BLOCK] | corrupt-all PATH [BLOCK] | bytes-read | failover | ping | quit
+ */
+public final class Launcher {
+  private static final String NAMESERVICE = "minidfs-ns";
+
+  private final Options opts;
+  private final PrintStream proto;
+  private MiniDFSCluster cluster;
+  private Configuration clientConf;
+  private int activeNameNode = 0;
+  private final Map<String, MiniDFSCluster.DataNodeProperties> stopped = new HashMap<>();
+
+  private Launcher(Options opts, PrintStream proto) {
+    this.opts = opts;
+    this.proto = proto;
+  }
+
+  public static void main(String[] args) throws Exception {
+    // Keep the protocol channel clean: whatever prints to System.out goes to stderr.
+    PrintStream proto =
+        new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+    System.setOut(System.err);
+    Options opts = Options.parse(args);
+    Launcher launcher = new Launcher(opts, proto);
+    int rc = 0;
+    try {
+      launcher.start();
+      launcher.serve();
+    } catch (Throwable t) {
+      t.printStackTrace(System.err);
+      proto.println(Json.obj("ready", false, "error", String.valueOf(t)));
+      rc = 1;
+    } finally {
+      launcher.shutdown();
+    }
+    System.exit(rc);
+  }
+
+  private void start() throws IOException {
+    Configuration conf = new Configuration();
+    conf.setLong("dfs.blocksize", opts.blockSize);
+    conf.setLong("dfs.namenode.fs-limits.min-block-size", Math.min(opts.blockSize, 1024));
+    conf.setInt("dfs.replication", opts.replication);
+    conf.setBoolean("dfs.permissions.enabled", opts.permissions);
+    conf.setBoolean("dfs.webhdfs.enabled", true);
+    // Clients on loopback; DataNodes advertise 127.0.0.1 so redirects stay local.
+    conf.set("dfs.datanode.hostname", "127.0.0.1");
+    conf.setBoolean("dfs.client.use.datanode.hostname", false);
+    // Fast heartbeats so a stopped DataNode is noticed quickly in fault tests.
+    conf.setInt("dfs.heartbeat.interval", 1);
+    conf.setInt("dfs.namenode.heartbeat.recheck-interval", 2000);
+    // Do not let the block scanner repair replicas behind a test's back.
+    conf.setInt("dfs.datanode.scan.period.hours", -1);
+    conf.setInt("dfs.namenode.replication.max-streams", 0);
+    conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, opts.baseDir);
+
+    MiniDFSCluster.Builder builder =
+        new MiniDFSCluster.Builder(conf, new File(opts.baseDir))
+            .numDataNodes(opts.dataNodes)
+            .format(true)
+            .checkDataNodeAddrConfig(false);
+    if (opts.ha) {
+      builder.nnTopology(MiniDFSNNTopology.simpleHATopology());
+    }
+    cluster = builder.build();
+    if (opts.ha) {
+      cluster.transitionToActive(0);
+    }
+    cluster.waitActive();
+    clientConf = buildClientConf(conf);
+    prepareDirectories();
+    writeConfDir();
+    proto.println(readyLine());
+  }
+
+  private Configuration buildClientConf(Configuration serverConf) {
+    Configuration c = new Configuration(false);
+    c.setLong("dfs.blocksize", opts.blockSize);
+    c.setInt("dfs.replication", opts.replication);
+    c.setBoolean("dfs.client.use.datanode.hostname", false);
+    if (opts.ha) {
+      c.set("fs.defaultFS", "hdfs://" + NAMESERVICE);
+      c.set("dfs.nameservices", NAMESERVICE);
+      c.set("dfs.ha.namenodes." + NAMESERVICE, "nn1,nn2");
+      for (int i = 0; i < 2; i++) {
+        String id = "nn" + (i + 1);
+        c.set("dfs.namenode.rpc-address." + NAMESERVICE + "." + id, addr(cluster.getNameNode(i).getNameNodeAddress()));
+        c.set("dfs.namenode.http-address." + NAMESERVICE + "." + id, addr(cluster.getNameNode(i).getHttpAddress()));
+      }
+      c.set(
+          "dfs.client.failover.proxy.provider." + NAMESERVICE,
+          "org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider");
+    } else {
+      c.set("fs.defaultFS", "hdfs://" + addr(cluster.getNameNode(0).getNameNodeAddress()));
+    }
+    return c;
+  }
+
+  /** /tmp and /user are world-writable (sticky) so tests can act as other users. */
+  private void prepareDirectories() throws IOException {
+    FileSystem fs = fileSystem();
+    for (String dir : new String[] {"/tmp", "/user"}) {
+      Path p = new Path(dir);
+      fs.mkdirs(p);
+      fs.setPermission(p, new FsPermission((short) 01777));
+    }
+  }
+
+  private FileSystem fileSystem() throws IOException {
+    return FileSystem.newInstance(URI.create(clientConf.get("fs.defaultFS")), clientConf);
+  }
+
+  private void writeConfDir() throws IOException {
+    File dir = new File(opts.confDir);
+    if (!dir.isDirectory() && !dir.mkdirs()) {
+      throw new IOException("cannot create conf dir " + dir);
+    }
+    Configuration core = new Configuration(false);
+    core.set("fs.defaultFS", clientConf.get("fs.defaultFS"));
+    writeXml(core, new File(dir, "core-site.xml"));
+    writeXml(clientConf, new File(dir, "hdfs-site.xml"));
+  }
+
+  private static void writeXml(Configuration c, File target) throws IOException {
+    File tmp = new File(target.getPath() + ".tmp");
+    try (OutputStream out = new FileOutputStream(tmp)) {
+      c.writeXml(out);
+    }
+    if (!tmp.renameTo(target)) {
+      throw new IOException("cannot rename " + tmp + " to " + target);
+    }
+  }
+
+  private String readyLine() {
+    List<Object> nns = new ArrayList<>();
+    List<Object> webs = new ArrayList<>();
+    int count = opts.ha ? 2 : 1;
+    for (int i = 0; i < count; i++) {
+      nns.add("hdfs://" + addr(cluster.getNameNode(i).getNameNodeAddress()));
+      webs.add(addr(cluster.getNameNode(i).getHttpAddress()));
+    }
+    return Json.obj(
+        "ready", true,
+        "url", clientConf.get("fs.defaultFS"),
+        "namenodes", nns,
+        "webhdfs", webs,
+        "nameservice", opts.ha ? NAMESERVICE : null,
+        "datanodes", dataNodeList(),
+        "conf_dir", new File(opts.confDir).getAbsolutePath(),
+        "block_size", opts.blockSize,
+        "replication", opts.replication,
+        "user", System.getProperty("user.name"));
+  }
+
+  private void serve() throws IOException {
+    BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+    String line;
+    while ((line = in.readLine()) != null) {
+      line = line.trim();
+      if (line.isEmpty()) {
+        continue;
+      }
+      String[] parts = line.split("\\s+");
+      if (parts[0].equals("quit")) {
+        proto.println(Json.obj("ok", true, "bye", true));
+        return;
+      }
+      String answer;
+      try {
+        answer = Json.obj("ok", true, "result", handle(parts));
+      } catch (Throwable t) {
+        t.printStackTrace(System.err);
+        answer = Json.obj("ok", false, "error", t.getClass().getName() + ": " + t.getMessage());
+      }
+      proto.println(answer);
+    }
+  }
+
+  private Object handle(String[] parts) throws Exception {
+    switch (parts[0]) {
+      case "ping":
+        return "pong";
+      case "datanodes":
+        return dataNodeList();
+      case "stop-datanode":
+        return stopDataNode(arg(parts, 1));
+      case "restart-datanode":
+        return restartDataNode(arg(parts, 1));
+      case "block-locations":
+        return blockLocations(arg(parts, 1));
+      case "corrupt-replica":
+        return corrupt(arg(parts, 1), parts.length > 2 ? Integer.parseInt(parts[2]) : 0, false);
+      case "corrupt-all":
+        return corrupt(arg(parts, 1), parts.length > 2 ? Integer.parseInt(parts[2]) : 0, true);
+      case "bytes-read":
+        return bytesRead();
+      case "failover":
+        return failover();
+      default:
+        throw new IllegalArgumentException("unknown command " + parts[0]);
+    }
+  }
+
+  private static String arg(String[] parts, int i) {
+    if (parts.length <= i) {
+      throw new IllegalArgumentException(parts[0] + ": missing argument " + i);
+    }
+    return parts[i];
+  }
+
+  private List<Object> dataNodeList() {
+    List<Object> out = new ArrayList<>();
+    List<DataNode> dns = cluster.getDataNodes();
+    for (int i = 0; i < dns.size(); i++) {
+      DataNode dn = dns.get(i);
+      out.add(Json.map("index", i, "xfer", dn.getDatanodeId().getXferAddr(), "alive", true,
+          "http", "127.0.0.1:" + dn.getInfoPort()));
+    }
+    for (String addr : stopped.keySet()) {
+      out.add(Json.map("index", -1, "xfer", addr, "alive", false));
+    }
+    return out;
+  }
+
+  private Object stopDataNode(String xfer) throws IOException {
+    MiniDFSCluster.DataNodeProperties props = cluster.stopDataNode(xfer);
+    if (props == null) {
+      throw new IllegalArgumentException("no running DataNode at " + xfer);
+    }
+    stopped.put(xfer, props);
+    return xfer;
+  }
+
+  private Object restartDataNode(String xfer) throws IOException {
+    MiniDFSCluster.DataNodeProperties props = stopped.remove(xfer);
+    if (props == null) {
+      throw new IllegalArgumentException("no stopped DataNode at " + xfer);
+    }
+    if (!cluster.restartDataNode(props, true)) {
+      throw new IOException("DataNode " + xfer + " did not restart");
+    }
+    cluster.waitActive();
+    return xfer;
+  }
+
+  private List<LocatedBlock> locate(String path) throws IOException {
+    try (FileSystem fs = fileSystem()) {
+      DistributedFileSystem dfs = (DistributedFileSystem) fs;
+      long len = dfs.getFileStatus(new Path(path)).getLen();
+      return dfs.getClient().getLocatedBlocks(path, 0, Math.max(len, 1)).getLocatedBlocks();
+    }
+  }
+
+  private Object blockLocations(String path) throws IOException {
+    List<Object> out = new ArrayList<>();
+    for (LocatedBlock lb : locate(path)) {
+      List<Object> where = new ArrayList<>();
+      for (DatanodeInfo info : lb.getLocations()) {
+        where.add(info.getXferAddr());
+      }
+      out.add(Json.map("block", lb.getBlock().getBlockName(), "offset", lb.getStartOffset(),
+          "length", lb.getBlockSize(), "locations", where));
+    }
+    return out;
+  }
+
+  private Object corrupt(String path, int blockIndex, boolean all) throws IOException {
+    List<LocatedBlock> blocks = locate(path);
+    if (blockIndex < 0 || blockIndex >= blocks.size()) {
+      throw new IllegalArgumentException(path + " has " + blocks.size() + " blocks, no block " + blockIndex);
+    }
+    LocatedBlock lb = blocks.get(blockIndex);
+    List<Object> corrupted = new ArrayList<>();
+    for (DatanodeInfo info : lb.getLocations()) {
+      int idx = dataNodeIndex(info.getXferAddr());
+      cluster.corruptReplica(idx, lb.getBlock());
+      corrupted.add(info.getXferAddr());
+      if (!all) {
+        break;
+      }
+    }
+    return Json.map("block", lb.getBlock().getBlockName(), "corrupted", corrupted);
+  }
+
+  private int dataNodeIndex(String xfer) {
+    List<DataNode> dns = cluster.getDataNodes();
+    for (int i = 0; i < dns.size(); i++) {
+      if (dns.get(i).getDatanodeId().getXferAddr().equals(xfer)) {
+        return i;
+      }
+    }
+    throw new IllegalArgumentException("no running DataNode at " + xfer);
+  }
+
+  /** Sum of every running DataNode's BytesRead counter (read directly, no JMX cache delay). */
+  private Object bytesRead() throws Exception {
+    Field field = DataNodeMetrics.class.getDeclaredField("bytesRead");
+    field.setAccessible(true);
+    long total = 0;
+    Map<String, Object> per = new LinkedHashMap<>();
+    for (DataNode dn : cluster.getDataNodes()) {
+      long v = ((MutableCounterLong) field.get(dn.getMetrics())).value();
+      per.put(dn.getDatanodeId().getXferAddr(), v);
+      total += v;
+    }
+    return Json.map("total", total, "per_datanode", per);
+  }
+
+  private Object failover() throws IOException {
+    if (!opts.ha) {
+      throw new IllegalStateException("failover needs HA mode (--ha)");
+    }
+    int from = activeNameNode;
+    int to = 1 - from;
+    cluster.shutdownNameNode(from);
+    cluster.transitionToActive(to);
+    activeNameNode = to;
+    return Json.map("killed", "nn" + (from + 1), "active", "nn" + (to + 1),
+        "active_rpc", "hdfs://" + addr(cluster.getNameNode(to).getNameNodeAddress()));
+  }
+
+  private void shutdown() {
+    if (cluster != null) {
+      try {
+        cluster.shutdown(true);
+      } catch (Throwable t) {
+        t.printStackTrace(System.err);
+      }
+    }
+  }
+
+  private static String addr(InetSocketAddress a) {
+    return "127.0.0.1:" + a.getPort();
+  }
+}

@@ -1,0 +1,62 @@
+package io.hdfsmodels.minidfs;
+
+import java.io.File;
+
+/** Command-line options of the launcher; every option has a test-friendly default. */
+final class Options {
+  int dataNodes = 3;
+  int replication = 3;
+  long blockSize = 1L << 20;
+  boolean permissions = true;
+  boolean ha = false;
+  String baseDir;
+  String confDir;
+
+  static Options parse(String[] args) {
+    Options o = new Options();
+    boolean replicationSet = false;
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      switch (a) {
+        case "--datanodes":
+          o.dataNodes = Integer.parseInt(args[++i]);
+          break;
+        case "--replication":
+          o.replication = Integer.parseInt(args[++i]);
+          replicationSet = true;
+          break;
+        case "--block-size":
+          o.blockSize = Long.parseLong(args[++i]);
+          break;
+        case "--no-permissions":
+          o.permissions = false;
+          break;
+        case "--ha":
+          o.ha = true;
+          break;
+        case "--base-dir":
+          o.baseDir = args[++i];
+          break;
+        case "--conf-dir":
+          o.confDir = args[++i];
+          break;
+        default:
+          throw new IllegalArgumentException("unknown option " + a);
+      }
+    }
+    if (!replicationSet) {
+      o.replication = Math.min(3, o.dataNodes);
+    }
+    if (o.replication > o.dataNodes) {
+      throw new IllegalArgumentException(
+          "replication " + o.replication + " exceeds the number of DataNodes " + o.dataNodes);
+    }
+    if (o.baseDir == null) {
+      throw new IllegalArgumentException("--base-dir is required");
+    }
+    if (o.confDir == null) {
+      o.confDir = new File(o.baseDir, "conf").getPath();
+    }
+    return o;
+  }
+}
