@@ -27,16 +27,23 @@ from hdfs_models.errors import (
 
 __version__ = "0.1.0"
 
+from hdfs_models._manifest import FileEntry, Manifest  # noqa: E402
+from hdfs_models._stores import open_store  # noqa: E402
+from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
+
 __all__ = [
     "CacheError",
     "DistributionError",
+    "FileEntry",
     "HdfsModelsError",
     "IncompleteVersionError",
     "IntegrityError",
     "InvalidModelError",
     "LockTimeoutError",
+    "Manifest",
     "MiniDFSError",
     "ModelNotFoundError",
+    "PinnedVersion",
     "PublishError",
     "SourceChangedError",
     "StoreError",
@@ -44,5 +51,8 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "list_versions",
+    "open_store",
+    "resolve",
     "__version__",
 ]

@@ -1,0 +1,256 @@
+"""``MANIFEST.json``: what a published version holds, and its digest.
+
+Written last by :func:`hdfs_models.publish` into ``BASE/<v>/``; read by
+``resolve`` and the node cache to verify every downloaded byte. The digest of
+a version is the sha256 of the canonical manifest bytes (sorted keys, no
+whitespace), so any change to a file's size or hash, or to the signatures,
+gives a new digest. Versions written by other tools have no manifest; their
+fingerprint is :func:`listing_digest` over (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from hdfs_models._names import safe_join, validate_name
+from hdfs_models.errors import InvalidModelError, UnsafeNameError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "FileEntry",
+    "Manifest",
+    "build_manifest",
+    "listing_digest",
+    "sha256_file",
+    "walk_local",
+]
+
+MANIFEST_NAME = "MANIFEST.json"
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a version: posix path relative to the version dir, size, sha256, mtime."""
+
+    path: str
+    size: int
+    sha256: str | None = None
+    mtime: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "size": self.size}
+        if self.sha256 is not None:
+            out["sha256"] = self.sha256
+        if self.mtime is not None:
+            out["mtime"] = self.mtime
+        return out
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parsed ``MANIFEST.json`` of one version (see module docstring)."""
+
+    format_version: int
+    name: str
+    version: int
+    files: tuple[FileEntry, ...]
+    empty_dirs: tuple[str, ...]
+    total_bytes: int
+    signatures: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    producer: str = ""
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: sorted keys, compact separators, files sorted by path."""
+        doc = {
+            "format_version": self.format_version,
+            "name": self.name,
+            "version": self.version,
+            "files": [f.to_dict() for f in sorted(self.files, key=lambda f: f.path)],
+            "empty_dirs": sorted(self.empty_dirs),
+            "total_bytes": self.total_bytes,
+            "signatures": self.signatures,
+            "created_at": self.created_at,
+            "producer": self.producer,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    @property
+    def digest(self) -> str:
+        """sha256 hex of :meth:`to_json`."""
+        return hashlib.sha256(self.to_json()).hexdigest()
+
+    def with_version(self, version: int) -> "Manifest":
+        """A copy naming another version number (publish retries after a clash)."""
+        return Manifest(**{**self.__dict__, "version": version})
+
+    @classmethod
+    def from_json(cls, data: bytes, url: str) -> "Manifest":
+        """Parse and validate manifest bytes read from ``url``.
+
+        Raises :class:`InvalidModelError` naming ``url`` for malformed JSON,
+        missing or mistyped fields, an unknown format version, or a file path
+        that is absolute or escapes the version dir.
+        """
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            return _parse(doc, url)
+        except UnsafeNameError as exc:
+            raise InvalidModelError(
+                f"{url}: invalid manifest: {exc}", url=url, reason="unsafe path"
+            ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidModelError(
+                f"{url}: invalid manifest: {exc!r}", url=url, reason="invalid manifest"
+            ) from exc
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _relative(path: Any) -> str:
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"file path must be a non-empty string, got {path!r}")
+    joined = safe_join("/v", path)
+    if joined == "/v":
+        raise ValueError(f"file path {path!r} names the version dir itself")
+    return joined[len("/v/"):]
+
+
+def _entry(item: Any) -> FileEntry:
+    if not isinstance(item, dict):
+        raise ValueError(f"file entry must be an object, got {item!r}")
+    sha = item.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not _SHA256.fullmatch(sha)):
+        raise ValueError(f"bad sha256 for {item.get('path')!r}: {sha!r}")
+    mtime = item.get("mtime")
+    return FileEntry(
+        path=_relative(item["path"]),
+        size=_int(item["size"], f"size of {item['path']!r}"),
+        sha256=sha,
+        mtime=float(mtime) if mtime is not None else None,
+    )
+
+
+def _parse(doc: dict[str, Any], url: str) -> Manifest:
+    fmt = _int(doc["format_version"], "format_version")
+    if fmt > FORMAT_VERSION:
+        raise ValueError(f"format_version {fmt} is newer than this library understands ({FORMAT_VERSION})")
+    files = tuple(_entry(item) for item in doc["files"])
+    if len({f.path for f in files}) != len(files):
+        raise ValueError("duplicate file paths")
+    total = _int(doc["total_bytes"], "total_bytes")
+    if total != sum(f.size for f in files):
+        raise ValueError(f"total_bytes {total} != sum of file sizes {sum(f.size for f in files)}")
+    signatures = doc.get("signatures") or {}
+    if not isinstance(signatures, dict):
+        raise ValueError("signatures must be an object")
+    return Manifest(
+        format_version=fmt,
+        name=validate_name(str(doc["name"]), "model name"),
+        version=_int(doc["version"], "version"),
+        files=files,
+        empty_dirs=tuple(_relative(d) for d in doc.get("empty_dirs") or ()),
+        total_bytes=total,
+        signatures=signatures,
+        created_at=str(doc.get("created_at", "")),
+        producer=str(doc.get("producer", "")),
+    )
+
+
+def listing_digest(files: Iterable[FileEntry]) -> str:
+    """Fingerprint of a manifest-less version: sha256 over sorted (path, size, mtime). Pure."""
+    rows = sorted((f.path, f.size, f.mtime) for f in files)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    """sha256 hex of a local file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def walk_local(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
+    """``({relative file path: size}, empty dirs)`` of a local tree, excluding the manifest.
+
+    Raises :class:`InvalidModelError` for a missing directory or any
+    symlink (a SavedModel never needs one, and a link could point anywhere).
+    """
+    if not os.path.isdir(local_dir):
+        raise InvalidModelError(f"{local_dir}: not a directory", path=local_dir, reason="not a directory")
+    files: dict[str, int] = {}
+    empty: list[str] = []
+    for root, dirs, names in os.walk(local_dir):
+        rel_root = os.path.relpath(root, local_dir).replace(os.sep, "/")
+        for name in dirs + names:
+            full = os.path.join(root, name)
+            if os.path.islink(full):
+                raise InvalidModelError(f"{full}: symbolic links are not allowed in a model", path=full, reason="symlink")
+        for name in names:
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            if rel != MANIFEST_NAME:
+                files[rel] = os.path.getsize(os.path.join(root, name))
+        if not dirs and not names and rel_root != ".":
+            empty.append(rel_root)
+    return files, tuple(sorted(empty))
+
+
+def _producer() -> str:
+    from hdfs_models import __version__
+
+    return f"hdfs-models {__version__}"
+
+
+def build_manifest(
+    local_dir: str,
+    name: str,
+    version: int,
+    signatures: dict[str, Any] | None = None,
+) -> Manifest:
+    """Hash every file under ``local_dir`` into a :class:`Manifest` (``MANIFEST.json`` excluded)."""
+    validate_name(name, "model name")
+    sizes, empty = walk_local(local_dir)
+    files = tuple(
+        FileEntry(rel, size, sha256_file(os.path.join(local_dir, *rel.split("/"))))
+        for rel, size in sorted(sizes.items())
+    )
+    return make_manifest(name, version, files, empty, signatures)
+
+
+def make_manifest(
+    name: str,
+    version: int,
+    files: tuple[FileEntry, ...],
+    empty_dirs: tuple[str, ...],
+    signatures: dict[str, Any] | None = None,
+) -> Manifest:
+    """Assemble a :class:`Manifest` stamped with now (UTC) and this library's version."""
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        name=name,
+        version=version,
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        empty_dirs=tuple(sorted(empty_dirs)),
+        total_bytes=sum(f.size for f in files),
+        signatures=dict(signatures or {}),
+        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        producer=_producer(),
+    )

@@ -1,0 +1,125 @@
+"""Completeness checks of a SavedModel tree, without TensorFlow (RELIABILITY B3, B4, B10).
+
+A SavedModel directory holds ``saved_model.pb`` (or ``saved_model.pbtxt``),
+``variables/variables.index`` and every ``variables/variables.data-K-of-N``
+shard. :func:`check_complete` works on a ``{relative path: size}`` mapping,
+so it runs the same on a local walk and a store listing, before anything is
+downloaded or TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Collection, Mapping
+
+from hdfs_models.errors import InvalidModelError
+
+__all__ = ["SAVED_MODEL_PB", "check_complete", "check_saved_model_pb", "is_saved_model_listing"]
+
+SAVED_MODEL_PB = "saved_model.pb"
+SAVED_MODEL_PBTXT = "saved_model.pbtxt"
+VARIABLES_INDEX = "variables/variables.index"
+_SHARD = re.compile(r"variables/variables\.data-(\d{5})-of-(\d{5})")
+
+
+def is_saved_model_listing(names: Collection[str] | Mapping[str, Any]) -> bool:
+    """True when the top level names a SavedModel graph file. Pure."""
+    return SAVED_MODEL_PB in names or SAVED_MODEL_PBTXT in names
+
+
+def _missing_shards(files: Mapping[str, int]) -> list[str]:
+    shards = {(int(m.group(1)), int(m.group(2))) for m in map(_SHARD.fullmatch, files) if m}
+    if not shards:
+        return ["variables/variables.data-00000-of-00001 (no variables data shard)"]
+    counts = {n for _, n in shards}
+    if len(counts) > 1:
+        return [f"a consistent shard count (found shards 'of' {sorted(counts)})"]
+    total = counts.pop()
+    present = {k for k, _ in shards}
+    return [
+        f"variables/variables.data-{k:05d}-of-{total:05d}" for k in range(total) if k not in present
+    ]
+
+
+def check_complete(files: Mapping[str, int], where: str) -> None:
+    """Raise :class:`InvalidModelError` naming everything missing from a SavedModel.
+
+    ``files`` maps posix paths relative to the model dir to sizes; ``where``
+    (a URL or local path) is named in the error. Checks: ``saved_model.pb``
+    (or ``.pbtxt``) present and not 0 bytes, ``variables/variables.index``
+    present, and every ``variables.data-K-of-N`` shard for K in 0..N-1. Pure.
+    """
+    missing: list[str] = []
+    graph = SAVED_MODEL_PB if SAVED_MODEL_PB in files else SAVED_MODEL_PBTXT
+    if graph not in files:
+        missing.append(SAVED_MODEL_PB)
+    elif files[graph] == 0:
+        raise InvalidModelError(
+            f"{where}: {graph} is empty (0 bytes)", url=where, reason=f"empty {graph}", missing=[graph]
+        )
+    if VARIABLES_INDEX not in files:
+        missing.append(VARIABLES_INDEX)
+    missing.extend(_missing_shards(files))
+    if missing:
+        raise InvalidModelError(
+            f"{where}: not a complete SavedModel: missing {', '.join(missing)}",
+            url=where,
+            reason="incomplete SavedModel",
+            missing=missing,
+        )
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError(f"truncated varint at byte {pos}")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _walk_fields(data: bytes) -> set[int]:
+    """Field numbers of a protobuf message; ValueError if the wire format breaks off."""
+    pos, fields = 0, set()
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(data, pos)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unexpected wire type {wire} at byte {pos}")
+        if number == 0 or pos > len(data):
+            raise ValueError(f"field {number} runs past the end ({pos} > {len(data)} bytes)")
+        fields.add(number)
+    return fields
+
+
+def check_saved_model_pb(data: bytes, where: str) -> None:
+    """Raise :class:`InvalidModelError` if ``saved_model.pb`` bytes are empty or truncated (B4).
+
+    Walks the top-level protobuf wire format (no TensorFlow): every field must
+    end inside the data and at least one MetaGraphDef (field 2) must exist.
+    """
+    if not data:
+        raise InvalidModelError(f"{where}: saved_model.pb is empty (0 bytes)", url=where, reason="empty saved_model.pb")
+    try:
+        fields = _walk_fields(data)
+    except ValueError as exc:
+        raise InvalidModelError(
+            f"{where}: saved_model.pb is truncated or corrupt ({exc})", url=where, reason="corrupt saved_model.pb"
+        ) from exc
+    if 2 not in fields:
+        raise InvalidModelError(
+            f"{where}: saved_model.pb holds no MetaGraphDef (truncated or not a SavedModel)",
+            url=where,
+            reason="corrupt saved_model.pb",
+        )

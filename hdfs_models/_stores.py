@@ -1,0 +1,226 @@
+"""URL → (fsspec filesystem, path), and backend errors → :mod:`hdfs_models.errors`.
+
+| scheme                          | client                                      | extra                  |
+|---------------------------------|---------------------------------------------|------------------------|
+| ``hdfs://``, ``viewfs://``      | hdfs-native (reads ``HADOOP_CONF_DIR``)     | ``hdfs-models[hdfs]``  |
+| ``webhdfs://``, ``swebhdfs://`` | fsspec WebHDFS (``user``, ``data_proxy`` …) | ``hdfs-models[webhdfs]`` |
+| ``arrow_hdfs://`` / a ``pyarrow.fs.FileSystem`` | pyarrow (libhdfs)           | ``hdfs-models[arrow]`` |
+| plain path, ``file://``, ``memory://``, any fsspec protocol | fsspec         | —                      |
+
+Filesystems are cached per (process id, protocol, options): a child created
+by ``fork`` never reuses its parent's connection (RELIABILITY F8). They are
+never pickled: ship the URL and ``storage_options`` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
+
+from hdfs_models.errors import (
+    HdfsModelsError,
+    ModelNotFoundError,
+    StoreError,
+    StorePermissionError,
+    UnsupportedProtocolError,
+)
+
+__all__ = ["clear_store_cache", "join_url", "open_store", "split_scheme", "translate_errors"]
+
+logger = logging.getLogger(__name__)
+
+# scheme -> (module providing the client, pip extra)
+_HADOOP_SCHEMES: dict[str, tuple[str, str]] = {
+    "hdfs": ("hdfs_native", "hdfs-models[hdfs]"),
+    "viewfs": ("hdfs_native", "hdfs-models[hdfs]"),
+    "webhdfs": ("requests", "hdfs-models[webhdfs]"),
+    "swebhdfs": ("requests", "hdfs-models[webhdfs]"),
+    "arrow_hdfs": ("pyarrow", "hdfs-models[arrow]"),
+}
+_SUPPORTED_TEXT = (
+    "hdfs:// and viewfs:// (pip install 'hdfs-models[hdfs]'), "
+    "webhdfs:// (pip install 'hdfs-models[webhdfs]'), "
+    "arrow_hdfs:// or a pyarrow.fs.FileSystem (pip install 'hdfs-models[arrow]'), "
+    "file://, plain paths, memory:// and any other fsspec protocol"
+)
+# Java exception classes that HDFS clients report for a refused access.
+_HADOOP_ACCESS_DENIED = ("AccessControlException", "AuthorizationException")
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[int, str, str], Any] = {}
+
+
+def split_scheme(url: str) -> tuple[str, str]:
+    """``("hdfs", "hdfs://nn/x")`` for a URL, ``("file", url)`` for a plain path. Pure."""
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme and all(c.isalnum() or c in "+-._" for c in scheme):
+            return scheme, url
+    return "file", url
+
+
+def join_url(url: str, *parts: str) -> str:
+    """Join path parts onto a URL or path with single slashes. Pure."""
+    out = url
+    for part in parts:
+        part = part.strip("/")
+        if not part:
+            continue
+        out = out + part if out.endswith("/") else f"{out}/{part}"
+    return out
+
+
+def clear_store_cache() -> None:
+    """Forget every cached filesystem (tests; after changing credentials)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def open_store(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+) -> tuple[Any, str]:
+    """Return ``(fsspec filesystem, protocol-stripped path)`` for ``url``.
+
+    ``filesystem`` may be an fsspec filesystem (used as is) or a
+    ``pyarrow.fs.FileSystem`` (wrapped in fsspec's ``ArrowFSWrapper``); then
+    ``url`` only supplies the path. Otherwise the scheme selects the client
+    (module docstring). Raises :class:`UnsupportedProtocolError` for an
+    unknown scheme or a client whose extra is not installed.
+    """
+    options = dict(storage_options or {})
+    if filesystem is not None:
+        return _wrap_given(url, filesystem)
+    scheme, _ = split_scheme(url)
+    cls = _filesystem_class(scheme, url)
+    kwargs = {**cls._get_kwargs_from_urls(url), **options}
+    key = (os.getpid(), scheme, _options_token(kwargs))
+    with _cache_lock:
+        fs = _cache.get(key)
+    if fs is None:
+        fs = _connect(cls, scheme, url, kwargs)
+        with _cache_lock:
+            fs = _cache.setdefault(key, fs)
+    path = cls._strip_protocol(url) if scheme != "file" else _local_path(url)
+    return fs, path
+
+
+def _local_path(url: str) -> str:
+    from fsspec.implementations.local import LocalFileSystem
+
+    path = LocalFileSystem._strip_protocol(url)
+    return str(path)
+
+
+def _options_token(kwargs: Mapping[str, Any]) -> str:
+    from fsspec.utils import tokenize
+
+    return str(tokenize(sorted(kwargs.items(), key=lambda kv: kv[0])))
+
+
+def _connect(cls: Any, scheme: str, url: str, kwargs: dict[str, Any]) -> Any:
+    """Instantiate a filesystem bypassing fsspec's instance cache (ours is per pid)."""
+    logger.debug("connecting %s filesystem for %s", scheme, url)
+    with translate_errors(url):
+        return cls(skip_instance_cache=True, **kwargs)
+
+
+def _filesystem_class(scheme: str, url: str) -> Any:
+    """The fsspec class for ``scheme``, or an error naming the extra to install."""
+    import fsspec
+
+    if scheme in ("hdfs", "viewfs"):
+        try:
+            from hdfs_native import fsspec as hdfs_native_fsspec
+        except ImportError as exc:
+            raise _missing_extra(scheme, url, exc) from exc
+        return hdfs_native_fsspec.HdfsFileSystem if scheme == "hdfs" else hdfs_native_fsspec.ViewfsFileSystem
+    if scheme in ("webhdfs", "swebhdfs"):
+        try:
+            from fsspec.implementations.webhdfs import WebHDFS
+        except ImportError as exc:
+            raise _missing_extra(scheme, url, exc) from exc
+        return WebHDFS
+    try:
+        return fsspec.get_filesystem_class(scheme)
+    except ValueError as exc:
+        raise UnsupportedProtocolError(
+            f"{url}: unsupported URL scheme {scheme!r}; supported: {_SUPPORTED_TEXT}",
+            url=url,
+            reason="unknown scheme",
+            scheme=scheme,
+        ) from exc
+    except ImportError as exc:
+        raise _missing_extra(scheme, url, exc) from exc
+
+
+def _missing_extra(scheme: str, url: str, exc: ImportError) -> UnsupportedProtocolError:
+    extra = _HADOOP_SCHEMES.get(scheme, ("", "the package fsspec names for it"))[1]
+    return UnsupportedProtocolError(
+        f"{url}: the client for {scheme}:// is not installed ({exc}); "
+        f"install it with: pip install '{extra}'",
+        url=url,
+        reason="client not installed",
+        scheme=scheme,
+        extra=extra,
+    )
+
+
+def _wrap_given(url: str, filesystem: Any) -> tuple[Any, str]:
+    """Use a caller's fsspec filesystem, or wrap a pyarrow.fs.FileSystem."""
+    from fsspec import AbstractFileSystem
+
+    if isinstance(filesystem, AbstractFileSystem):
+        return filesystem, str(filesystem._strip_protocol(url))
+    if type(filesystem).__module__.startswith("pyarrow"):
+        from fsspec.implementations.arrow import ArrowFSWrapper
+
+        scheme, _ = split_scheme(url)
+        path = urlsplit(url).path if scheme != "file" or "://" in url else url
+        return ArrowFSWrapper(filesystem, skip_instance_cache=True), path or "/"
+    raise TypeError(
+        f"filesystem must be an fsspec AbstractFileSystem or a pyarrow.fs.FileSystem, "
+        f"got {type(filesystem).__name__}"
+    )
+
+
+def _access_denied(exc: BaseException) -> bool:
+    # hdfs-native raises no PermissionError: an HDFS AccessControlException
+    # reaches Python as a generic OSError/RuntimeError whose only structured
+    # trace is the Java exception class name in its text.
+    text = str(exc)
+    return any(name in text for name in _HADOOP_ACCESS_DENIED)
+
+
+@contextlib.contextmanager
+def translate_errors(url: str, what: str = "") -> Iterator[None]:
+    """Map backend exceptions to :mod:`hdfs_models.errors`, most specific first.
+
+    ``FileNotFoundError`` → :class:`ModelNotFoundError`; ``PermissionError``
+    (or an HDFS ``AccessControlException``) → :class:`StorePermissionError`;
+    any other ``OSError``/``RuntimeError`` → :class:`StoreError`. Errors of
+    this package pass through unchanged. ``what`` names the operation.
+    """
+    prefix = f"{url}: {what + ': ' if what else ''}"
+    try:
+        yield
+    except HdfsModelsError:
+        raise
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"{prefix}not found ({exc})", url=url, reason="not found") from exc
+    except PermissionError as exc:
+        raise StorePermissionError(
+            f"{prefix}permission denied ({exc})", url=url, reason="permission denied"
+        ) from exc
+    except (OSError, RuntimeError) as exc:
+        if _access_denied(exc):
+            raise StorePermissionError(
+                f"{prefix}permission denied ({exc})", url=url, reason="permission denied"
+            ) from exc
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(f"{prefix}{detail}", url=url, reason=type(exc).__name__) from exc
