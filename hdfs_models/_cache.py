@@ -1,0 +1,279 @@
+"""The node cache: :func:`localize` a model version onto local disk once per node.
+
+Protocol (layout in :mod:`hdfs_models._cache_plan`)::
+
+    resolve the version (or take the caller's ``pinned=``)      one listing/manifest read
+    shared flock <key>.use                                       held by the LocalModel
+    <key>/ exists?  → hit, done                                  no further store I/O (L4)
+    exclusive flock <key>.lock (wait ≤ lock_timeout)             one downloader per node (C1)
+    <key>/ exists now?  → another process finished it, done
+    sweep temp dirs of dead processes                            (C4)
+    check completeness of the plan                               before any byte moves (B3, B10)
+    download into .tmp-<key>-<pid>-<rand>/ inside the root       verified per file (F1-F4, B7)
+    manifest-less: list the source again, compare                (F5)
+    fsync, chmod, os.rename(tmp, <key>)                          atomic commit; loser uses the winner (C5)
+    evict LRU entries nobody holds, if limits are set            (C6)
+
+Correctness comes from the rename, not the locks: with ``locking=False`` (or
+a file system whose flock does nothing) processes may download the same
+version twice, but never expose a partial tree (C2, C3).
+
+Two lock files per entry, because readers hold their shared lock for as
+long as they use the model: a downloader waiting on ``<key>.use`` would wait
+for every reader to finish, so downloads serialise on ``<key>.lock`` instead.
+A :class:`LocalModel` keeps ``<key>.use`` locked shared until
+:meth:`LocalModel.release` or process exit (the kernel drops it if the
+process dies); eviction only removes entries whose ``<key>.use`` it can lock
+exclusively without waiting, so an entry in use is never deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from types import TracebackType
+from typing import Any, Mapping
+
+from hdfs_models._cache_plan import LOCK_SUFFIX, USE_SUFFIX, entry_key
+from hdfs_models._cache_fill import fill_entry
+from hdfs_models._cache_store import ensure_root, evict, sweep_temps
+from hdfs_models._config import CacheOptions, cache_root, resolve_options
+from hdfs_models._lock import FileLock
+from hdfs_models.errors import CacheError, HdfsModelsError
+
+__all__ = ["LocalModel", "gc", "localize"]
+
+logger = logging.getLogger(__name__)
+
+# One shared lock per entry per process, reference-counted by LocalModels.
+_leases_lock = threading.Lock()
+_leases: dict[tuple[int, str], list[Any]] = {}  # (pid, use-lock path) -> [FileLock, refcount]
+
+
+class _Lease:
+    """One LocalModel's claim on its entry's shared lock (idempotent release)."""
+
+    def __init__(self, lock_path: str | None) -> None:
+        self.lock_path = lock_path
+        self.released = lock_path is None
+
+    def release(self) -> None:
+        if self.released or self.lock_path is None:
+            return
+        self.released = True
+        key = (os.getpid(), self.lock_path)
+        with _leases_lock:
+            held = _leases.get(key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] <= 0:
+                del _leases[key]
+                held[0].release()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Lease, (None,))  # a lock does not travel to another process
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalModel:
+    """A localized model version: ``path`` is a complete, verified SavedModel dir.
+
+    While this object is not released, the entry is *in use*: eviction
+    (:func:`gc`, ``max_versions``/``max_bytes``) skips it. The claim is a
+    shared ``flock`` on ``<key>.use`` held until :meth:`release` (or ``with``
+    exit) or the end of the process; dropping the object does not release it.
+    Pickling gives a copy without the claim.
+    """
+
+    path: str
+    name: str
+    version: int
+    digest: str
+    url: str
+    _lease: _Lease = dataclasses.field(default_factory=lambda: _Lease(None), repr=False, compare=False)
+
+    def release(self) -> None:
+        """Give up this object's claim on the entry (idempotent)."""
+        self._lease.release()
+
+    close = release
+
+    def __enter__(self) -> "LocalModel":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _claim(use_path: str, options: CacheOptions) -> _Lease:
+    """Take (or share this process's) shared lock on ``<key>.use``."""
+    key = (os.getpid(), use_path)
+    with _leases_lock:
+        held = _leases.get(key)
+        if held is not None:
+            held[1] += 1
+            return _Lease(use_path)
+    lock = FileLock(use_path, shared=True, enabled=options.locking)
+    lock.acquire(options.lock_timeout)
+    with _leases_lock:
+        held = _leases.get(key)
+        if held is not None:  # another thread claimed it meanwhile: share that one
+            held[1] += 1
+            lock.release()
+        else:
+            _leases[key] = [lock, 1]
+    return _Lease(use_path)
+
+
+def _touch(path: str) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # last-use time is a hint for LRU; a read-only root keeps entries anyway
+
+
+def localize(
+    url: str,
+    version: int | str = "latest",
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+    pinned: Any = None,
+    progress: Any = None,
+    **options: Any,
+) -> LocalModel:
+    """Make one model version available on local disk, once per node; return it.
+
+    ``url`` is a base dir (``BASE/<n>/`` layout) or a version dir; ``version``
+    is ``"latest"`` or an integer. ``pinned`` (a ``PinnedVersion`` from
+    :func:`hdfs_models._versions.resolve`, e.g. resolved on the Spark driver)
+    skips the resolution, so a cached version costs no store I/O at all.
+    ``options`` are :class:`~hdfs_models._config.CacheOptions` fields
+    (unknown names raise ``TypeError``); ``progress(nbytes)`` is called as
+    bytes arrive. The cache root is ``cache_dir`` > ``HDFS_MODELS_CACHE`` >
+    ``SPARK_LOCAL_DIRS`` > YARN ``LOCAL_DIRS`` > ``~/.cache/hdfs-models``.
+
+    Errors carry ``url``, ``version``, ``path`` (local), ``elapsed`` and, for
+    downloads, ``attempts``. Nothing partial is ever visible under the root.
+    """
+    start = time.monotonic()
+    opts = resolve_options(options)
+    root = cache_root(cache_dir)
+    if pinned is None:
+        from hdfs_models._versions import resolve
+
+        pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
+    key = entry_key(pinned.name, pinned.version, pinned.digest)
+    entry = os.path.join(root, key)
+    try:
+        return _localize_pinned(pinned, root, key, opts, filesystem, progress, start)
+    except HdfsModelsError as exc:
+        _annotate(exc, pinned.url, pinned.version, entry, start)
+        raise
+
+
+def _localize_pinned(
+    pinned: Any,
+    root: str,
+    key: str,
+    opts: CacheOptions,
+    filesystem: Any,
+    progress: Any,
+    start: float,
+) -> LocalModel:
+    entry = os.path.join(root, key)
+    ensure_root(root)
+    lease = _claim(entry + USE_SUFFIX, opts)
+    try:
+        if not os.path.isdir(entry):
+            _download_once(pinned, root, key, opts, filesystem, progress, start)
+        else:
+            _touch(entry + USE_SUFFIX)
+            logger.info("cache hit: %s v%s at %s (%.1f ms)", pinned.name, pinned.version, entry,
+                        (time.monotonic() - start) * 1e3)
+    except BaseException:
+        lease.release()
+        raise
+    if opts.max_versions is not None or opts.max_bytes is not None:
+        evict(root, opts.max_versions, opts.max_bytes)
+    return _model(pinned, entry, lease)
+
+
+def _download_once(
+    pinned: Any,
+    root: str,
+    key: str,
+    opts: CacheOptions,
+    filesystem: Any,
+    progress: Any,
+    start: float,
+) -> None:
+    """Under the entry's download lock, download it unless another process did."""
+    entry = os.path.join(root, key)
+    lock = FileLock(entry + LOCK_SUFFIX, enabled=opts.locking)
+    lock.acquire(opts.lock_timeout)
+    try:
+        if os.path.isdir(entry):
+            logger.info("cache hit after waiting: %s v%s at %s (%.1f ms)", pinned.name, pinned.version,
+                        entry, (time.monotonic() - start) * 1e3)
+            return
+        sweep_temps(root, locking=opts.locking, held={key})
+        nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
+    finally:
+        lock.release()
+    seconds = time.monotonic() - start
+    logger.info(
+        "cache miss: %s v%s downloaded %d bytes in %.2f s (%.1f MB/s) to %s%s",
+        pinned.name, pinned.version, nbytes, seconds, nbytes / 1e6 / max(seconds, 1e-9), entry,
+        "" if won else " (another process committed first; using its copy)",
+    )
+
+
+def _model(pinned: Any, entry: str, lease: _Lease) -> LocalModel:
+    return LocalModel(entry, pinned.name, int(pinned.version), pinned.digest, pinned.url, lease)
+
+
+def _annotate(exc: HdfsModelsError, url: str, version: int, path: str, start: float) -> None:
+    """Add what L3 asks every error to carry, without overwriting what it has."""
+    if exc.url is None:
+        exc.url = url
+    if exc.path is None:
+        exc.path = path
+    exc.details.setdefault("version", version)
+    exc.details.setdefault("local_path", path)
+    exc.details.setdefault("elapsed", time.monotonic() - start)
+    exc.details.setdefault("attempts", exc.details.get("attempts", 1))
+
+
+def gc(
+    cache_dir: str | os.PathLike[str] | None = None,
+    keep: int | None = None,
+    max_bytes: int | None = None,
+) -> list[str]:
+    """Sweep dead downloads and evict least recently used entries not in use.
+
+    Keeps at most ``keep`` entries and ``max_bytes`` bytes (``None``: no
+    limit); an entry some process holds (a live :class:`LocalModel`) is never
+    removed, even if the limits then cannot be met. Returns the removed entry
+    paths. A missing root is an empty cache.
+    """
+    root = cache_root(cache_dir)
+    if not os.path.isdir(root):
+        return []
+    sweep_temps(root, locking=True)
+    if keep is None and max_bytes is None:
+        return []
+    try:
+        return evict(root, keep, max_bytes)
+    except OSError as exc:
+        raise CacheError(f"cannot evict from the cache root {root}: {exc}", path=root, reason=str(exc)) from exc

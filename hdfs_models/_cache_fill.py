@@ -1,0 +1,126 @@
+"""Fill one cache entry: plan, check, download into a temp dir, verify, commit.
+
+Called by :func:`hdfs_models.localize` while it holds the entry's download
+lock (or without one when locking is off: the atomic rename keeps that safe).
+On any failure the temp dir is removed and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any
+
+from hdfs_models._cache_plan import MANIFEST_NAME, changed_files, extra_files, plan_download
+from hdfs_models._cache_store import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
+from hdfs_models._config import CacheOptions
+from hdfs_models._download import DownloadJob, download_tree
+from hdfs_models._retry import Deadline, RetryPolicy
+from hdfs_models._savedmodel import check_complete
+from hdfs_models._stores import open_store
+from hdfs_models.errors import CacheError, IntegrityError, SourceChangedError
+
+__all__ = ["ExtraFilesWarning", "fill_entry"]
+
+logger = logging.getLogger(__name__)
+
+
+class ExtraFilesWarning(UserWarning):
+    """The store holds files that the version's manifest does not list (B8)."""
+
+
+def _listing(fs: Any, src: str, url: str) -> dict[str, tuple[int, float | None]]:
+    from hdfs_models._versions import list_tree
+
+    files, _empty = list_tree(fs, src, url)
+    return {f.path: (f.size, f.mtime) for f in files}
+
+
+def _check_extras(fs: Any, src: str, pinned: Any, strict: bool) -> None:
+    """B8: files on the store that the manifest does not list → warning or error."""
+    extras = extra_files((f.path for f in pinned.files), _listing(fs, src, pinned.url))
+    if not extras:
+        return
+    message = f"{pinned.url}: {len(extras)} file(s) not listed in the manifest: {extras[:5]}"
+    if strict:
+        raise IntegrityError(message + " (strict mode)", url=pinned.url, reason="unlisted files", files=extras)
+    logger.warning("%s; they are not downloaded", message)
+    warnings.warn(message + "; they are not downloaded", ExtraFilesWarning, stacklevel=4)
+
+
+def _check_unchanged(fs: Any, src: str, pinned: Any, tmp: str) -> None:
+    """F5: a manifest-less version must list the same after the download."""
+    before = {f.path: (f.size, f.mtime) for f in pinned.files}
+    after = _listing(fs, src, pinned.url)
+    changed = changed_files(before, after)
+    if changed:
+        raise SourceChangedError(
+            f"{pinned.url} changed during the download ({len(changed)} path(s), e.g. {changed[:3]}); "
+            "nothing was cached, try again",
+            url=pinned.url,
+            path=tmp,
+            reason="source changed",
+            files=changed,
+        )
+
+
+def _write_manifest(tmp: str, data: bytes, root: str) -> None:
+    path = os.path.join(tmp, MANIFEST_NAME)
+    try:
+        with open(path, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise CacheError(
+            f"cannot write to the cache root {root} ({path}): {exc.strerror or exc}", path=root, reason=str(exc)
+        ) from exc
+
+
+def fill_entry(
+    pinned: Any,
+    root: str,
+    key: str,
+    opts: CacheOptions,
+    *,
+    filesystem: Any = None,
+    progress: Any = None,
+) -> tuple[int, bool]:
+    """Download ``pinned`` into ``<root>/<key>``; return (bytes fetched, committed by us).
+
+    Completeness (B3, B4, B10) and name safety (B6) are checked on the plan
+    before any byte is downloaded; integrity per file during the download.
+    """
+    plan = plan_download(((f.path, f.size, f.sha256) for f in pinned.files), pinned.empty_dirs, pinned.url)
+    check_complete(plan.sizes(), pinned.url)
+    fs, src = open_store(pinned.url, pinned.storage_options, filesystem)
+    has_manifest = pinned.manifest is not None
+    if has_manifest:
+        _check_extras(fs, src, pinned, opts.strict)
+    tmp = make_temp(root, key)
+    try:
+        job = DownloadJob(
+            fs=fs,
+            src=src,
+            url=pinned.url,
+            dest=tmp,
+            cache_root=root,
+            policy=RetryPolicy(attempts=opts.attempts, backoff=opts.backoff, backoff_max=opts.backoff_max),
+            deadline=Deadline(opts.deadline),
+            manifest=has_manifest,
+            file_mode=opts.file_mode,
+            progress=progress,
+        )
+        nbytes = download_tree(job, plan, opts.parallelism)
+        if has_manifest:
+            _write_manifest(tmp, pinned.manifest.to_json(), root)
+        else:
+            _check_unchanged(fs, src, pinned, tmp)
+        verify_tree(tmp, plan, pinned.url, extra_ok=(MANIFEST_NAME,) if has_manifest else ())
+        finalize_tree(tmp, opts.dir_mode, opts.file_mode)
+        won = commit_entry(tmp, os.path.join(root, key))
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    return nbytes, won

@@ -1,0 +1,233 @@
+"""Local-disk shell of the node cache: root, temp dirs, commit, sweep, eviction.
+
+Every function here touches only the local cache root (never the store).
+Layout and the pure decisions live in :mod:`hdfs_models._cache_plan`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from typing import Collection
+
+from hdfs_models._cache_plan import (
+    LOCK_SUFFIX,
+    TEMP_PREFIX,
+    USE_SUFFIX,
+    EntryInfo,
+    Plan,
+    parse_temp_name,
+    select_evictions,
+)
+from hdfs_models._download import fsync_dir
+from hdfs_models._lock import FileLock
+from hdfs_models.errors import CacheError, IntegrityError
+
+__all__ = [
+    "commit_entry",
+    "ensure_root",
+    "evict",
+    "finalize_tree",
+    "list_entries",
+    "make_temp",
+    "pid_alive",
+    "remove_tree",
+    "sweep_temps",
+    "verify_tree",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _cache_error(root: str, action: str, exc: OSError) -> CacheError:
+    cause = exc.strerror or str(exc)
+    return CacheError(
+        f"cache root {root} is not usable: cannot {action} ({cause})",
+        path=root,
+        reason=errno.errorcode.get(exc.errno or 0, cause),
+    )
+
+
+def ensure_root(root: str) -> None:
+    """Create the cache root if needed; :class:`CacheError` naming it if impossible (F7)."""
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise _cache_error(root, "create it", exc) from exc
+    if not os.path.isdir(root):
+        raise CacheError(f"cache root {root} is not a directory", path=root, reason="not a directory")
+
+
+def make_temp(root: str, key: str) -> str:
+    """A fresh private download dir ``.tmp-<key>-<pid>-<rand>`` inside ``root``."""
+    try:
+        return tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
+    except OSError as exc:
+        raise _cache_error(root, "create a download directory", exc) from exc
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree, ignoring what is already gone."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def verify_tree(tmp: str, plan: Plan, url: str, extra_ok: Collection[str] = ()) -> None:
+    """Check the downloaded tree is exactly the plan: every file with its size,
+    no leftovers (``.part`` files), every directory (B3, B10, F3)."""
+    expected = plan.sizes()
+    found: dict[str, int] = {}
+    for dirpath, dirnames, filenames in os.walk(tmp):
+        rel_dir = os.path.relpath(dirpath, tmp)
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+            found[rel] = os.lstat(os.path.join(dirpath, name)).st_size
+    for rel in extra_ok:
+        found.pop(rel, None)
+    problems = sorted(p for p in set(expected) | set(found) if expected.get(p) != found.get(p))
+    missing_dirs = [d for d in plan.dirs if not os.path.isdir(os.path.join(tmp, *d.split("/")))]
+    if problems or missing_dirs:
+        raise IntegrityError(
+            f"{url}: downloaded tree differs from the plan at {(problems + missing_dirs)[:5]}",
+            url=url,
+            path=tmp,
+            reason="incomplete tree",
+        )
+
+
+def finalize_tree(tmp: str, dir_mode: int, file_mode: int) -> None:
+    """chmod every dir/file to the documented modes and fsync bottom-up (C8)."""
+    for dirpath, _dirnames, filenames in os.walk(tmp, topdown=False):
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), file_mode)
+        os.chmod(dirpath, dir_mode)
+        fsync_dir(dirpath)
+
+
+def commit_entry(tmp: str, entry: str) -> bool:
+    """Atomically rename ``tmp`` to ``entry``; ``False`` if another process won (C5).
+
+    The loser's ``tmp`` is removed; the winner's entry is left untouched.
+    """
+    try:
+        os.rename(tmp, entry)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.path.isdir(entry):
+            logger.info("%s was committed by another process; using its copy", entry)
+            remove_tree(tmp)
+            return False
+        raise _cache_error(os.path.dirname(entry), f"rename {tmp} to {entry}", exc) from exc
+    fsync_dir(os.path.dirname(entry))
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (on this pid namespace)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
+
+
+def sweep_temps(root: str, *, locking: bool, held: Collection[str] = ()) -> list[str]:
+    """Remove temp dirs whose owner is dead (C4); return the removed paths.
+
+    A temp dir is removed only when its pid is not alive *and* (with locking)
+    nobody holds its key's download lock — ``held`` names keys whose lock the
+    caller already holds — so a live download in another pid namespace is
+    never swept.
+    """
+    removed: list[str] = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        parsed = parse_temp_name(name)
+        if parsed is None or parsed[1] == os.getpid() or pid_alive(parsed[1]):
+            continue
+        key = parsed[0]
+        lock = FileLock(os.path.join(root, key + LOCK_SUFFIX), enabled=locking and key not in held)
+        try:
+            if not lock.try_acquire():
+                continue
+            path = os.path.join(root, name)
+            remove_tree(path)
+            removed.append(path)
+            logger.info("swept %s (download of a dead process %d)", path, parsed[1])
+        except CacheError:
+            continue
+        finally:
+            lock.release()
+    return removed
+
+
+def _tree_size(path: str) -> int:
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def list_entries(root: str) -> list[EntryInfo]:
+    """Committed entries under ``root`` with their size and last use."""
+    entries = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(".") or not stat.S_ISDIR(os.lstat(path).st_mode):
+            continue
+        try:
+            last_used = os.stat(path + USE_SUFFIX).st_mtime
+        except OSError:
+            last_used = os.lstat(path).st_mtime
+        entries.append(EntryInfo(name, _tree_size(path), last_used))
+    return entries
+
+
+def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
+    """Evict LRU entries until within limits, skipping entries in use (C6).
+
+    An entry is in use when its ``<key>.use`` cannot be locked exclusively
+    without waiting. Each chosen entry is renamed to a temp name first (so it
+    disappears atomically) and then deleted. Returns the removed entry paths.
+    """
+    entries = list_entries(root)
+    locks: dict[str, FileLock] = {}
+    busy: set[str] = set()
+    try:
+        for entry in entries:
+            lock = FileLock(os.path.join(root, entry.key + USE_SUFFIX))
+            if lock.try_acquire():
+                locks[entry.key] = lock
+            else:
+                busy.add(entry.key)
+        chosen = select_evictions(entries, keep, max_bytes, busy)
+        removed = []
+        for key in chosen:
+            path = os.path.join(root, key)
+            doomed = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
+            os.rename(path, os.path.join(doomed, "entry"))
+            remove_tree(doomed)
+            removed.append(path)
+            logger.info("evicted %s", path)
+        if busy:
+            logger.info("kept %d entries in use: %s", len(busy), sorted(busy))
+        return removed
+    finally:
+        for lock in locks.values():
+            lock.release()

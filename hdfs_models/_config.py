@@ -1,0 +1,159 @@
+"""Node-cache options and the cache root, resolved explicit > environment > default.
+
+Nothing is read at import time: :func:`resolve_options` and :func:`cache_root`
+take the environment as a mapping (``os.environ`` by default), so tests pass
+their own.
+
+Environment variables (all optional):
+
+=============================  ==============================================
+``HDFS_MODELS_CACHE``          cache root
+``HDFS_MODELS_LOCK_TIMEOUT``   seconds to wait for a cache lock
+``HDFS_MODELS_ATTEMPTS``       attempts per file on transient store errors
+``HDFS_MODELS_DEADLINE``       seconds a whole download may take
+``HDFS_MODELS_BACKOFF``        first retry delay in seconds (doubles each time)
+``HDFS_MODELS_PARALLELISM``    files downloaded at once
+``HDFS_MODELS_MAX_VERSIONS``   entries kept by eviction after a download
+``HDFS_MODELS_MAX_BYTES``      bytes kept by eviction after a download
+``HDFS_MODELS_STRICT``         ``1``/``true``: files not in the manifest are an error
+``HDFS_MODELS_LOCKING``        ``0``/``false``: no flock (duplicates, never corruption)
+``HDFS_MODELS_FILE_MODE``      octal mode of cached files, e.g. ``644``
+=============================  ==============================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Mapping
+
+__all__ = ["CacheOptions", "cache_root", "resolve_options"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CacheOptions:
+    """How :func:`hdfs_models.localize` downloads, verifies and keeps entries.
+
+    ``lock_timeout``: seconds to wait for another process's download of the
+    same entry (then :class:`~hdfs_models.LockTimeoutError`).
+    ``attempts``/``deadline``/``backoff``/``backoff_max``: per-file retries of
+    transient store errors, with exponential backoff, all within ``deadline``
+    seconds for the whole download; a digest or size mismatch is retried once.
+    ``parallelism``: files downloaded at once. ``max_versions``/``max_bytes``:
+    after a download, evict least recently used entries not in use (``None``:
+    keep everything). ``strict``: files the manifest does not list are an error
+    instead of a warning. ``locking``: ``False`` disables flock (for file
+    systems where it silently does nothing; correctness comes from the atomic
+    rename). ``file_mode``/``dir_mode``: permissions of committed entries.
+    """
+
+    lock_timeout: float = 600.0
+    attempts: int = 4
+    deadline: float = 1800.0
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    parallelism: int = 8
+    max_versions: int | None = None
+    max_bytes: int | None = None
+    strict: bool = False
+    locking: bool = True
+    file_mode: int = 0o644
+    dir_mode: int = 0o755
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if self.parallelism < 1:
+            raise ValueError(f"parallelism must be >= 1, got {self.parallelism}")
+        for name in ("lock_timeout", "deadline", "backoff", "backoff_max"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_versions", "max_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {value}")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _parse_optional_int(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "none") else int(text)
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "lock_timeout": ("HDFS_MODELS_LOCK_TIMEOUT", float),
+    "attempts": ("HDFS_MODELS_ATTEMPTS", int),
+    "deadline": ("HDFS_MODELS_DEADLINE", float),
+    "backoff": ("HDFS_MODELS_BACKOFF", float),
+    "parallelism": ("HDFS_MODELS_PARALLELISM", int),
+    "max_versions": ("HDFS_MODELS_MAX_VERSIONS", _parse_optional_int),
+    "max_bytes": ("HDFS_MODELS_MAX_BYTES", _parse_optional_int),
+    "strict": ("HDFS_MODELS_STRICT", _parse_bool),
+    "locking": ("HDFS_MODELS_LOCKING", _parse_bool),
+    "file_mode": ("HDFS_MODELS_FILE_MODE", lambda text: int(text, 8)),
+}
+
+
+def resolve_options(
+    explicit: Mapping[str, Any] | CacheOptions | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> CacheOptions:
+    """Resolve :class:`CacheOptions`: explicit keyword > ``HDFS_MODELS_*`` > default.
+
+    ``explicit`` may already be a :class:`CacheOptions` (returned as is). An
+    unknown option name raises ``TypeError``; an unparsable environment value
+    raises ``ValueError`` naming the variable.
+    """
+    if isinstance(explicit, CacheOptions):
+        return explicit
+    explicit = dict(explicit or {})
+    known = {field.name for field in dataclasses.fields(CacheOptions)}
+    unknown = sorted(set(explicit) - known)
+    if unknown:
+        raise TypeError(f"unknown cache option(s) {unknown}; known: {sorted(known)}")
+    values: dict[str, Any] = {}
+    for name, (variable, parse) in _ENV.items():
+        if name in explicit or variable not in env:
+            continue
+        try:
+            values[name] = parse(env[variable])
+        except ValueError as exc:
+            raise ValueError(f"{variable}={env[variable]!r}: {exc}") from exc
+    values.update(explicit)
+    return CacheOptions(**values)
+
+
+def _first_dir(value: str | None) -> str | None:
+    if not value:
+        return None
+    first = value.split(",")[0].strip()
+    return first or None
+
+
+def cache_root(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] = os.environ) -> str:
+    """The node-cache root directory (absolute; not created here).
+
+    Explicit argument > ``HDFS_MODELS_CACHE`` > the first ``SPARK_LOCAL_DIRS``
+    entry > the first YARN ``LOCAL_DIRS`` entry (both + ``/hdfs-models``) >
+    ``~/.cache/hdfs-models``.
+    """
+    if explicit is not None and os.fspath(explicit) != "":
+        return os.path.abspath(os.fspath(explicit))
+    if env.get("HDFS_MODELS_CACHE"):
+        return os.path.abspath(env["HDFS_MODELS_CACHE"])
+    for variable in ("SPARK_LOCAL_DIRS", "LOCAL_DIRS"):
+        first = _first_dir(env.get(variable))
+        if first:
+            return os.path.abspath(os.path.join(first, "hdfs-models"))
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.abspath(os.path.join(home, ".cache", "hdfs-models"))

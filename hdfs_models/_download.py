@@ -1,0 +1,273 @@
+"""The copy shell of the node cache: fetch a planned tree into a private temp dir.
+
+Each file is streamed into a fresh temp name (``<file>.part<attempt>``),
+hashed while it is written, fsynced, checked against the plan's size and
+sha256, and only then renamed to its final name inside the temp dir. Files
+are fetched in parallel (a thread pool: reads release the GIL); the first
+failure that survives its retries cancels the others. Local write failures
+(disk full, read-only) are :class:`CacheError` and are never retried; store
+failures are retried with backoff within the shared deadline; a size or
+digest mismatch, or a file missing from the store, is retried once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import hashlib
+import logging
+import os
+import threading
+from typing import Any, Callable, IO
+
+from hdfs_models._cache_plan import FileTask, Plan, verify_file
+from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
+from hdfs_models._stores import join_url, translate_errors
+from hdfs_models.errors import (
+    CacheError,
+    HdfsModelsError,
+    IntegrityError,
+    ModelNotFoundError,
+    SourceChangedError,
+    StoreError,
+    StorePermissionError,
+)
+
+__all__ = ["CHUNK", "Cancelled", "DownloadJob", "download_tree", "fsync_dir"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 8 * 1024 * 1024
+_LOCAL_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+
+Progress = Callable[[int], None]
+
+
+class Cancelled(Exception):
+    """Another file of the same download failed; this one stopped early."""
+
+
+class DownloadJob:
+    """Everything one tree download needs (passed to each worker thread).
+
+    ``fs``/``src`` are the store and the version dir's path on it; ``url``
+    names it in errors; ``dest`` is the private temp dir; ``cache_root`` is
+    named by local write errors; ``manifest`` says whether digests come from a
+    manifest (a missing file is then an integrity failure, not a changed source).
+    """
+
+    def __init__(
+        self,
+        *,
+        fs: Any,
+        src: str,
+        url: str,
+        dest: str,
+        cache_root: str,
+        policy: RetryPolicy,
+        deadline: Deadline,
+        manifest: bool,
+        file_mode: int = 0o644,
+        progress: Progress | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.fs = fs
+        self.src = src
+        self.url = url
+        self.dest = dest
+        self.cache_root = cache_root
+        self.policy = policy
+        self.deadline = deadline
+        self.manifest = manifest
+        self.file_mode = file_mode
+        self.progress = progress
+        self.sleep = sleep
+        self.cancel = threading.Event()
+        self.attempts = 0
+        self._count_lock = threading.Lock()
+
+    def local_error(self, exc: OSError, path: str) -> CacheError:
+        """A local write failure, naming the cache root (F6, F7)."""
+        cause = exc.strerror or str(exc)
+        return CacheError(
+            f"cannot write to the cache root {self.cache_root} ({path}): {cause}",
+            url=self.url,
+            path=self.cache_root,
+            reason=errno.errorcode.get(exc.errno or 0, cause),
+            file=path,
+        )
+
+
+def _classify(job: DownloadJob) -> Callable[[BaseException], int]:
+    def classify(exc: BaseException) -> int:
+        if isinstance(exc, (CacheError, Cancelled, StorePermissionError)):
+            return 0
+        if isinstance(exc, (IntegrityError, ModelNotFoundError)):
+            return 2  # digest/size mismatch or a vanished file: one retry (B7, F4)
+        if isinstance(exc, (StoreError, OSError)):
+            return job.policy.attempts
+        return 0
+
+    return classify
+
+
+def _open_part(path: str) -> IO[bytes]:
+    """Open a new temp file for writing (a seam for fault-injection tests)."""
+    return open(path, "xb")
+
+
+def _read_remote(job: DownloadJob, task: FileTask, sink: IO[bytes], part: str) -> tuple[int, str]:
+    """Stream one remote file into ``sink``; return (bytes, sha256 hex)."""
+    digest = hashlib.sha256()
+    size = 0
+    remote = join_url(job.src, task.path)
+    with translate_errors(job.url, f"reading {task.path}"):
+        with job.fs.open(remote, "rb") as source:
+            while True:
+                if job.cancel.is_set():
+                    raise Cancelled(task.path)
+                chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+                try:
+                    sink.write(chunk)
+                except OSError as exc:
+                    raise job.local_error(exc, part) from exc
+                if job.progress is not None:
+                    job.progress(len(chunk))
+                if size > task.size:
+                    break  # longer than listed: no need to read the rest
+    return size, digest.hexdigest()
+
+
+def _fetch_once(job: DownloadJob, task: FileTask, attempt: int) -> int:
+    """One attempt at one file: stream, fsync, verify, rename into place."""
+    with job._count_lock:
+        job.attempts += 1
+    final = os.path.join(job.dest, *task.path.split("/"))
+    part = f"{final}.part{attempt}"
+    try:
+        sink = _open_part(part)
+    except OSError as exc:
+        raise job.local_error(exc, part) from exc
+    try:
+        with sink:
+            try:
+                size, sha256 = _read_remote(job, task, sink, part)
+            except ModelNotFoundError as exc:
+                raise _vanished(job, task, part) from exc
+            try:
+                sink.flush()
+                os.fsync(sink.fileno())
+            except OSError as exc:
+                raise job.local_error(exc, part) from exc
+        verify_file(task, size, sha256, url=job.url, path=part)
+        os.chmod(part, job.file_mode)
+        os.replace(part, final)
+    except BaseException:
+        _remove_quietly(part)
+        raise
+    return size
+
+
+def _vanished(job: DownloadJob, task: FileTask, part: str) -> IntegrityError:
+    if job.manifest:
+        return IntegrityError(
+            f"{job.url}: the manifest lists {task.path} but the store has no such file",
+            url=job.url,
+            path=part,
+            reason="missing file",
+            file=task.path,
+        )
+    return SourceChangedError(
+        f"{job.url}: {task.path} disappeared during the download",
+        url=job.url,
+        path=part,
+        reason="source changed",
+        file=task.path,
+    )
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fetch_with_retry(job: DownloadJob, task: FileTask) -> int:
+    try:
+        kwargs: dict[str, Any] = {} if job.sleep is None else {"sleep": job.sleep}
+        return call_with_retry(
+            lambda attempt: _fetch_once(job, task, attempt),
+            policy=job.policy,
+            deadline=job.deadline,
+            classify=_classify(job),
+            what=f"download of {job.url}/{task.path}",
+            **kwargs,
+        )
+    except RetryExhausted as exhausted:
+        raise _give_up(job, task, exhausted) from exhausted.last
+    except HdfsModelsError:
+        job.cancel.set()
+        raise
+
+
+def _give_up(job: DownloadJob, task: FileTask, exhausted: RetryExhausted) -> HdfsModelsError:
+    """The error raised when a file still fails after its retries (F2, F3, F4, B7)."""
+    job.cancel.set()
+    last = exhausted.last
+    why = "deadline reached" if exhausted.deadline_hit else "attempts exhausted"
+    message = (
+        f"{job.url}: {task.path} failed after {exhausted.attempts} attempt(s) in "
+        f"{exhausted.elapsed:.1f}s ({why}): {last}"
+    )
+    cls: type[HdfsModelsError] = type(last) if isinstance(last, IntegrityError) else StoreError
+    return cls(
+        message,
+        url=job.url,
+        path=job.dest,
+        reason=getattr(last, "reason", None) or type(last).__name__,
+        file=task.path,
+        attempts=exhausted.attempts,
+        elapsed=exhausted.elapsed,
+    )
+
+
+def download_tree(job: DownloadJob, plan: Plan, parallelism: int) -> int:
+    """Create ``plan.dirs`` under ``job.dest`` and fetch every file; return bytes.
+
+    Raises the first failure (others are cancelled and awaited first, so no
+    thread writes into ``job.dest`` after this returns or raises).
+    """
+    for rel in plan.dirs:
+        path = os.path.join(job.dest, *rel.split("/"))
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise job.local_error(exc, path) from exc
+    if not plan.files:
+        return 0
+    workers = max(1, min(parallelism, len(plan.files)))
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="hdfs-models-fetch") as pool:
+        futures = [pool.submit(_fetch_with_retry, job, task) for task in plan.files]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        if any(f.done() and f.exception() is not None for f in futures):
+            job.cancel.set()
+        concurrent.futures.wait(futures)
+    errors: list[BaseException] = [e for e in (f.exception() for f in futures) if e is not None]
+    real = [e for e in errors if not isinstance(e, Cancelled)]
+    if real or errors:
+        raise (real or errors)[0]
+    return sum(f.result() for f in futures)
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so a rename or new entries in it survive a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
