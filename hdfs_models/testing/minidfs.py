@@ -216,7 +216,7 @@ class MiniDFS:
         )
         threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
         try:
-            line = self._next_line(self.startup_timeout, "the ready line")
+            line = self._next_line(self.startup_timeout, "ready line")
             self.info = json.loads(line)
             if not self.info.get("ready"):
                 raise MiniDFSError(
@@ -285,7 +285,7 @@ class MiniDFS:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise MiniDFSError(
-                    f"MiniDFS gave no {what} within {timeout:.0f}s; last lines of "
+                    f"MiniDFS: no {what} within {timeout:g}s; last lines of "
                     f"{self.log_path}:\n{self.log_tail()}",
                     path=str(self.log_path), reason="timeout",
                 )
@@ -327,7 +327,7 @@ class MiniDFS:
                 raise MiniDFSError(
                     f"MiniDFS JVM is gone: {exc}\n{self.log_tail()}", path=str(self.log_path)
                 ) from exc
-            answer = json.loads(self._next_line(self.command_timeout, f"an answer to {words[0]}"))
+            answer = json.loads(self._next_line(self.command_timeout, f"answer to {words[0]}"))
         if not answer.get("ok"):
             raise MiniDFSError(
                 f"MiniDFS command {' '.join(words)!r} failed: {answer.get('error')}",
