@@ -27,18 +27,22 @@ from hdfs_models.errors import (
 
 __version__ = "0.1.0"
 
+from hdfs_models._cache import LocalModel, gc, localize  # noqa: E402
+from hdfs_models._config import CacheOptions  # noqa: E402
 from hdfs_models._manifest import FileEntry, Manifest  # noqa: E402
 from hdfs_models._stores import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
 
 __all__ = [
     "CacheError",
+    "CacheOptions",
     "DistributionError",
     "FileEntry",
     "HdfsModelsError",
     "IncompleteVersionError",
     "IntegrityError",
     "InvalidModelError",
+    "LocalModel",
     "LockTimeoutError",
     "Manifest",
     "MiniDFSError",
@@ -51,7 +55,9 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "gc",
     "list_versions",
+    "localize",
     "open_store",
     "resolve",
     "__version__",
