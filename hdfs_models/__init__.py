@@ -27,6 +27,7 @@ from hdfs_models.errors import (
 
 __version__ = "0.1.0"
 
+from hdfs_models._archive import pack, unpack  # noqa: E402
 from hdfs_models._cache import LocalModel, gc, localize  # noqa: E402
 from hdfs_models._config import CacheOptions  # noqa: E402
 from hdfs_models._manifest import FileEntry, Manifest  # noqa: E402
@@ -59,6 +60,8 @@ __all__ = [
     "list_versions",
     "localize",
     "open_store",
+    "pack",
     "resolve",
+    "unpack",
     "__version__",
 ]

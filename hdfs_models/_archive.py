@@ -1,0 +1,395 @@
+"""Deterministic archives of one model version, and a strict, verifying unpack.
+
+``pack`` writes one version with its ``MANIFEST.json`` at the archive root,
+in a fixed order with fixed metadata, so a version always packs to the same
+bytes (and Spark's ``addArchive`` / ``--archives`` can cache it by name).
+
+``unpack`` refuses (never repairs) every unsafe member listed as S1-S12 in
+RELIABILITY.md: the headers are checked first (:mod:`_archive_check`), the
+caps are enforced again while streaming (headers can lie), everything is
+written into a fresh temporary directory beside ``dest`` that is renamed
+into place only after an lstat audit and the manifest check. On any error
+the temporary directory is removed and ``dest`` does not exist. No shell
+is involved anywhere; archive names are used literally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from typing import IO, Any, Iterator
+
+from hdfs_models._archive_check import DIR, FILE, normalise_name, resolve_limits, unsafe
+from hdfs_models._archive_io import Extracted, extract_into, sniff_format
+from hdfs_models.errors import IntegrityError
+
+__all__ = ["FORMATS", "pack", "unpack"]
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("tar", "tar.gz", "zip")
+MANIFEST = "MANIFEST.json"
+FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z, the earliest date a zip can hold
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+_FIXED_CREATED_AT = "1980-01-01T00:00:00+00:00"
+_CHUNK = 1 << 20
+
+
+# ---------------------------------------------------------------- pack
+
+
+class _Source:
+    """Where pack reads from: a filesystem, the version dir on it, its manifest."""
+
+    def __init__(self, fs: Any, root: str, manifest: Any, label: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.manifest = manifest
+        self.label = label
+
+    def open(self, rel: str) -> IO[bytes]:
+        return self.fs.open(f"{self.root}/{rel}", "rb")
+
+
+def plan_members(manifest: Any) -> list[tuple[str, str, int, str | None]]:
+    """The archive members of a version: (name, kind, size, sha256), in pack order.
+
+    ``MANIFEST.json`` first, then every directory (parents of files and the
+    manifest's empty dirs) and file, sorted by name. Pure.
+    """
+    files = {e.path: e for e in manifest.files if e.path != MANIFEST}
+    dirs: set[str] = set()
+    for path in list(files) + list(manifest.empty_dirs):
+        normalise_name(path)  # a manifest naming ../x must not be packed
+        parent = path if path in manifest.empty_dirs else os.path.dirname(path)
+        while parent:
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    members: list[tuple[str, str, int, str | None]] = [(MANIFEST, FILE, -1, None)]
+    for name in sorted(dirs | set(files)):
+        if name in files:
+            members.append((name, FILE, files[name].size, files[name].sha256))
+        else:
+            members.append((name, DIR, 0, None))
+    return members
+
+
+def pack(
+    url_or_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    format: str = "tar",
+    *,
+    version: int | str = "latest",
+    storage_options: dict[str, Any] | None = None,
+    filesystem: Any = None,
+) -> str:
+    """Pack one model version into ``out`` (a local path) and return ``out``.
+
+    ``url_or_dir``: a local version directory, or any URL/path that
+    :func:`hdfs_models._versions.resolve` accepts (a base dir resolves
+    ``version``). The archive holds ``MANIFEST.json`` (the source's, or one
+    built here with fixed dates when the source has none) and exactly the
+    files it lists, each checked against its size and sha256 while packed
+    (:class:`IntegrityError` on a mismatch). Members are sorted, dated
+    1980-01-01, mode 0644/0755, owner 0:0 without names; ``tar.gz`` uses a
+    gzip header with mtime 0 and no file name. ``out`` is written to a temp
+    name beside it and renamed, so it never exists half-written.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown archive format {format!r}; use one of {', '.join(FORMATS)}")
+    out = os.fspath(out)
+    with _open_source(os.fspath(url_or_dir), version, storage_options, filesystem) as src:
+        members = plan_members(src.manifest)
+        tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as fh:
+                if format == "zip":
+                    _write_zip(src, members, fh)
+                else:
+                    _write_tar(src, members, fh, gz=format == "tar.gz")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    log.info("packed %s (%d members) into %s", src.label, len(members), out)
+    return out
+
+
+@contextlib.contextmanager
+def _open_source(
+    url_or_dir: str, version: int | str, storage_options: dict[str, Any] | None, filesystem: Any
+) -> Iterator[_Source]:
+    local = _local_version_dir(url_or_dir)
+    if local is not None:
+        yield _local_source(local)
+        return
+    from hdfs_models._stores import open_store
+    from hdfs_models._versions import resolve
+
+    pinned = resolve(url_or_dir, version, storage_options=storage_options, filesystem=filesystem)
+    fs, root = open_store(pinned.url, storage_options, filesystem)
+    if pinned.manifest is not None:
+        yield _Source(fs, root, pinned.manifest, pinned.url)
+        return
+    with tempfile.TemporaryDirectory(prefix="hdfs-models-pack-") as tmp:
+        _download(fs, root, pinned, tmp)
+        yield _local_source(tmp, name=pinned.name, version=pinned.version, label=pinned.url)
+
+
+def _local_version_dir(url_or_dir: str) -> str | None:
+    path = url_or_dir[len("file://"):] if url_or_dir.startswith("file://") else url_or_dir
+    if "://" in path or not os.path.isdir(path):
+        return None
+    if any(os.path.isfile(os.path.join(path, n)) for n in (MANIFEST, "saved_model.pb")):
+        return path
+    return None
+
+
+def _local_source(
+    path: str, *, name: str | None = None, version: int | None = None, label: str | None = None
+) -> _Source:
+    import dataclasses
+
+    import fsspec
+
+    from hdfs_models._manifest import Manifest, build_manifest
+
+    fs = fsspec.filesystem("file")
+    manifest_path = os.path.join(path, MANIFEST)
+    if os.path.isfile(manifest_path):
+        with open(manifest_path, "rb") as fh:
+            manifest = Manifest.from_json(fh.read(), manifest_path)
+        return _Source(fs, os.path.abspath(path), manifest, label or path)
+    base = os.path.basename(os.path.abspath(path))
+    if version is None:
+        version = int(base) if base.isdigit() else 0
+    if name is None:
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) if base.isdigit() else base
+    built = build_manifest(path, name, version)
+    # No published manifest: fix what would vary between two packs of the same files.
+    built = dataclasses.replace(
+        built,
+        created_at=_FIXED_CREATED_AT,
+        files=tuple(dataclasses.replace(e, mtime=None) for e in built.files),
+    )
+    log.info("%s has no %s; packing one built from its files", label or path, MANIFEST)
+    return _Source(fs, os.path.abspath(path), built, label or path)
+
+
+def _download(fs: Any, root: str, pinned: Any, tmp: str) -> None:
+    for entry in pinned.files:
+        local = os.path.join(tmp, normalise_name(entry.path))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        fs.get_file(f"{root.rstrip('/')}/{entry.path}", local)
+        if os.path.getsize(local) != entry.size:
+            raise IntegrityError(
+                f"{pinned.url}/{entry.path}: read {os.path.getsize(local)} bytes, listed {entry.size}",
+                url=pinned.url,
+                reason="size changed while packing",
+            )
+    for d in pinned.empty_dirs:
+        os.makedirs(os.path.join(tmp, normalise_name(d)), exist_ok=True)
+
+
+class _Hashing:
+    """A reader that hashes and counts what passes through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.sha.update(data)
+        self.size += len(data)
+        return data
+
+
+def _check_packed(src: _Source, name: str, reader: _Hashing, size: int, sha: str | None) -> None:
+    extra = reader.raw.read(1)
+    if reader.size != size or extra or (sha and reader.sha.hexdigest() != sha):
+        raise IntegrityError(
+            f"{src.label}/{name} does not match its manifest entry (size {size}, sha256 {sha}); "
+            "not packing a corrupt version",
+            url=src.label,
+            reason="manifest mismatch",
+            member=name,
+        )
+
+
+def _write_tar(src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes], gz: bool) -> None:
+    import tarfile
+
+    raw: IO[bytes] = gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) if gz else fh  # type: ignore[assignment]
+    with contextlib.ExitStack() as stack:
+        if gz:
+            stack.enter_context(raw)
+        tar = stack.enter_context(tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT))
+        for name, kind, size, sha in members:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = FIXED_MTIME, 0, 0, "", ""
+            if kind == DIR:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif name == MANIFEST:
+                data = src.manifest.to_json()
+                info.mode, info.size = 0o644, len(data)
+                tar.addfile(info, _Hashing(_BytesReader(data)))  # type: ignore[arg-type]
+            else:
+                info.mode, info.size = 0o644, size
+                with src.open(name) as f:
+                    reader = _Hashing(f)
+                    tar.addfile(info, reader)
+                    _check_packed(src, name, reader, size, sha)
+
+
+def _write_zip(src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, kind, size, sha in members:
+            info = zipfile.ZipInfo(name + ("/" if kind == DIR else ""), date_time=_FIXED_DATE)
+            info.create_system = 3  # Unix, so external_attr carries the mode
+            if kind == DIR:
+                info.external_attr = (0o40755 << 16) | 0x10
+                zf.writestr(info, b"")
+                continue
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if name == MANIFEST:
+                zf.writestr(info, src.manifest.to_json())
+                continue
+            info.file_size = size
+            with src.open(name) as f, zf.open(info, "w", force_zip64=size > 2**31) as dst:
+                reader = _Hashing(f)
+                while chunk := reader.read(_CHUNK):
+                    dst.write(chunk)
+                _check_packed(src, name, reader, size, sha)
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.data) if n < 0 else self.pos + n
+        chunk, self.pos = self.data[self.pos:end], min(end, len(self.data))
+        return chunk
+
+
+# ---------------------------------------------------------------- unpack
+
+
+def unpack(
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+    max_bytes: int | None = None,
+    max_members: int | None = None,
+    max_ratio: float | None = None,
+) -> str:
+    """Extract ``archive`` (tar, tar.gz or zip, told apart by content) into ``dest``.
+
+    ``dest`` must not exist (nor be a symlink): extraction goes into a fresh
+    directory beside it that is renamed to ``dest`` when complete. Unsafe
+    members raise :class:`UnsafeArchiveError` naming the archive and the
+    member; caps (explicit > ``HDFS_MODELS_UNPACK_MAX_*`` > defaults) bound
+    the member count, total bytes and compression ratio. With ``verify``
+    every file is checked against the ``MANIFEST.json`` inside (sizes and
+    sha256, no extra files) and empty directories are recreated;
+    :class:`IntegrityError` on a mismatch or a missing manifest. Returns
+    ``dest``; on error nothing is left at ``dest`` or beside it.
+    """
+    archive, dest = os.fspath(archive), os.fspath(dest)
+    limits = resolve_limits(max_bytes=max_bytes, max_members=max_members, max_ratio=max_ratio)
+    if os.path.lexists(dest):
+        raise unsafe(archive, None, f"target {dest} already exists; unpack extracts only into a new directory")
+    kind = sniff_format(archive)
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.unpack-", dir=parent)
+    try:
+        extracted = extract_into(archive, kind, tmp, limits)
+        audit_tree(tmp, archive)
+        if verify:
+            verify_extracted(tmp, extracted, archive)
+        os.chmod(tmp, 0o755)
+        if os.path.lexists(dest):
+            raise unsafe(archive, None, f"target {dest} appeared during extraction")
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("unpacked %s into %s (%d files)", archive, dest, len(extracted.files))
+    return dest
+
+
+def audit_tree(root: str, archive: str) -> None:
+    """S12: an lstat walk of ``root`` finds only files and dirs, all inside it."""
+    import stat
+
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                raise unsafe(archive, os.path.relpath(path, root), "extracted a link or special file")
+            if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+                raise unsafe(archive, os.path.relpath(path, root), "extracted outside the target")
+
+
+def verify_extracted(root: str, extracted: Extracted, archive: str) -> Any:
+    """Check the extracted files against the ``MANIFEST.json`` among them; return the manifest."""
+    from hdfs_models._manifest import Manifest
+
+    if MANIFEST not in extracted.files:
+        raise IntegrityError(
+            f"archive {archive} has no {MANIFEST} at its root, so its files cannot be verified; "
+            "pack the version with `hdfs-models pack` (or hdfs_models.pack), or publish it first",
+            path=archive,
+            reason=f"missing {MANIFEST}",
+        )
+    with open(os.path.join(root, MANIFEST), "rb") as fh:
+        manifest = Manifest.from_json(fh.read(), archive)
+    listed = {_manifest_path(archive, e.path): e for e in manifest.files if e.path != MANIFEST}
+    for path, entry in sorted(listed.items()):
+        got = extracted.files.get(path)
+        if got is None or got[0] != entry.size or (entry.sha256 and got[1] != entry.sha256):
+            what = "is missing" if got is None else f"has size {got[0]} sha256 {got[1]}"
+            raise IntegrityError(
+                f"archive {archive}: {path} {what}; the manifest lists size {entry.size} "
+                f"sha256 {entry.sha256}",
+                path=archive,
+                reason="manifest mismatch",
+                member=path,
+            )
+    extra = sorted(set(extracted.files) - set(listed) - {MANIFEST})
+    if extra:
+        raise IntegrityError(
+            f"archive {archive} holds files its manifest does not list: {', '.join(extra[:5])}",
+            path=archive,
+            reason="unlisted files",
+            member=extra[0],
+        )
+    for d in manifest.empty_dirs:
+        os.makedirs(os.path.join(root, _manifest_path(archive, d)), mode=0o755, exist_ok=True)
+    return manifest
+
+
+def _manifest_path(archive: str, path: str) -> str:
+    try:
+        return normalise_name(path)
+    except ValueError as exc:
+        raise unsafe(archive, MANIFEST, f"it names {path!r}: {exc}") from None
