@@ -61,6 +61,23 @@ def spark_cluster() -> Any:
     return spark_session(LOCAL_CLUSTER)
 
 
+def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
+    """Group tests by the Spark master they need, so the session switches rarely.
+
+    Within the collected order (``tests/`` before ``integration/``), tests using
+    ``spark`` (local) run before tests using neither, and tests using
+    ``spark_cluster`` (local-cluster) run last.
+    """
+
+    def rank(item: Any) -> int:
+        names = getattr(item, "fixturenames", ())
+        if "spark_cluster" in names:
+            return 2
+        return 0 if "spark" in names else 1
+
+    items[:] = sorted(items, key=rank)
+
+
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     """Stop a SparkSession started by the fixtures."""
     import sys
