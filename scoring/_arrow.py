@@ -1,0 +1,232 @@
+"""Arrow column → numpy tensor, without a Python object per row.
+
+Accepted column types (``T`` numeric):
+
+- ``T`` scalar, for a signature whose example holds one value;
+- ``list<T>`` / ``large_list<T>`` / ``fixed_size_list<T>``, flat values reshaped
+  to the signature's example shape;
+- nested lists (``list<list<list<T>>>``): each level's lengths are checked
+  against the signature's dims when the nesting matches its rank, otherwise
+  only the values per row;
+- ``binary`` / ``large_binary``: each row holds the raw little-endian bytes of
+  one example in the signature's dtype (``ndarray.astype('<f4').tobytes()``).
+
+Offsets and values are numpy views of the Arrow buffers; lengths are checked
+from the offsets in one vectorised step. A null row or element raises
+NullValueError, a wrong length ShapeMismatchError, both naming the column,
+the expected shape and the row's position (``row_offset`` + index in batch).
+The result is cast to the signature's dtype (no copy when it already is).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from scoring._signature import TensorSpec
+from scoring.errors import ColumnTypeError, NullValueError, ShapeMismatchError
+
+__all__ = ["column_to_tensor", "numpy_dtype"]
+
+
+def numpy_dtype(tf_dtype: str) -> np.dtype:
+    """numpy dtype for a TensorFlow dtype name (bfloat16 fed as float32, cast by TF)."""
+    if tf_dtype == "bfloat16":
+        return np.dtype(np.float32)
+    return np.dtype(tf_dtype)
+
+
+def column_to_tensor(array: Any, spec: TensorSpec, column: str, row_offset: int = 0) -> np.ndarray:
+    """Convert one Arrow column (Array or ChunkedArray) to a tensor of ``spec``'s shape/dtype."""
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    where = _Where(column, spec, row_offset)
+    n = len(array)
+    if n == 0:
+        dims = spec.row_shape or ()
+        return np.zeros((0, *(max(d, 0) for d in dims)), dtype=numpy_dtype(spec.dtype))
+    if array.null_count:
+        where.null(_first_null(array), "the row is null")
+    kind = array.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        flat, per_row = _binary_values(array, spec, where)
+    elif _is_list(kind):
+        flat, per_row = _list_values(array, spec, where)
+    elif _is_numeric(kind):
+        flat, per_row = _numeric(array), np.ones(n, dtype=np.int64)
+    else:
+        raise ColumnTypeError(
+            f"column {column!r} has type {kind}, expected numbers, arrays of numbers or "
+            f"binary tensor bytes for input {spec.name!r} {spec.describe()}",
+            column=column,
+            reason="not numeric",
+            expected=spec.describe(),
+        )
+    return _shape(flat, per_row, n, spec, where)
+
+
+class _Where:
+    """Builds errors naming the column, the expected shape and the row position."""
+
+    def __init__(self, column: str, spec: TensorSpec, row_offset: int) -> None:
+        self.column, self.spec, self.row_offset = column, spec, row_offset
+
+    def null(self, index: int, what: str) -> None:
+        row = self.row_offset + index
+        raise NullValueError(
+            f"column {self.column!r} row {row}: {what} (input {self.spec.name!r} "
+            f"expects {self.spec.describe()})",
+            column=self.column,
+            reason="null",
+            row=row,
+            expected=self.spec.describe(),
+        )
+
+    def length(self, index: int, got: int, expected: int | str, unit: str = "values") -> None:
+        row = self.row_offset + index
+        raise ShapeMismatchError(
+            f"column {self.column!r} row {row} has {got} {unit}, expected {expected} "
+            f"(input {self.spec.name!r} {self.spec.describe()})",
+            column=self.column,
+            reason="wrong length",
+            row=row,
+            got=got,
+            expected=expected,
+        )
+
+
+def _is_list(kind: Any) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(t.is_list(kind) or t.is_large_list(kind) or t.is_fixed_size_list(kind))
+
+
+def _is_numeric(kind: Any) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(t.is_integer(kind) or t.is_floating(kind) or t.is_boolean(kind))
+
+
+def _first_null(array: Any) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.index(pc.is_null(array), True).as_py())
+
+
+def _numeric(values: Any) -> np.ndarray:
+    """Zero-copy numpy view of a null-free numeric array (booleans are unpacked)."""
+    return values.to_numpy(zero_copy_only=not _is_bool(values.type), writable=False)
+
+
+def _is_bool(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_boolean(kind))
+
+
+def _offsets(array: Any) -> np.ndarray:
+    """Row offsets (n + 1) of a list or binary array, honouring the array's slice offset."""
+    import pyarrow as pa
+
+    large = pa.types.is_large_list(array.type) or pa.types.is_large_binary(array.type)
+    width = np.int64 if large else np.int32
+    buf = array.buffers()[1]
+    return np.frombuffer(buf, dtype=width, count=len(array) + 1, offset=array.offset * width().itemsize)
+
+
+def _list_values(array: Any, spec: TensorSpec, where: _Where) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten every list level; return leaf values and values per row."""
+    import pyarrow as pa
+
+    n = len(array)
+    dims = spec.row_shape
+    depth, kind = 0, array.type
+    while _is_list(kind):
+        depth, kind = depth + 1, kind.value_type
+    # Check each level's lengths only when the nesting maps onto the example dims.
+    level_dims = dims if dims is not None and depth > 1 and depth == len(dims) else None
+    level, per_row_index = 0, np.arange(n + 1)
+    while _is_list(array.type):
+        if pa.types.is_fixed_size_list(array.type):
+            size = array.type.list_size
+            offs = (np.arange(len(array) + 1, dtype=np.int64) + array.offset) * size
+            child = array.values
+        else:
+            offs = _offsets(array)
+            child = array.values
+        _check_level(offs, level_dims, level, per_row_index, where)
+        start, stop = int(offs[0]), int(offs[-1])
+        per_row_index = offs[per_row_index] - start
+        array = child.slice(start, stop - start)
+        level += 1
+        if array.null_count:
+            leaf = _first_null(array)
+            row = int(np.searchsorted(per_row_index, leaf, side="right") - 1)
+            where.null(row, f"element {leaf - int(per_row_index[row])} is null")
+    if not _is_numeric(array.type):
+        raise ColumnTypeError(
+            f"column {where.column!r} holds {array.type} values, expected numbers for input "
+            f"{spec.name!r} {spec.describe()}",
+            column=where.column,
+            reason="not numeric",
+            expected=spec.describe(),
+        )
+    return _numeric(array), np.diff(per_row_index)
+
+
+def _check_level(
+    offs: np.ndarray, dims: tuple[int, ...] | None, level: int, rows: np.ndarray, where: _Where
+) -> None:
+    """When the nesting maps onto the signature's dims, every list at ``level`` must match."""
+    if dims is None or dims[level] < 0:
+        return
+    lengths = np.diff(offs)
+    bad = np.flatnonzero(lengths != dims[level])
+    if bad.size:
+        first = int(bad[0])
+        row = int(np.searchsorted(rows, first, side="right") - 1)
+        where.length(row, int(lengths[first]), dims[level], unit=f"values at nesting level {level}")
+
+
+def _binary_values(array: Any, spec: TensorSpec, where: _Where) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's bytes reinterpreted as little-endian values of the signature's dtype."""
+    dtype = numpy_dtype(spec.dtype).newbyteorder("<")
+    offs = _offsets(array)
+    byte_lengths = np.diff(offs)
+    bad = np.flatnonzero(byte_lengths % dtype.itemsize)
+    if bad.size:
+        i = int(bad[0])
+        where.length(i, int(byte_lengths[i]), f"a multiple of {dtype.itemsize}", unit="bytes")
+    buf = array.buffers()[2]
+    raw = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    data = raw[int(offs[0]) : int(offs[-1])]
+    return data.view(dtype), byte_lengths // dtype.itemsize
+
+
+def _shape(flat: np.ndarray, per_row: np.ndarray, n: int, spec: TensorSpec, where: _Where) -> np.ndarray:
+    """Check values per row against the signature, reshape to (n, *example) and cast."""
+    dims = spec.row_shape
+    expected = spec.row_size
+    if expected is None:
+        expected = int(per_row[0]) if n else 0
+        if dims is not None and dims.count(-1) == 1 and n:
+            known = math.prod(d for d in dims if d >= 0)
+            if known and expected % known:
+                where.length(0, expected, f"a multiple of {known}")
+    bad = np.flatnonzero(per_row != expected)
+    if bad.size:
+        i = int(bad[0])
+        where.length(i, int(per_row[i]), expected)
+    if dims is None or dims.count(-1) > 1:
+        shape: tuple[int, ...] = (n, expected)
+    else:
+        shape = (n, *dims)
+    out = flat.reshape(shape)
+    target = numpy_dtype(spec.dtype)
+    return out if out.dtype == target else out.astype(target)

@@ -1,0 +1,158 @@
+"""Per-Python-worker cache of loaded SavedModels (module-level, bounded, locked LRU).
+
+A Spark Python worker lives across many tasks, so the model is loaded once
+per worker and reused, not once per task or per partition. This relies on:
+
+- ``spark.python.worker.reuse=true`` (the default): workers survive tasks; with
+  ``false`` every task is a fresh process and loads again.
+- ``spark.task.cpus``: each worker's TensorFlow gets that many intra-op threads
+  (read from ``TaskContext.cpus()``; 1 outside Spark), inter-op 1, so that
+  ``executor cores / task cpus`` concurrent workers do not oversubscribe the
+  cores. ``threads=`` overrides it. TensorFlow accepts thread settings only
+  before its runtime starts, so the first load in a process fixes them.
+- ``spark.executor.memory`` / ``spark.executor.pyspark.memory`` leave room for
+  ``capacity`` models per worker.
+
+Entries are keyed by :attr:`Localized.key` (digest + local path, or path +
+mtime for plain directories). A new key is loaded before the least recently
+used entry is dropped, so a version switch never leaves a worker without a
+model. :func:`load_count` counts real loads (tests use it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from scoring.errors import ModelLoadError, SignatureError
+
+__all__ = ["LoadedModel", "cache_info", "clear", "get_model", "load_count"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CAPACITY = 2
+
+_lock = threading.Lock()
+_entries: "OrderedDict[str, LoadedModel]" = OrderedDict()
+_stats = {"loads": 0, "hits": 0, "load_seconds": 0.0}
+_threads_set: list[int | None] = []
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded SavedModel and the concrete function of one signature."""
+
+    key: str
+    path: str
+    signature: str
+    function: Any
+    loaded: Any
+    load_seconds: float
+
+
+def get_model(
+    key: str,
+    path: str,
+    signature: str,
+    *,
+    threads: int | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+) -> LoadedModel:
+    """The loaded model for ``key`` (loading it from ``path`` on a miss).
+
+    Raises ModelLoadError naming ``path`` when TensorFlow fails, and
+    SignatureError when the model lacks ``signature``.
+    """
+    cache_key = f"{key}#{signature}"
+    with _lock:
+        hit = _entries.get(cache_key)
+        if hit is not None:
+            _entries.move_to_end(cache_key)
+            _stats["hits"] += 1
+            return hit
+        configure_threads(threads)
+        model = _load(key, path, signature)
+        _entries[cache_key] = model
+        while len(_entries) > max(1, capacity):
+            old_key, _ = _entries.popitem(last=False)
+            log.info("dropped model %s from the worker cache", old_key)
+        return model
+
+
+def _load(key: str, path: str, signature: str) -> LoadedModel:
+    start = time.perf_counter()
+    try:
+        import tensorflow as tf
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("scoring needs TensorFlow: pip install 'hdfs-models[tf]'") from exc
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as exc:  # TF raises many types (DataLossError, OSError, ValueError...)
+        raise ModelLoadError(
+            f"TensorFlow could not load {path}: {type(exc).__name__}: {exc}",
+            path=path,
+            reason=type(exc).__name__,
+        ) from exc
+    if signature not in loaded.signatures:
+        raise SignatureError(
+            f"{path} has no signature {signature!r}; signatures: {sorted(loaded.signatures)}",
+            path=path,
+            reason="no such signature",
+        )
+    elapsed = time.perf_counter() - start
+    _stats["loads"] += 1
+    _stats["load_seconds"] += elapsed
+    log.info("loaded model %s (pid %d) in %.2fs", path, os.getpid(), elapsed)
+    return LoadedModel(key, path, signature, loaded.signatures[signature], loaded, elapsed)
+
+
+def task_cpus(context_factory: Callable[[], Any] | None = None) -> int:
+    """CPUs of the running Spark task (``spark.task.cpus``), 1 outside a task."""
+    try:
+        if context_factory is None:
+            from pyspark import TaskContext
+
+            context_factory = TaskContext.get
+        context = context_factory()
+        return max(1, int(context.cpus())) if context is not None else 1
+    except Exception:  # no pyspark, or an old one without cpus(): one thread is safe
+        return 1
+
+
+def configure_threads(threads: int | None) -> None:
+    """Set TF's intra-op threads (``threads`` or the task's CPUs) and inter-op 1, once."""
+    if _threads_set:
+        return
+    intra = threads if threads is not None else task_cpus()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the TF runtime already started in this process: keep its settings
+        if tf.config.threading.get_intra_op_parallelism_threads() != intra:
+            log.warning("TensorFlow already initialised; cannot set %d intra-op threads", intra)
+    _threads_set.append(intra)
+
+
+def load_count() -> int:
+    """How many models this process has loaded (cache misses)."""
+    return int(_stats["loads"])
+
+
+def cache_info() -> dict[str, Any]:
+    """Counters and keys: ``loads``, ``hits``, ``load_seconds``, ``keys``, ``pid``."""
+    with _lock:
+        return {**_stats, "keys": list(_entries), "pid": os.getpid()}
+
+
+def clear() -> None:
+    """Drop every cached model and reset the counters (tests)."""
+    with _lock:
+        _entries.clear()
+        _stats.update(loads=0, hits=0, load_seconds=0.0)

@@ -1,0 +1,145 @@
+"""The executor-side core shared by every face: Arrow columns in, Arrow columns out.
+
+A :class:`Runner` is small and picklable (source, signature name, plan,
+options); on the executor it localizes the model, takes it from the
+per-worker cache, converts input columns with :mod:`scoring._arrow`, calls
+the signature's concrete function in chunks of ``batch_size`` rows, and
+builds the output Arrow arrays straight from numpy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from scoring._arrow import column_to_tensor
+from scoring._model_cache import LoadedModel, get_model
+from scoring._plan import OutputColumn, Plan
+from scoring._source import HandleSource, LocalSource, UrlSource
+from scoring.errors import ColumnTypeError
+
+__all__ = ["Runner", "arrow_type", "spark_type"]
+
+log = logging.getLogger(__name__)
+
+_SPARK_TYPES = {
+    "float16": "float", "bfloat16": "float", "float32": "float", "float64": "double",
+    "int8": "byte", "int16": "short", "int32": "int", "int64": "long",
+    "uint8": "short", "uint16": "int", "uint32": "long", "bool": "boolean",
+}  # fmt: skip
+_NUMPY_OUT = {"float": "float32", "double": "float64", "byte": "int8", "short": "int16",
+              "int": "int32", "long": "int64", "boolean": "bool"}  # fmt: skip
+
+
+def spark_type(out: OutputColumn) -> str:
+    """Spark DDL type of an output column (``int``, ``array<float>`` ...)."""
+    if out.kind == "class":
+        return "int"
+    if out.dtype not in _SPARK_TYPES:
+        raise ColumnTypeError(
+            f"output {out.source!r} has dtype {out.dtype}, which the scorer cannot return",
+            column=out.name,
+            reason="unsupported output dtype",
+        )
+    scalar = _SPARK_TYPES[out.dtype]
+    return scalar if out.kind == "scalar" else f"array<{scalar}>"
+
+
+def arrow_type(out: OutputColumn) -> Any:
+    """The pyarrow type Spark expects for ``out``."""
+    import pyarrow as pa
+
+    ddl = spark_type(out)
+    scalar = pa.from_numpy_dtype(np.dtype(_NUMPY_OUT[ddl.removeprefix("array<").rstrip(">")]))
+    return pa.list_(pa.field("element", scalar)) if ddl.startswith("array<") else scalar
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Everything an executor needs to score; pickled into tasks."""
+
+    source: LocalSource | UrlSource | HandleSource
+    signature: str
+    plan: Plan
+    batch_size: int
+    threads: int | None
+    capacity: int
+
+    def model(self) -> tuple[LoadedModel, int | None]:
+        """Localize (once per node) and load (once per worker) the model."""
+        local = self.source.localize()
+        model = get_model(local.key, local.path, self.signature, threads=self.threads, capacity=self.capacity)
+        return model, local.version
+
+    def tensors(self, columns: Mapping[str, Any], row_offset: int) -> dict[str, np.ndarray]:
+        """Input tensors from Arrow columns keyed by column name."""
+        return {
+            spec.name: column_to_tensor(columns[column], spec, column, row_offset)
+            for spec, column in self.plan.inputs
+        }
+
+    def predict(self, function: Any, tensors: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """Call ``function`` on chunks of ``batch_size`` rows; outputs concatenated as numpy."""
+        needed = {o.source for o in self.plan.outputs}
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in needed}
+        step = max(1, self.batch_size)
+        for start in range(0, max(n, 1), step):
+            chunk = {k: v[start : start + step] for k, v in tensors.items()}
+            result = function(**chunk)
+            for name in needed:
+                parts[name].append(result[name].numpy())
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
+
+    def output_arrays(self, raw: Mapping[str, np.ndarray], n: int) -> list[Any]:
+        """One Arrow array per output column."""
+        return [_to_arrow(out, raw[out.source], n) for out in self.plan.outputs]
+
+    def score_batches(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """mapInArrow body: RecordBatches in, RecordBatches (keep, outputs, version) out."""
+        import pyarrow as pa
+
+        model, version = self.model()
+        names = [*self.plan.keep_cols, *(o.name for o in self.plan.outputs)]
+        if self.plan.version_col:
+            names.append(self.plan.version_col)
+        offset = 0
+        for batch in batches:
+            n = batch.num_rows
+            columns = {c: batch.column(c) for _, c in self.plan.inputs}
+            raw = self.predict(model.function, self.tensors(columns, offset), n)
+            arrays = [batch.column(c) for c in self.plan.keep_cols] + self.output_arrays(raw, n)
+            if self.plan.version_col:
+                arrays.append(version_array(version, n))
+            yield pa.RecordBatch.from_arrays(arrays, names=names)
+            offset += n
+
+
+def version_array(version: int | None, n: int) -> Any:
+    """An int32 column of ``version`` (nulls when the version is unknown)."""
+    import pyarrow as pa
+
+    if version is None:
+        return pa.nulls(n, pa.int32())
+    return pa.array(np.full(n, version, dtype=np.int32))
+
+
+def _to_arrow(out: OutputColumn, values: np.ndarray, n: int) -> Any:
+    import pyarrow as pa
+
+    target = arrow_type(out)
+    if out.kind == "class":
+        if values.ndim == 1 and values.dtype.kind in "iu":
+            classes = values.astype(np.int32, copy=False)
+        else:
+            classes = np.argmax(values.reshape(n, -1), axis=1).astype(np.int32)
+        return pa.array(classes)
+    if out.kind == "scalar":
+        return pa.array(values.reshape(n).astype(target.to_pandas_dtype(), copy=False))
+    flat = values.reshape(n, -1)
+    width = flat.shape[1]
+    dtype = np.dtype(target.value_type.to_pandas_dtype())
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(flat.reshape(-1).astype(dtype, copy=False)), type=target)

@@ -1,0 +1,164 @@
+"""Scorer: batched TensorFlow inference over Spark data, typed by the model's signature.
+
+Three faces over one core (:class:`scoring._runner.Runner`):
+
+- :meth:`Scorer.transform` — ``df.mapInArrow``; the fastest path.
+- :meth:`Scorer.score_partition` — for ``rdd.mapPartitions`` over Rows.
+- :meth:`Scorer.udf` — a column function (Arrow UDF) for ``withColumn``.
+
+Everything the schema shows is validated on the driver before a job starts
+(see :mod:`scoring._plan`); row-level problems (a wrong length, a null) raise
+on the executor naming the column, the expected shape and the row position
+(counted from the start of the task's partition for ``transform`` and
+``score_partition``, from the start of the Arrow batch for ``udf``).
+
+``model_version``: the localized version for URLs and handles; for a plain
+local directory the directory's name when it is an integer (``.../models/3``),
+otherwise null.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from scoring._model_cache import DEFAULT_CAPACITY
+from scoring._plan import (
+    ColumnType,
+    Plan,
+    describe_arrow_field,
+    describe_spark_field,
+    make_plan,
+    select_output,
+)
+from scoring._runner import Runner, arrow_type, spark_type
+from scoring._signature import Signature, parse_signature
+from scoring._source import model_source
+
+__all__ = ["Scorer"]
+
+log = logging.getLogger(__name__)
+
+
+class Scorer:
+    """Batched scorer for one serving signature of one model version.
+
+    ``model``: local SavedModel dir, model URL (localized on each executor
+    through ``hdfs_models``; pinned on the driver), or a handle with
+    ``local_path()``/``version``/``digest``. ``input_cols``: None (columns named
+    like the signature's inputs), one column name (single-input signatures) or
+    ``{signature_input: column}``. ``outputs``: ``"class"`` (argmax, int),
+    ``"probabilities"`` (array of the output's dtype) or ``"all"`` (one column
+    per output, named like it); ``output`` picks the output tensor when the
+    signature has several. ``threads``: TF intra-op threads per worker
+    (default: the task's CPUs). The signature is read once, here, on the driver.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        input_cols: str | Mapping[str, str] | None = None,
+        signature: str = "serving_default",
+        outputs: str = "class",
+        batch_size: int = 1024,
+        keep_cols: Sequence[str] = (),
+        version_col: str | None = "model_version",
+        threads: int | None = None,
+        *,
+        output: str | None = None,
+        prediction_col: str = "prediction",
+        cache_capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        if isinstance(keep_cols, str):
+            keep_cols = (keep_cols,)
+        self._source = model_source(model)
+        self.signature: Signature = parse_signature(
+            self._source.signatures(), signature, self._source.describe()
+        )
+        self.input_cols = input_cols
+        self.outputs = select_output(self.signature, outputs, output, prediction_col)
+        self.mode = outputs
+        self.batch_size = batch_size
+        self.keep_cols = tuple(keep_cols)
+        self.version_col = version_col
+        self.threads = threads
+        self.cache_capacity = cache_capacity
+
+    def __repr__(self) -> str:
+        return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, outputs={self.mode!r})"
+
+    # -- planning (driver) ---------------------------------------------------------------
+
+    def plan(self, columns: Sequence[ColumnType]) -> Plan:
+        """Validate ``columns`` against the signature; ScoringError subclasses otherwise."""
+        return make_plan(
+            self.signature, columns, self.input_cols, self.outputs, self.keep_cols, self.version_col
+        )
+
+    def _runner(self, plan: Plan) -> Runner:
+        return Runner(self._source, self.signature.name, plan, self.batch_size, self.threads, self.cache_capacity)
+
+    def output_schema(self, schema: Any) -> Any:
+        """The Spark StructType :meth:`transform` returns for an input ``schema``."""
+        from pyspark.sql.types import IntegerType, StructField, StructType, _parse_datatype_string
+
+        plan = self.plan([describe_spark_field(f) for f in schema.fields])
+        fields = [schema[c] for c in plan.keep_cols]
+        fields += [StructField(o.name, _parse_datatype_string(spark_type(o)), True) for o in plan.outputs]
+        if plan.version_col:
+            fields.append(StructField(plan.version_col, IntegerType(), True))
+        return StructType(fields)
+
+    # -- faces ---------------------------------------------------------------------------
+
+    def transform(self, df: Any) -> Any:
+        """Score a DataFrame through ``mapInArrow``: keep_cols, outputs, version_col."""
+        schema = self.output_schema(df.schema)
+        runner = self._runner(self.plan([describe_spark_field(f) for f in df.schema.fields]))
+        return df.mapInArrow(runner.score_batches, schema)
+
+    def predict_arrow(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """Score pyarrow RecordBatches in this process (what each transform task runs)."""
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            return iter(())
+        plan = self.plan([describe_arrow_field(f) for f in first.schema])
+        return self._runner(plan).score_batches(_chain(first, batches))
+
+    def score_partition(self, rows: Iterable[Any]) -> Iterator[Any]:
+        """``rdd.mapPartitions(scorer.score_partition)``: Rows in, Rows out.
+
+        Rows are grouped into batches of ``batch_size``; each output Row holds the
+        keep_cols, the outputs and the version column, like :meth:`transform`.
+        """
+        from scoring._rows import score_rows
+
+        return score_rows(self, rows)
+
+    def udf(self) -> Any:
+        """A column function: ``df.withColumn("p", scorer.udf()(col("features")))``.
+
+        Takes one column per signature input, in the order of ``input_cols`` when
+        it is a mapping, else the signature's input order (sorted by name).
+        Returns ``int`` (class), ``array<...>`` (probabilities) or a struct of
+        every output ("all"). Rows carry no version column here.
+        """
+        from scoring._udf import make_udf
+
+        return make_udf(self)
+
+    def arrow_output_type(self) -> Any:
+        """Arrow type of the udf's result (a struct for ``outputs="all"``)."""
+        import pyarrow as pa
+
+        if self.mode == "all":
+            return pa.struct([pa.field(o.name, arrow_type(o)) for o in self.outputs])
+        return arrow_type(self.outputs[0])
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest

@@ -1,0 +1,188 @@
+"""Serving signatures: read them from a model, parse them into typed specs.
+
+:func:`inspect_signatures` returns the ``MANIFEST.json`` signatures format
+(``docs/INTERFACES.md``), read from ``MANIFEST.json`` when the model has one
+and otherwise parsed from ``saved_model.pb`` (no variables are loaded).
+:class:`Signature` / :class:`TensorSpec` are the typed form the scorer plans
+with. Pure functions except :func:`inspect_signatures`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from scoring.errors import SignatureError
+
+__all__ = ["Signature", "TensorSpec", "format_signatures", "inspect_signatures", "parse_signature"]
+
+MANIFEST_NAME = "MANIFEST.json"
+
+# TensorFlow dtype names the scorer can feed from numeric Arrow data.
+NUMERIC_DTYPES = frozenset(
+    {
+        "float16", "bfloat16", "float32", "float64",
+        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "bool",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorSpec:
+    """One signature input or output: ``shape`` is ``None`` for unknown rank, -1 = unknown dim."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...] | None
+
+    @property
+    def row_shape(self) -> tuple[int, ...] | None:
+        """The shape of one example (the batch dimension dropped); None if unknown rank."""
+        if self.shape is None:
+            return None
+        return self.shape[1:]
+
+    @property
+    def row_size(self) -> int | None:
+        """Values per example, or None when a dimension (or the rank) is unknown."""
+        row = self.row_shape
+        if row is None or any(d < 0 for d in row):
+            return None
+        return math.prod(row)
+
+    def describe(self) -> str:
+        """``float32[-1, 784]``-style text for messages."""
+        dims = "?" if self.shape is None else ", ".join(str(d) for d in self.shape)
+        return f"{self.dtype}[{dims}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signature:
+    """A parsed serving signature; inputs and outputs sorted by name."""
+
+    name: str
+    method_name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        """The input called ``name``; SignatureError listing the inputs otherwise."""
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        raise SignatureError(
+            f"signature {self.name!r} has no input {name!r}; inputs: {self.input_names}",
+            reason="no such input",
+            signature=self.name,
+        )
+
+    def output(self, name: str) -> TensorSpec:
+        """The output called ``name``; SignatureError listing the outputs otherwise."""
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        raise SignatureError(
+            f"signature {self.name!r} has no output {name!r}; outputs: {self.output_names}",
+            reason="no such output",
+            signature=self.name,
+        )
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+
+def parse_signature(signatures: Mapping[str, Any], name: str, where: str) -> Signature:
+    """Pick signature ``name`` from the signatures dict; SignatureError naming ``where``."""
+    if name not in signatures:
+        raise SignatureError(
+            f"{where} has no signature {name!r}; signatures: {sorted(signatures)}",
+            path=where,
+            reason="no such signature",
+            signature=name,
+        )
+    raw = signatures[name]
+    try:
+        return Signature(
+            name=name,
+            method_name=str(raw.get("method_name", "")),
+            inputs=_specs(raw["inputs"]),
+            outputs=_specs(raw["outputs"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SignatureError(
+            f"{where}: signature {name!r} is malformed: {exc!r}",
+            path=where,
+            reason="malformed signature",
+            signature=name,
+        ) from exc
+
+
+def _specs(raw: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
+    specs = []
+    for key in sorted(raw):
+        shape = raw[key].get("shape")
+        specs.append(
+            TensorSpec(
+                name=key,
+                dtype=str(raw[key]["dtype"]),
+                shape=None if shape is None else tuple(int(d) for d in shape),
+            )
+        )
+    return tuple(specs)
+
+
+def inspect_signatures(model: Any) -> dict[str, Any]:
+    """Serving signatures of ``model`` in the manifest format.
+
+    ``model``: a local SavedModel directory, a model URL (its manifest is read
+    through ``hdfs_models`` when it has one, else the version is localized),
+    or a handle with ``local_path()``. Raises SignatureError when the model
+    holds no signatures, and ``hdfs_models`` errors for missing models.
+    """
+    from scoring._source import model_source
+
+    return model_source(model).signatures()
+
+
+def read_local_signatures(local_dir: str) -> dict[str, Any]:
+    """From ``local_dir/MANIFEST.json`` when it lists signatures, else from saved_model.pb."""
+    manifest = os.path.join(local_dir, MANIFEST_NAME)
+    if os.path.isfile(manifest):
+        with open(manifest, "rb") as f:
+            try:
+                sigs = json.loads(f.read()).get("signatures")
+            except (ValueError, AttributeError) as exc:
+                raise SignatureError(
+                    f"{manifest} is not valid JSON: {exc}", path=manifest, reason="bad manifest"
+                ) from exc
+        if sigs:
+            return dict(sigs)
+    from hdfs_models._signatures import read_signatures
+
+    sigs = read_signatures(local_dir)
+    if not sigs:
+        raise SignatureError(
+            f"{local_dir} holds no serving signature", path=local_dir, reason="no signatures"
+        )
+    return sigs
+
+
+def format_signatures(signatures: Mapping[str, Any]) -> str:
+    """Readable text of a signatures dict, like ``saved_model_cli show --all``."""
+    lines = []
+    for name in sorted(signatures):
+        sig = parse_signature(signatures, name, "signatures")
+        lines.append(f"signature {name!r} ({sig.method_name or 'no method'}):")
+        for title, specs in (("inputs", sig.inputs), ("outputs", sig.outputs)):
+            lines.append(f"  {title}:")
+            lines.extend(f"    {s.name}: {s.describe()}" for s in specs)
+    return "\n".join(lines)
