@@ -193,7 +193,10 @@ def _localize_pinned(
 ) -> LocalModel:
     entry = os.path.join(root, key)
     ensure_root(root)
-    lease = _claim(entry + USE_SUFFIX, opts)
+    try:
+        lease = _claim(entry + USE_SUFFIX, opts)
+    except CacheError as exc:
+        raise CacheError(f"cache root {root} is not usable: {exc}", path=root, reason=exc.reason) from exc
     try:
         if not os.path.isdir(entry):
             _download_once(pinned, root, key, opts, filesystem, progress, start)

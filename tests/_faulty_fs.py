@@ -152,3 +152,40 @@ class FaultyFS(LocalFileSystem):
     def info(self, path: str, **kwargs: Any) -> Any:
         self.log("info", self._strip_protocol(path))
         return super().info(path, **kwargs)
+
+
+# A minimal, well-formed SavedModel-shaped tree (no TensorFlow needed).
+SAVED_MODEL_PB = b"\x08\x01\x12\x02\x08\x01"
+
+
+def make_model_dir(path: str, data_bytes: int = 300_000, shards: int = 1, seed: int = 0) -> str:
+    """Write ``saved_model.pb``, ``variables/`` (``shards`` data shards), an empty ``assets/``."""
+    import random
+
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
+    os.makedirs(os.path.join(path, "assets"), exist_ok=True)
+    with open(os.path.join(path, "saved_model.pb"), "wb") as handle:
+        handle.write(SAVED_MODEL_PB)
+    with open(os.path.join(path, "variables", "variables.index"), "wb") as handle:
+        handle.write(rng.randbytes(97))
+    for k in range(shards):
+        name = f"variables.data-{k:05d}-of-{shards:05d}"
+        with open(os.path.join(path, "variables", name), "wb") as handle:
+            handle.write(rng.randbytes(data_bytes // shards))
+    return path
+
+
+def tree_digest(path: str) -> dict[str, str]:
+    """Relative path → sha256 of every file under ``path`` (plus empty dirs as '<dir>')."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        rel_dir = os.path.relpath(dirpath, path)
+        if not dirnames and not filenames:
+            out[rel_dir] = "<dir>"
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as handle:
+                out[os.path.normpath(os.path.join(rel_dir, name))] = hashlib.sha256(handle.read()).hexdigest()
+    return out

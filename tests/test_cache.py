@@ -1,0 +1,395 @@
+"""localize on local and memory stores: hits, misses, integrity and store faults."""
+
+import errno
+import logging
+import os
+import pickle
+import shutil
+import uuid
+
+import fsspec
+import pytest
+
+import hdfs_models._download as download_module
+from _faulty_fs import Fault, FaultyFS, bytes_read, make_model_dir, read_log, tree_digest
+from hdfs_models import (
+    CacheError,
+    IntegrityError,
+    InvalidModelError,
+    LocalModel,
+    ModelNotFoundError,
+    SourceChangedError,
+    StoreError,
+    gc,
+    localize,
+    resolve,
+)
+from hdfs_models._cache_fill import ExtraFilesWarning
+from hdfs_models._publish import publish
+
+FAST = {"backoff": 0.01, "attempts": 3}
+DATA = "variables/variables.data-00000-of-00001"
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    return make_model_dir(str(tmp_path / "src"), data_bytes=300_000)
+
+
+@pytest.fixture
+def published(tmp_path, model_dir):
+    """A base dir with version 1 published with a manifest."""
+    base = str(tmp_path / "store" / "mnist")
+    publish(model_dir, base, signatures=False)
+    return base
+
+
+@pytest.fixture
+def plain(tmp_path, model_dir):
+    """A base dir whose version 1 was copied by a plain recursive copy (no manifest)."""
+    base = tmp_path / "plain" / "mnist"
+    shutil.copytree(model_dir, base / "1")
+    return str(base)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return str(tmp_path / "cache")
+
+
+def _leftovers(cache):
+    return sorted(n for n in os.listdir(cache) if n.startswith(".tmp-")) if os.path.isdir(cache) else []
+
+
+def _entries(cache):
+    return sorted(n for n in os.listdir(cache) if not n.startswith(".") and "." not in n) if os.path.isdir(cache) else []
+
+
+@pytest.mark.parametrize("kind", ["manifest", "plain"])
+def test_localize_gives_a_verified_copy(kind, published, plain, model_dir, cache):
+    base = published if kind == "manifest" else plain
+    model = localize(base, cache_dir=cache)
+    assert isinstance(model, LocalModel)
+    assert (model.name, model.version) == ("mnist", 1)
+    assert model.path == os.path.join(cache, _entries(cache)[0])
+    assert model.digest == resolve(base).digest
+    got = tree_digest(model.path)
+    if kind == "manifest":
+        assert got.pop("MANIFEST.json")
+    assert got == tree_digest(model_dir)
+    assert _leftovers(cache) == []
+    model.release()
+
+
+def test_memory_store(model_dir, cache):
+    base = f"memory://hm-{uuid.uuid4().hex}/mnist"
+    try:
+        publish(model_dir, base, signatures=False)
+        model = localize(base, cache_dir=cache)
+        got = tree_digest(model.path)
+        got.pop("MANIFEST.json")
+        assert got == tree_digest(model_dir)
+    finally:
+        fsspec.filesystem("memory").rm(base.split("://")[1].split("/")[0], recursive=True)
+
+
+def test_hit_and_miss_are_logged_with_bytes_and_duration_l3(published, cache, caplog):
+    caplog.set_level(logging.INFO, logger="hdfs_models")
+    localize(published, cache_dir=cache)
+    miss = [r.getMessage() for r in caplog.records if "cache miss" in r.getMessage()]
+    assert len(miss) == 1 and "300103 bytes" in miss[0] and "MB/s" in miss[0]
+    caplog.clear()
+    localize(published, cache_dir=cache)
+    hit = [r.getMessage() for r in caplog.records if "cache hit" in r.getMessage()]
+    assert len(hit) == 1 and " ms)" in hit[0]
+    assert not any("cache miss" in r.getMessage() for r in caplog.records)
+
+
+def test_warm_localize_reads_nothing_but_the_resolution_l4(published, cache, tmp_path):
+    log = str(tmp_path / "io.log")
+    fs = FaultyFS(log)
+    first = localize(published, cache_dir=cache, filesystem=fs)
+    assert bytes_read(log) == 300_103
+    os.unlink(log)
+    second = localize(published, cache_dir=cache, filesystem=fs)
+    assert second.path == first.path
+    opened = [os.path.basename(p) for op, p, _ in read_log(log) if op == "open"]
+    assert opened == ["MANIFEST.json"]  # the resolution; no data file, no extra listing
+    os.unlink(log)
+    third = localize("ignored", cache_dir=cache, filesystem=fs, pinned=resolve(published))
+    assert third.path == first.path
+    assert read_log(log) == []  # pinned + cached: no store I/O at all
+
+
+def test_unknown_option_is_a_type_error(published, cache):
+    with pytest.raises(TypeError, match="unknown cache option"):
+        localize(published, cache_dir=cache, paralellism=2)
+
+
+def test_missing_url_b1(tmp_path, cache):
+    with pytest.raises(ModelNotFoundError, match="nope") as info:
+        localize(str(tmp_path / "nope"), cache_dir=cache)
+    assert isinstance(info.value, FileNotFoundError)
+    assert _leftovers(cache) == [] and _entries(cache) == []
+
+
+@pytest.mark.parametrize("missing, named", [("saved_model.pb", "saved_model.pb"), (DATA, "variables.data-00000-of-00001")])
+def test_incomplete_tree_is_refused_before_download_b3_b10(published, cache, tmp_path, missing, named):
+    pinned = resolve(published)
+    files = tuple(f for f in pinned.files if f.path != missing)
+    broken = type(pinned)(pinned.base_url, pinned.name, 9, pinned.url, pinned.digest, files)
+    log = str(tmp_path / "io.log")
+    with pytest.raises(InvalidModelError, match=named):
+        localize("x", cache_dir=cache, pinned=broken, filesystem=FaultyFS(log))
+    assert bytes_read(log) == 0
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_manifest_names_a_missing_file_b7(published, cache, tmp_path):
+    os.unlink(os.path.join(published, "1", DATA))
+    log = str(tmp_path / "io.log")
+    with pytest.raises(IntegrityError, match="the manifest lists variables/variables.data") as info:
+        localize(published, cache_dir=cache, filesystem=FaultyFS(log), **FAST)
+    assert info.value.attempts == 2  # one retry
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+@pytest.mark.parametrize("damage, match", [("resize", "has 11 bytes, expected 300000"), ("rewrite", "sha256 of")])
+def test_wrong_size_or_digest_b7_h3(published, cache, damage, match):
+    path = os.path.join(published, "1", DATA)
+    if damage == "resize":
+        open(path, "wb").write(b"x" * 11)
+    else:
+        data = bytearray(open(path, "rb").read())
+        data[1000] ^= 1
+        open(path, "wb").write(bytes(data))
+    with pytest.raises(IntegrityError, match=match) as info:
+        localize(published, cache_dir=cache, **FAST)
+    assert info.value.attempts == 2
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_unlisted_files_warn_or_fail_in_strict_mode_b8(published, cache):
+    open(os.path.join(published, "1", "stray.txt"), "w").write("x")
+    with pytest.raises(IntegrityError, match=r"not listed in the manifest: \['stray.txt'\].*strict"):
+        localize(published, cache_dir=cache, strict=True)
+    assert _entries(cache) == []
+    with pytest.warns(ExtraFilesWarning, match="stray.txt"):
+        model = localize(published, cache_dir=cache)
+    assert not os.path.exists(os.path.join(model.path, "stray.txt"))
+
+
+def test_read_failure_is_retried_into_a_new_temp_name_f1(published, cache, tmp_path, model_dir):
+    log = str(tmp_path / "io.log")
+    fs = FaultyFS(log, {DATA: Fault(fail_after=100_000, times=1)})
+    model = localize(published, cache_dir=cache, filesystem=fs, **FAST)
+    opens = [p for op, p, _ in read_log(log) if op == "open" and p.endswith(DATA)]
+    assert len(opens) == 2
+    assert tree_digest(model.path)[DATA] == tree_digest(model_dir)[DATA]
+    assert not any(name.endswith((".part1", ".part2")) for name in os.listdir(os.path.join(model.path, "variables")))
+
+
+def test_persistent_failure_gives_up_with_attempts_and_elapsed_f2_l3(published, cache):
+    fs = FaultyFS(None, {DATA: Fault(fail_after=10)})
+    with pytest.raises(StoreError, match=r"failed after 3 attempt\(s\)") as info:
+        localize(published, cache_dir=cache, filesystem=fs, **FAST)
+    err = info.value
+    assert err.url.endswith("mnist/1") and err.version == 1
+    assert err.attempts == 3 and err.elapsed > 0
+    assert err.local_path.startswith(cache)
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_deadline_bounds_the_retries_f2(published, cache):
+    fs = FaultyFS(None, {DATA: Fault(fail_after=10)})
+    with pytest.raises(StoreError, match="deadline reached") as info:
+        localize(published, cache_dir=cache, filesystem=fs, attempts=50, backoff=0.2, deadline=0.5)
+    assert info.value.attempts < 50 and info.value.elapsed < 5
+
+
+@pytest.mark.parametrize("kind", ["manifest", "plain"])
+def test_short_read_is_detected_and_retried_f3(kind, published, plain, cache):
+    base = published if kind == "manifest" else plain
+    model = localize(base, cache_dir=cache, filesystem=FaultyFS(None, {DATA: Fault(short_after=5, times=1)}), **FAST)
+    assert os.path.getsize(os.path.join(model.path, DATA)) == 300_000
+    model.release()
+    shutil.rmtree(cache)
+    with pytest.raises(IntegrityError, match="short read"):
+        localize(base, cache_dir=cache, filesystem=FaultyFS(None, {DATA: Fault(short_after=5)}), **FAST)
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_flipped_bytes_with_a_manifest_f4(published, cache, model_dir):
+    model = localize(published, cache_dir=cache, filesystem=FaultyFS(None, {DATA: Fault(flip=True, times=1)}), **FAST)
+    assert tree_digest(model.path)[DATA] == tree_digest(model_dir)[DATA]
+    model.release()
+    shutil.rmtree(cache)
+    with pytest.raises(IntegrityError, match="sha256") as info:
+        localize(published, cache_dir=cache, filesystem=FaultyFS(None, {DATA: Fault(flip=True)}), **FAST)
+    assert info.value.attempts == 2
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_source_rewritten_during_download_f5(plain, cache):
+    index = os.path.join(plain, "1", "variables", "variables.index")
+
+    def rewrite(_path):
+        data = open(index, "rb").read()
+        open(index, "wb").write(bytes(b ^ 1 for b in data))  # same size, new bytes and mtime
+        os.utime(index, (1, 1))
+
+    fs = FaultyFS(None, {DATA: Fault(on_open=rewrite, times=1)})
+    with pytest.raises(SourceChangedError, match="changed during the download"):
+        localize(plain, cache_dir=cache, filesystem=fs, **FAST)
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_source_deleted_during_download_f5(plain, cache):
+    fs = FaultyFS(None, {DATA: Fault(on_open=os.unlink)})
+    with pytest.raises(SourceChangedError, match="disappeared during the download"):
+        localize(plain, cache_dir=cache, filesystem=fs, **FAST)
+    assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+class _FullDisk:
+    def __init__(self, inner, limit):
+        self.inner, self.limit, self.written = inner, limit, 0
+
+    def write(self, data):
+        if self.written + len(data) > self.limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.written += len(data)
+        return self.inner.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.inner.close()
+
+
+def test_disk_full_names_the_root_and_keeps_earlier_entries_f6(published, tmp_path, cache, monkeypatch):
+    first = localize(published, cache_dir=cache)
+    before = tree_digest(first.path)
+    publish(make_model_dir(str(tmp_path / "v2"), data_bytes=200_000, seed=2), published, signatures=False)
+    real_open = download_module._open_part
+    monkeypatch.setattr(download_module, "_open_part", lambda path: _FullDisk(real_open(path), 1000))
+    with pytest.raises(CacheError, match=f"cache root {cache}.*No space left") as info:
+        localize(published, cache_dir=cache, **FAST)
+    assert info.value.path == cache and info.value.reason == "ENOSPC"
+    assert info.value.attempts == 1  # a full disk is not retried
+    assert _entries(cache) == [os.path.basename(first.path)] and _leftovers(cache) == []
+    assert tree_digest(first.path) == before
+
+
+def test_read_only_root_is_an_error_at_first_use_f7(published, tmp_path):
+    if os.geteuid() == 0:
+        if os.access("/sys", os.W_OK) and not _cannot_write("/sys"):
+            pytest.skip("running as root with a writable /sys: no read-only directory to test with")
+        roots = ["/sys", "/sys/hdfs-models-test"]
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        roots = [str(ro), str(ro / "sub")]
+    for root in roots:
+        with pytest.raises(CacheError, match=f"cache root {root} is not usable") as info:
+            localize(published, cache_dir=root)
+        assert info.value.path == root
+
+
+def _cannot_write(directory):
+    try:
+        fd = os.open(os.path.join(directory, ".hm-probe"), os.O_CREAT | os.O_WRONLY, 0o644)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(os.path.join(directory, ".hm-probe"))
+    return False
+
+
+def test_permissions_after_commit_c8(published, cache):
+    old = os.umask(0o077)
+    try:
+        model = localize(published, cache_dir=cache)
+    finally:
+        os.umask(old)
+    modes = {}
+    for dirpath, dirnames, filenames in os.walk(model.path):
+        modes[dirpath] = os.stat(dirpath).st_mode & 0o777
+        for name in filenames:
+            modes[os.path.join(dirpath, name)] = os.stat(os.path.join(dirpath, name)).st_mode & 0o777
+    assert {m for p, m in modes.items() if os.path.isdir(p)} == {0o755}
+    assert {m for p, m in modes.items() if os.path.isfile(p)} == {0o644}
+    assert os.path.isdir(os.path.join(model.path, "assets"))  # empty dir recreated
+
+
+def test_local_model_release_pickle_and_context(published, cache):
+    with localize(published, cache_dir=cache) as model:
+        clone = pickle.loads(pickle.dumps(model))
+        assert clone == model and clone.path == model.path
+        assert gc(cache, keep=0) == []  # in use: not evicted (C6)
+    clone.release()  # a copy holds nothing; releasing is harmless
+    assert gc(cache, keep=0) == [model.path]
+    assert _entries(cache) == []
+
+
+def test_gc_evicts_least_recently_used_not_in_use(published, tmp_path, cache):
+    v1 = localize(published, version=1, cache_dir=cache)
+    publish(make_model_dir(str(tmp_path / "v2"), data_bytes=1000, seed=2), published, signatures=False)
+    publish(make_model_dir(str(tmp_path / "v3"), data_bytes=1000, seed=3), published, signatures=False)
+    v2 = localize(published, version=2, cache_dir=cache)
+    v3 = localize(published, version=3, cache_dir=cache)
+    os.utime(v2.path + ".use", (1, 1))  # v2 is the oldest use
+    v2.release()
+    v3.release()
+    assert gc(cache, keep=2) == [v2.path]  # v2 has the oldest use
+    assert sorted(_entries(cache)) == sorted(os.path.basename(p) for p in (v1.path, v3.path))
+    assert gc(cache, keep=0) == [v3.path]  # v1 is in use: kept although over the limit (C6)
+    v1.release()
+    assert gc(cache, max_bytes=1_000_000) == []
+    assert gc(cache, max_bytes=1000) == [v1.path]
+    assert gc(cache) == []  # no limits: nothing evicted
+
+
+def test_localize_evicts_by_max_versions(published, tmp_path, cache):
+    localize(published, version=1, cache_dir=cache).release()
+    publish(make_model_dir(str(tmp_path / "v2"), data_bytes=1000, seed=2), published, signatures=False)
+    v2 = localize(published, cache_dir=cache, max_versions=1)
+    assert _entries(cache) == [os.path.basename(v2.path)]
+
+
+def test_dead_downloads_are_swept_live_ones_kept_c4(published, cache):
+    import multiprocessing
+
+    proc = multiprocessing.get_context("fork").Process(target=os._exit, args=(0,))
+    proc.start()
+    proc.join()
+    os.makedirs(cache)
+    dead = os.path.join(cache, f".tmp-mnist-1-0123456789abcdef-{proc.pid}-abc")
+    live = os.path.join(cache, f".tmp-mnist-1-0123456789abcdef-{os.getppid()}-abc")
+    for path in (dead, live):
+        os.makedirs(os.path.join(path, "variables"))
+    gc(cache)
+    assert os.path.isdir(live) and not os.path.exists(dead)
+
+
+def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch):
+    import hdfs_models._cache_store as store
+
+    winner = {}
+    real_rename = os.rename
+
+    def racing_rename(src, dst):
+        if os.path.basename(src).startswith(".tmp-") and not winner:
+            shutil.copytree(src, dst)  # another process commits the same key first
+            winner["tree"] = tree_digest(dst)
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(store.os, "rename", racing_rename)
+    model = localize(published, cache_dir=cache)
+    assert tree_digest(model.path) == winner["tree"]
+    assert _leftovers(cache) == []
