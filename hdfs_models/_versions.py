@@ -94,10 +94,15 @@ def _child(parent: str, listed: str, url: str) -> str:
             f"{url}: listing returned {listed!r}, outside {parent}", url=url, reason="listed name outside parent"
         )
     rel = rel.rstrip("/")
-    joined = safe_join(parent, rel)
-    if joined == posixpath.normpath(parent) or rel in ("", ".", ".."):
+    try:
+        joined = safe_join(parent, rel)
+    except UnsafeNameError as exc:
+        raise UnsafeNameError(
+            f"{url}: listing returned unsafe name {listed!r} ({exc.reason})", url=url, reason="unsafe child name"
+        ) from exc
+    if joined == posixpath.normpath(parent) or any(p in ("", ".", "..") for p in rel.split("/")):
         raise UnsafeNameError(f"{url}: listing returned unsafe name {listed!r}", url=url, reason="unsafe child name")
-    return joined[len(prefix):] if joined.startswith(prefix) else rel
+    return rel
 
 
 def _children(fs: Any, path: str, url: str) -> dict[str, dict[str, Any]]:
@@ -136,7 +141,7 @@ def list_tree(fs: Any, path: str, url: str) -> tuple[tuple[FileEntry, ...], tupl
     dirs: set[str] = set()
     for name, info in found.items():
         stripped = fs._strip_protocol(name)
-        if posixpath.normpath(stripped) == posixpath.normpath(path):
+        if stripped.rstrip("/") == path.rstrip("/"):
             continue
         rel = _child(path, stripped, url)
         if info.get("type") == "directory":

@@ -1,0 +1,211 @@
+"""Atomic publish of a local SavedModel as ``BASE/<next integer>/``.
+
+Steps: check the local tree (completeness, a well-formed ``saved_model.pb``,
+signatures when TensorFlow is importable) → upload every file into
+``BASE/_tmp-<uuid>/`` hashing as it goes → write ``MANIFEST.json`` last →
+rename to ``BASE/<n>/``. If another publisher took ``n`` the rename fails (or
+the post-check sees a foreign manifest) and we retry with ``n + 1``; an
+existing version is never overwritten. The temp dir is removed on failure.
+
+The rename is atomic and refuses an existing target on HDFS (hdfs-native,
+WebHDFS with ``renameoptions=NONE``) and on local disks (``os.rename`` fails
+on a non-empty target). Other fsspec stores get a check-then-move, which
+is best effort under concurrency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import uuid
+from typing import Any, Callable, Mapping
+
+from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, make_manifest, walk_local
+from hdfs_models._names import validate_name, validate_url
+from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_saved_model_pb
+from hdfs_models._stores import join_url, open_store, translate_errors
+from hdfs_models._versions import PinnedVersion, _base_name, _children, _version_names, resolve
+from hdfs_models.errors import HdfsModelsError, InvalidModelError, ModelNotFoundError, PublishError
+
+__all__ = ["publish"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_CHUNK = 4 << 20
+_MAX_ATTEMPTS = 100
+
+
+def check_local_model(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Walk and check a local SavedModel dir (B3, B4, B10); returns (sizes, empty dirs)."""
+    sizes, empty = walk_local(local_dir)
+    check_complete(sizes, local_dir)
+    if SAVED_MODEL_PB in sizes:
+        with open(os.path.join(local_dir, SAVED_MODEL_PB), "rb") as fh:
+            check_saved_model_pb(fh.read(), os.path.join(local_dir, SAVED_MODEL_PB))
+    return sizes, empty
+
+
+def local_signatures(local_dir: str) -> dict[str, Any]:
+    """Signatures read with TensorFlow, or ``{}`` (logged) when it is not importable."""
+    try:
+        from hdfs_models._signatures import read_signatures
+    except ImportError as exc:
+        logger.info("publishing %s without signatures: %s", local_dir, exc)
+        return {}
+    try:
+        return dict(read_signatures(local_dir))
+    except ImportError as exc:
+        logger.info("publishing %s without signatures (TensorFlow not importable: %s)", local_dir, exc)
+        return {}
+    except HdfsModelsError:
+        raise
+    except Exception as exc:  # TensorFlow raises many types for an unreadable model
+        raise InvalidModelError(
+            f"{local_dir}: TensorFlow could not read the SavedModel's signatures: {exc}",
+            path=local_dir,
+            reason="unreadable SavedModel",
+        ) from exc
+
+
+def _upload(
+    fs: Any, local_dir: str, tmp: str, sizes: Mapping[str, int], empty: tuple[str, ...], progress: Progress | None
+) -> tuple[FileEntry, ...]:
+    """Copy files (hashing each) and empty dirs into ``tmp``; return the manifest entries."""
+    total, done = sum(sizes.values()), 0
+    made: set[str] = set()
+    entries = []
+    for rel in sorted(sizes):
+        parent = posixpath.dirname(f"{tmp}/{rel}")
+        if parent not in made:
+            fs.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        digest, size = hashlib.sha256(), 0
+        with open(os.path.join(local_dir, *rel.split("/")), "rb") as src, fs.open(f"{tmp}/{rel}", "wb") as dst:
+            for chunk in iter(lambda: src.read(_CHUNK), b""):
+                dst.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        if size != sizes[rel]:
+            raise PublishError(f"{local_dir}/{rel}: changed while publishing", path=local_dir, reason="source changed")
+        entries.append(FileEntry(rel, size, digest.hexdigest()))
+    for rel in empty:
+        fs.makedirs(f"{tmp}/{rel}", exist_ok=True)
+    if progress is not None and total == 0:
+        progress(0, 0)
+    return tuple(entries)
+
+
+def _rename_no_replace(fs: Any, src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``, failing (FileExistsError or other) when ``dst`` exists."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        os.rename(src, dst)  # ENOTEMPTY/EEXIST on an existing version
+        return
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("webhdfs", "swebhdfs"):
+        # rename2 with options: refuses an existing target instead of moving into it.
+        fs._call("RENAME", method="put", path=src, destination=dst, renameoptions="NONE")
+        return
+    if protocol in ("hdfs", "viewfs"):
+        fs.mv(src, dst)  # hdfs-native: rename with overwrite=False
+        return
+    if fs.exists(dst):
+        raise FileExistsError(dst)
+    fs.mv(src, dst, recursive=True)
+
+
+def _ours(fs: Any, dst: str, manifest_bytes: bytes) -> bool:
+    """True when ``dst`` holds exactly the manifest we wrote (the rename really was ours)."""
+    try:
+        return bool(fs.cat_file(f"{dst}/{MANIFEST_NAME}") == manifest_bytes)
+    except (FileNotFoundError, OSError):
+        return False
+
+
+def _commit(fs: Any, base_path: str, tmp: str, manifest: Manifest, url: str) -> int:
+    """Write the manifest and rename ``tmp`` to the next free version; returns it."""
+    number = manifest.version
+    for _ in range(_MAX_ATTEMPTS):
+        data = manifest.with_version(number).to_json()
+        with translate_errors(url, "writing manifest"):
+            fs.pipe_file(f"{tmp}/{MANIFEST_NAME}", data)
+        dst = f"{base_path}/{number}"
+        try:
+            _rename_no_replace(fs, tmp, dst)
+        except (OSError, RuntimeError) as exc:
+            if not fs.exists(dst) or not fs.exists(tmp):
+                with translate_errors(url, f"renaming into version {number}"):
+                    raise
+            logger.info("%s: version %d was taken by another publisher (%s); trying %d", url, number, exc, number + 1)
+            number += 1
+            continue
+        if _ours(fs, dst, data):
+            return number
+        raise PublishError(
+            f"{url}: rename into {dst} did not produce our version (a concurrent writer?)",
+            url=url, reason="rename clash", version=number,
+        )
+    raise PublishError(f"{url}: no free version number after {_MAX_ATTEMPTS} tries", url=url, reason="too many clashes")
+
+
+def _next_version(fs: Any, base_path: str, base: str) -> int:
+    """One more than the highest integer name, complete or not; 1 for an empty base."""
+    try:
+        versions = _version_names(_children(fs, base_path, base))
+    except ModelNotFoundError:
+        versions = []
+    return (versions[-1] + 1) if versions else 1
+
+
+def publish(
+    local_dir: str,
+    base: str,
+    *,
+    name: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
+    progress: Progress | None = None,
+    signatures: bool = True,
+) -> PinnedVersion:
+    """Publish ``local_dir`` as the next integer version under ``base``; returns it pinned.
+
+    ``progress(bytes_done, bytes_total)`` is called as bytes upload.
+    ``signatures=False`` skips reading them with TensorFlow. Raises
+    :class:`InvalidModelError` for an incomplete or corrupt local model
+    (nothing is uploaded), :class:`PublishError` when no version could be
+    committed, and the store errors of :func:`translate_errors`.
+    """
+    validate_url(base)
+    model_name = validate_name(name, "model name") if name is not None else _base_name(base)
+    sizes, empty = check_local_model(local_dir)
+    sigs = local_signatures(local_dir) if signatures else {}
+    fs, base_path = open_store(base, storage_options, filesystem)
+    base_path = base_path.rstrip("/") or "/"
+    with translate_errors(base, "creating base dir"):
+        fs.makedirs(base_path, exist_ok=True)
+    tmp = f"{base_path.rstrip('/')}/_tmp-{uuid.uuid4().hex}"
+    try:
+        with translate_errors(join_url(base, tmp.rsplit("/", 1)[1]), "uploading"):
+            files = _upload(fs, local_dir, tmp, sizes, empty, progress)
+        manifest = make_manifest(model_name, _next_version(fs, base_path, base), files, empty, sigs)
+        number = _commit(fs, base_path.rstrip("/"), tmp, manifest, base)
+    except BaseException:
+        _remove_quietly(fs, tmp, base)
+        raise
+    logger.info("published %s as %s (%d files, %d bytes)", local_dir, join_url(base, str(number)), len(files), manifest.total_bytes)
+    return resolve(join_url(base, str(number)), storage_options=storage_options, filesystem=filesystem)
+
+
+def _remove_quietly(fs: Any, tmp: str, base: str) -> None:
+    try:
+        if fs.exists(tmp):
+            fs.rm(tmp, recursive=True)
+    except Exception as exc:  # the original failure matters more; say what is left behind
+        logger.warning("%s: could not remove temp dir %s: %s", base, tmp, exc)

@@ -1,0 +1,202 @@
+"""Store resolution (B9), per-process filesystem cache (F8) and error translation."""
+
+import multiprocessing
+import os
+import sys
+
+import fsspec
+import pytest
+
+from hdfs_models._stores import clear_store_cache, join_url, open_store, split_scheme, translate_errors
+from hdfs_models.errors import (
+    InvalidModelError,
+    ModelNotFoundError,
+    StoreError,
+    StorePermissionError,
+    UnsupportedProtocolError,
+)
+
+
+def _protocol(fs):
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store_cache():
+    clear_store_cache()
+    yield
+    clear_store_cache()
+
+
+def test_plain_and_file_paths_open_the_local_filesystem(tmp_path):
+    fs, path = open_store(str(tmp_path / "m"))
+    assert _protocol(fs) == "file" and path == str(tmp_path / "m")
+    fs2, path2 = open_store(f"file://{tmp_path}/m")
+    assert fs2 is fs and path2 == str(tmp_path / "m")
+
+
+def test_memory_url_strips_protocol():
+    fs, path = open_store("memory://models/mnist")
+    assert _protocol(fs) == "memory" and path == "/models/mnist"
+
+
+def test_hdfs_and_viewfs_use_hdfs_native():
+    fs, path = open_store("hdfs://127.0.0.1:9/models/mnist")
+    assert type(fs).__module__ == "hdfs_native.fsspec" and type(fs).__name__ == "HdfsFileSystem"
+    assert (fs.host, fs.port, path) == ("127.0.0.1", 9, "/models/mnist")
+    mounts = {"fs.viewfs.mounttable.cluster.linkFallback": "hdfs://127.0.0.1:9/"}
+    vfs, vpath = open_store("viewfs://cluster/models/x", mounts)
+    assert type(vfs).__name__ == "ViewfsFileSystem" and vpath == "/models/x"
+
+
+def test_client_construction_errors_are_translated():
+    with pytest.raises(StoreError, match="viewfs://nomount/x: .*viewfs fallback"):
+        open_store("viewfs://nomount/x")
+
+
+def test_webhdfs_passes_options():
+    fs, path = open_store("webhdfs://127.0.0.1:9870/models/m", {"user": "alice", "data_proxy": {"dn:9864": "127.0.0.1:9864"}})
+    assert type(fs).__name__ == "WebHDFS"
+    assert fs.pars["user.name"] == "alice"
+    assert fs.url == "http://127.0.0.1:9870/webhdfs/v1"
+    assert path == "/models/m"
+
+
+def test_pyarrow_filesystem_object_is_wrapped(tmp_path):
+    pafs = pytest.importorskip("pyarrow.fs")
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    fs, path = open_store(str(tmp_path), filesystem=pafs.LocalFileSystem())
+    assert type(fs).__name__ == "ArrowFSWrapper"
+    assert fs.cat_file(f"{path}/a.txt") == b"hello"
+    _, hpath = open_store("hdfs://nn:8020/models/x", filesystem=pafs.LocalFileSystem())
+    assert hpath == "/models/x"
+
+
+def test_fsspec_filesystem_object_is_used_as_is():
+    mem = fsspec.filesystem("memory")
+    fs, path = open_store("memory://a/b", filesystem=mem)
+    assert fs is mem and path == "/a/b"
+
+
+def test_other_objects_are_refused():
+    with pytest.raises(TypeError, match="fsspec AbstractFileSystem or a pyarrow.fs.FileSystem"):
+        open_store("/x", filesystem=object())
+
+
+def test_unknown_scheme_lists_supported_ones_and_extras():  # B9
+    with pytest.raises(UnsupportedProtocolError, match="bogus://x/y: unsupported URL scheme 'bogus'") as info:
+        open_store("bogus://x/y")
+    text = str(info.value)
+    for needle in ("hdfs-models[hdfs]", "hdfs-models[webhdfs]", "hdfs-models[arrow]", "memory://", "webhdfs://"):
+        assert needle in text
+    assert info.value.url == "bogus://x/y"
+
+
+def test_missing_client_names_the_extra(monkeypatch):  # B9
+    monkeypatch.setitem(sys.modules, "hdfs_native", None)
+    monkeypatch.setitem(sys.modules, "hdfs_native.fsspec", None)
+    with pytest.raises(UnsupportedProtocolError, match=r"pip install 'hdfs-models\[hdfs\]'") as info:
+        open_store("hdfs://nn:8020/m")
+    assert info.value.extra == "hdfs-models[hdfs]"
+
+
+def test_same_options_share_an_instance_other_options_do_not():
+    a, _ = open_store("webhdfs://h:1/x", {"user": "a"})
+    b, _ = open_store("webhdfs://h:1/y", {"user": "a"})
+    c, _ = open_store("webhdfs://h:1/x", {"user": "b"})
+    d, _ = open_store("webhdfs://h:2/x", {"user": "a"})
+    assert a is b
+    assert c is not a and d is not a
+
+
+def _child_reports(conn, parent_id):
+    fs, _ = open_store("memory://forked")
+    again, _ = open_store("memory://forked")
+    conn.send((id(fs) != parent_id, fs is again, fs.cat_file("/forked/f")))
+    conn.close()
+
+
+def test_forked_child_gets_its_own_filesystem():  # F8
+    parent_fs, _ = open_store("memory://forked")
+    parent_fs.pipe_file("/forked/f", b"data")
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_reports, args=(sender, id(parent_fs)))
+    proc.start()
+    new_instance, cached_in_child, data = receiver.recv()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert new_instance, "the child reused the parent's filesystem object"
+    assert cached_in_child and data == b"data"
+    assert open_store("memory://forked")[0] is parent_fs
+
+
+def test_cache_key_includes_pid(monkeypatch):  # F8, without forking
+    first, _ = open_store("memory://x")
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    second, _ = open_store("memory://x")
+    assert second is not first
+
+
+@pytest.mark.parametrize(
+    "url, parts, expected",
+    [
+        ("hdfs://nn:8020/models", ("mnist", "3"), "hdfs://nn:8020/models/mnist/3"),
+        ("hdfs://nn:8020", ("models",), "hdfs://nn:8020/models"),
+        ("memory://m/", ("/1/",), "memory://m/1"),
+        ("/tmp/base", ("", "2"), "/tmp/base/2"),
+    ],
+)
+def test_join_url(url, parts, expected):
+    assert join_url(url, *parts) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [("hdfs://nn/x", "hdfs"), ("/tmp/x", "file"), ("WebHDFS://h/x", "webhdfs"), ("c:\\x", "file")],
+)
+def test_split_scheme(url, expected):
+    assert split_scheme(url)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "raised, expected, reason",
+    [
+        (FileNotFoundError("/m/x"), ModelNotFoundError, "not found"),
+        (PermissionError("denied"), StorePermissionError, "permission denied"),
+        (
+            RuntimeError("RPC error: org.apache.hadoop.security.AccessControlException: Permission denied: user=bob"),
+            StorePermissionError,
+            "permission denied",
+        ),
+        (ConnectionRefusedError("refused"), StoreError, "ConnectionRefusedError"),
+        (OSError(5, "I/O error"), StoreError, "OSError"),
+        (RuntimeError("Checksum error"), StoreError, "RuntimeError"),
+    ],
+)
+def test_translate_errors_most_specific_first(raised, expected, reason):
+    with pytest.raises(expected, match="hdfs://nn/m: reading: ") as info:
+        with translate_errors("hdfs://nn/m", "reading"):
+            raise raised
+    assert type(info.value) is expected
+    assert info.value.url == "hdfs://nn/m" and info.value.reason == reason
+    assert info.value.__cause__ is raised
+    assert isinstance(info.value, OSError)
+
+
+def test_translate_errors_passes_own_errors_and_non_io_errors():
+    own = InvalidModelError("x: bad", url="x")
+    with pytest.raises(InvalidModelError) as info:
+        with translate_errors("x"):
+            raise own
+    assert info.value is own
+    with pytest.raises(KeyError):
+        with translate_errors("x"):
+            raise KeyError("k")
+
+
+def test_local_missing_path_is_model_not_found(tmp_path):
+    fs, path = open_store(str(tmp_path / "missing"))
+    with pytest.raises(ModelNotFoundError, match="missing: not found"):
+        with translate_errors(str(tmp_path / "missing")):
+            fs.info(path)
