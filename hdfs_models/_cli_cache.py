@@ -1,9 +1,113 @@
-"""CLI commands (placeholder: filled in by the module that owns them)."""
+"""CLI commands of the node cache: ``fetch`` and ``gc``.
+
+``hdfs-models fetch URL [--version V] [--cache DIR]`` localizes a version and
+prints its local path (progress in bytes and MB/s on stderr when stderr is a
+terminal). ``hdfs-models gc [--keep N] [--max-bytes B] [--cache DIR]`` sweeps
+dead downloads and evicts least recently used entries nobody uses.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import sys
+import threading
+import time
+from typing import Any, Callable, TextIO
+
+from hdfs_models import cli
+
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Register this module's commands on the hdfs-models parser."""
+    """Register ``fetch`` and ``gc`` on the hdfs-models parser."""
+    fetch = cli.add_command(subparsers, "fetch", _fetch, _render_fetch,
+                            help="download a model version into the node cache; print its local path")
+    fetch.add_argument("url", help="base dir (BASE/<n>/ layout) or version dir URL")
+    fetch.add_argument("--version", default="latest", help="'latest' (default) or an integer")
+    fetch.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
+    collect = cli.add_command(subparsers, "gc", _gc, _render_gc,
+                              help="remove dead downloads and evict cached versions nobody uses")
+    collect.add_argument("--keep", type=_non_negative, default=None, metavar="N", help="keep at most N versions")
+    collect.add_argument("--max-bytes", type=_non_negative, default=None, metavar="B", help="keep at most B bytes")
+    collect.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+class _Progress:
+    """Bytes and MB/s on one rewritten terminal line, at most ten times a second."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.done = 0
+        self.start = time.monotonic()
+        self.shown = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self, nbytes: int) -> None:
+        with self.lock:
+            self.done += nbytes
+            now = time.monotonic()
+            if now - self.shown < 0.1 and self.done < self.total:
+                return
+            self.shown = now
+            rate = self.done / 1e6 / max(now - self.start, 1e-9)
+            self.stream.write(f"\r{self.done / 1e6:8.1f} / {self.total / 1e6:.1f} MB  {rate:7.1f} MB/s")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _fetch(args: argparse.Namespace) -> dict[str, Any]:
+    from hdfs_models._cache import localize
+    from hdfs_models._versions import resolve
+
+    pinned = resolve(args.url, args.version)
+    progress: Callable[[int], None] | None = None
+    bar = None
+    if sys.stderr.isatty() and not args.json:
+        bar = _Progress(pinned.total_bytes, sys.stderr)
+        progress = bar
+    try:
+        model = localize(args.url, cache_dir=args.cache, pinned=pinned, progress=progress)
+    finally:
+        if bar is not None:
+            bar.finish()
+    model.release()  # the command only reports the path; it does not keep the entry in use
+    return {
+        "path": model.path,
+        "name": model.name,
+        "version": model.version,
+        "digest": model.digest,
+        "url": model.url,
+        "bytes": pinned.total_bytes,
+    }
+
+
+def _render_fetch(result: dict[str, Any]) -> str:
+    return str(result["path"])
+
+
+def _gc(args: argparse.Namespace) -> dict[str, Any]:
+    from hdfs_models._cache import gc
+    from hdfs_models._config import cache_root
+
+    root = cache_root(args.cache)
+    removed = gc(root, keep=args.keep, max_bytes=args.max_bytes)
+    return {"root": root, "removed": removed}
+
+
+def _render_gc(result: dict[str, Any]) -> str:
+    if not result["removed"]:
+        return f"nothing evicted from {result['root']}"
+    return "\n".join(f"evicted {path}" for path in result["removed"])
