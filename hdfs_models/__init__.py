@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 from hdfs_models._archive import pack, unpack  # noqa: E402
 from hdfs_models._cache import LocalModel, gc, localize  # noqa: E402
 from hdfs_models._config import CacheOptions  # noqa: E402
+from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import FileEntry, Manifest  # noqa: E402
 from hdfs_models._stores import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
@@ -47,6 +48,7 @@ __all__ = [
     "LockTimeoutError",
     "Manifest",
     "MiniDFSError",
+    "ModelHandle",
     "ModelNotFoundError",
     "PinnedVersion",
     "PublishError",
@@ -56,6 +58,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "distribute",
     "gc",
     "list_versions",
     "localize",

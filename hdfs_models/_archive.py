@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 from hdfs_models._archive_check import DIR, FILE, normalise_name, resolve_limits, unsafe
 from hdfs_models._archive_io import Extracted, extract_into, sniff_format
@@ -86,14 +86,16 @@ def pack(
     format: str = "tar",
     *,
     version: int | str = "latest",
-    storage_options: dict[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     filesystem: Any = None,
+    pinned: Any = None,
 ) -> str:
     """Pack one model version into ``out`` (a local path) and return ``out``.
 
     ``url_or_dir``: a local version directory, or any URL/path that
     :func:`hdfs_models._versions.resolve` accepts (a base dir resolves
-    ``version``). The archive holds ``MANIFEST.json`` (the source's, or one
+    ``version``; ``pinned``, a ``PinnedVersion`` already resolved, skips
+    that). The archive holds ``MANIFEST.json`` (the source's, or one
     built here with fixed dates when the source has none) and exactly the
     files it lists, each checked against its size and sha256 while packed
     (:class:`IntegrityError` on a mismatch). Members are sorted, dated
@@ -104,7 +106,7 @@ def pack(
     if format not in FORMATS:
         raise ValueError(f"unknown archive format {format!r}; use one of {', '.join(FORMATS)}")
     out = os.fspath(out)
-    with _open_source(os.fspath(url_or_dir), version, storage_options, filesystem) as src:
+    with _open_source(os.fspath(url_or_dir), version, storage_options, filesystem, pinned) as src:
         members = plan_members(src.manifest)
         tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex}")
         try:
@@ -126,16 +128,21 @@ def pack(
 
 @contextlib.contextmanager
 def _open_source(
-    url_or_dir: str, version: int | str, storage_options: dict[str, Any] | None, filesystem: Any
+    url_or_dir: str,
+    version: int | str,
+    storage_options: Mapping[str, Any] | None,
+    filesystem: Any,
+    pinned: Any,
 ) -> Iterator[_Source]:
-    local = _local_version_dir(url_or_dir)
+    local = _local_version_dir(url_or_dir) if pinned is None else None
     if local is not None:
         yield _local_source(local)
         return
     from hdfs_models._stores import open_store
     from hdfs_models._versions import resolve
 
-    pinned = resolve(url_or_dir, version, storage_options=storage_options, filesystem=filesystem)
+    if pinned is None:
+        pinned = resolve(url_or_dir, version, storage_options=storage_options, filesystem=filesystem)
     fs, root = open_store(pinned.url, storage_options, filesystem)
     if pinned.manifest is not None:
         yield _Source(fs, root, pinned.manifest, pinned.url)
@@ -348,6 +355,24 @@ def audit_tree(root: str, archive: str) -> None:
                 raise unsafe(archive, os.path.relpath(path, root), "extracted a link or special file")
             if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
                 raise unsafe(archive, os.path.relpath(path, root), "extracted outside the target")
+
+
+def scan_tree(root: str) -> Extracted:
+    """Hash every file under ``root`` (relative posix path → size, sha256) and list its dirs."""
+    out = Extracted()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for name in dirnames:
+            out.dirs.add(name if rel_dir == "." else f"{rel_dir}/{name}")
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            sha, size = hashlib.sha256(), 0
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    sha.update(chunk)
+                    size += len(chunk)
+            out.files[rel] = (size, sha.hexdigest())
+    return out
 
 
 def verify_extracted(root: str, extracted: Extracted, archive: str) -> Any:
