@@ -23,11 +23,13 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
-from hdfs_models._archive_check import DIR, FILE, Limits, Member, Planner, check_spans, unsafe
+from hdfs_models._archive_check import DIR, FILE, Limits, Member, Planner, check_spans, normalise_name, unsafe
+from hdfs_models._manifest import MANIFEST_NAME
+from hdfs_models.errors import IntegrityError
 
-__all__ = ["Extracted", "extract_into", "sniff_format"]
+__all__ = ["Extracted", "audit_tree", "extract_into", "scan_tree", "sniff_format", "verify_extracted"]
 
 _CHUNK = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header, 30 bytes
@@ -210,3 +212,84 @@ def _zip_members(archive: str, *, with_data: bool) -> Iterator[tuple[Member, IO[
                     yield member, data
             else:
                 yield member, None
+
+
+# ---------------------------------------------------------------- after extraction
+
+
+def audit_tree(root: str, archive: str) -> None:
+    """S12: an lstat walk of ``root`` finds only files and dirs, all inside it."""
+    import stat
+
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                raise unsafe(archive, os.path.relpath(path, root), "extracted a link or special file")
+            if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+                raise unsafe(archive, os.path.relpath(path, root), "extracted outside the target")
+
+
+def scan_tree(root: str) -> Extracted:
+    """Hash every file under ``root`` (relative posix path → size, sha256) and list its dirs."""
+    out = Extracted()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for name in dirnames:
+            out.dirs.add(name if rel_dir == "." else f"{rel_dir}/{name}")
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            sha, size = hashlib.sha256(), 0
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    sha.update(chunk)
+                    size += len(chunk)
+            out.files[rel] = (size, sha.hexdigest())
+    return out
+
+
+def verify_extracted(root: str, extracted: Extracted, archive: str) -> Any:
+    """Check the extracted files against the ``MANIFEST_NAME.json`` among them; return the manifest."""
+    from hdfs_models._manifest import Manifest
+
+    if MANIFEST_NAME not in extracted.files:
+        raise IntegrityError(
+            f"archive {archive} has no {MANIFEST_NAME} at its root, so its files cannot be verified; "
+            "pack the version with `hdfs-models pack` (or hdfs_models.pack), or publish it first",
+            path=archive,
+            reason=f"missing {MANIFEST_NAME}",
+        )
+    with open(os.path.join(root, MANIFEST_NAME), "rb") as fh:
+        manifest = Manifest.from_json(fh.read(), archive)
+    listed = {_manifest_path(archive, e.path): e for e in manifest.files if e.path != MANIFEST_NAME}
+    for path, entry in sorted(listed.items()):
+        got = extracted.files.get(path)
+        if got is None or got[0] != entry.size or (entry.sha256 and got[1] != entry.sha256):
+            what = "is missing" if got is None else f"has size {got[0]} sha256 {got[1]}"
+            raise IntegrityError(
+                f"archive {archive}: {path} {what}; the manifest lists size {entry.size} "
+                f"sha256 {entry.sha256}",
+                path=archive,
+                reason="manifest mismatch",
+                member=path,
+            )
+    extra = sorted(set(extracted.files) - set(listed) - {MANIFEST_NAME})
+    if extra:
+        raise IntegrityError(
+            f"archive {archive} holds files its manifest does not list: {', '.join(extra[:5])}",
+            path=archive,
+            reason="unlisted files",
+            member=extra[0],
+        )
+    for d in manifest.empty_dirs:
+        os.makedirs(os.path.join(root, _manifest_path(archive, d)), mode=0o755, exist_ok=True)
+    return manifest
+
+
+def _manifest_path(archive: str, path: str) -> str:
+    try:
+        return normalise_name(path)
+    except ValueError as exc:
+        raise unsafe(archive, MANIFEST_NAME, f"it names {path!r}: {exc}") from None
