@@ -32,6 +32,7 @@ from hdfs_models._cache import LocalModel, gc, localize  # noqa: E402
 from hdfs_models._config import CacheOptions  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import FileEntry, Manifest  # noqa: E402
+from hdfs_models._publish import publish  # noqa: E402
 from hdfs_models._stores import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
 
@@ -64,6 +65,7 @@ __all__ = [
     "localize",
     "open_store",
     "pack",
+    "publish",
     "resolve",
     "unpack",
     "__version__",

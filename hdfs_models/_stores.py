@@ -212,15 +212,23 @@ def translate_errors(url: str, what: str = "") -> Iterator[None]:
     except HdfsModelsError:
         raise
     except FileNotFoundError as exc:
-        raise ModelNotFoundError(f"{prefix}not found ({exc})", url=url, reason="not found") from exc
+        raise ModelNotFoundError(f"{prefix}not found ({_short(exc)})", url=url, reason="not found") from exc
     except PermissionError as exc:
         raise StorePermissionError(
-            f"{prefix}permission denied ({exc})", url=url, reason="permission denied"
+            f"{prefix}permission denied ({_short(exc)})", url=url, reason="permission denied"
         ) from exc
     except (OSError, RuntimeError) as exc:
         if _access_denied(exc):
             raise StorePermissionError(
-                f"{prefix}permission denied ({exc})", url=url, reason="permission denied"
+                f"{prefix}permission denied ({_short(exc)})", url=url, reason="permission denied"
             ) from exc
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise StoreError(f"{prefix}{detail}", url=url, reason=type(exc).__name__) from exc
+        raise StoreError(f"{prefix}{_short(exc)}", url=url, reason=type(exc).__name__) from exc
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """One line of an exception's text, without a Java stack trace (HDFS RPC errors carry one)."""
+    text = str(exc)
+    for marker in ("\\n\\tat ", "\n\tat ", "\n"):
+        text = text.split(marker, 1)[0]
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
