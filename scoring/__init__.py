@@ -6,6 +6,8 @@ Importing this package imports neither TensorFlow, pyspark nor pyarrow.
 
 from __future__ import annotations
 
+from scoring._scorer import Scorer
+from scoring._signature import Signature, TensorSpec, format_signatures, inspect_signatures
 from scoring.errors import (
     ColumnTypeError,
     ModelLoadError,
@@ -20,8 +22,13 @@ __all__ = [
     "ColumnTypeError",
     "ModelLoadError",
     "NullValueError",
+    "Scorer",
     "ScoringError",
     "ShapeMismatchError",
+    "Signature",
     "SignatureError",
     "SignatureMismatchError",
+    "TensorSpec",
+    "format_signatures",
+    "inspect_signatures",
 ]

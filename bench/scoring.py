@@ -1,0 +1,295 @@
+"""Scoring benchmark (BENCHMARKS.md "Scoring"): one run, same input and cores.
+
+For each model (``cnn``, ``mlp`` — see ``bench/_models.py``) and a Parquet
+input of ``id`` + ``features`` array<float>[784] (MNIST digits tiled):
+
+- ``raw``: TensorFlow alone in this process, batch 1024, all cores; timed over
+  the features already in memory (the Parquet read is reported separately);
+- ``data_path``: the same Spark job (read, mapInArrow round trip, write
+  Parquet) returning only the ids: Spark's own ceiling;
+- ``scorer``: ``Scorer(...).transform(df)`` writing id, class, model_version;
+- ``predict_batch_udf``: ``pyspark.ml.functions.predict_batch_udf``, batch 1024,
+  same model, returning the class;
+- ``row_udf``: a plain per-row Python UDF (model cached per worker), on a
+  slice; its rate is per row, so it scales to the full input.
+
+Spark runs on ``local[2]``; Python workers import TensorFlow in a warm-up job
+before any timing, so each contender's time includes its model loads but not
+the TensorFlow import. Each figure is the median of ``--repeats`` runs.
+Model load time per worker and peak RSS per worker are probed from the
+scorer's workers right after the scorer runs (RSS is the process peak so far).
+
+Usage: ``python bench/scoring.py [--quick] [--models cnn,mlp] [--rows N]``.
+Prints a table, then the JSON object as the last line (also written to
+``bench/results/scoring-<UTC date-time>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Running this file puts bench/ first on sys.path, where this module would shadow the
+# `scoring` package: drop it, and load the sibling _models module by path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def _load_models() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_models", os.path.join(HERE, "_models.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_models = _load_models()
+MODELS, mnist_features, save_model = _models.MODELS, _models.mnist_features, _models.save_model
+
+FULL = {"cnn": 200_000, "mlp": 400_000}
+QUICK = {"cnn": 20_000, "mlp": 100_000}
+ROW_UDF = {"cnn": 3_000, "mlp": 10_000}
+ROW_UDF_QUICK = {"cnn": 600, "mlp": 2_000}
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model, Python and library versions."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import pyspark
+    import tensorflow as tf
+
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "tensorflow": tf.__version__, "pyspark": pyspark.__version__,
+            "load_avg_start": os.getloadavg()}  # fmt: skip
+
+
+def write_parquet(path: str, rows: int, files: int = 8) -> str:
+    """``files`` Parquet files holding ``rows`` rows of id + 784 MNIST floats."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(path, exist_ok=True)
+    digits = mnist_features()
+    per_file = -(-rows // files)
+    for i, start in enumerate(range(0, rows, per_file)):
+        ids = np.arange(start, min(rows, start + per_file), dtype=np.int64)
+        flat = digits[ids % len(digits)].reshape(-1)
+        features = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, (len(ids) + 1) * 784, 784, dtype=np.int32)), pa.array(flat)
+        )
+        table = pa.table({"id": ids, "features": features})
+        pq.write_table(table, os.path.join(path, f"part-{i:03d}.parquet"), row_group_size=10_000)
+    return path
+
+
+def timed(fn: Callable[[], Any], rows: int, repeats: int) -> dict[str, Any]:
+    """Median rows/s over ``repeats`` runs of ``fn``."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        rates.append(rows / (time.perf_counter() - start))
+    return {"rows_per_s": statistics.median(rates), "runs": [round(r, 1) for r in rates], "rows": rows}
+
+
+def raw_tf(model_dir: str, data: str, batch: int) -> tuple[Callable[[], Any], dict[str, float]]:
+    """The raw contender's body and its setup times (parquet read, model load)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    column = pq.read_table(data, columns=["features"]).column("features").combine_chunks()
+    x = column.flatten().to_numpy().reshape(-1, 784)
+    read_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    load_s = time.perf_counter() - start
+    fn(features=tf.constant(x[:batch]))
+
+    def run() -> None:
+        for i in range(0, len(x), batch):
+            np.argmax(fn(features=tf.constant(x[i : i + batch]))["probabilities"].numpy(), axis=1)
+
+    return run, {"parquet_read_s": round(read_s, 3), "model_load_s": round(load_s, 3)}
+
+
+def spark_jobs(spark: Any, model_dir: str, data: str, out: str, batch: int) -> dict[str, Callable[[Any], None]]:
+    """Each Spark contender as ``job(df)`` writing Parquet to ``out``."""
+    from pyspark.ml.functions import predict_batch_udf
+    from pyspark.sql.functions import col, udf
+
+    from scoring import Scorer
+
+    def write(df: Any) -> None:
+        df.write.mode("overwrite").parquet(out)
+
+    def ids_only(batches: Any) -> Any:
+        import pyarrow as pa
+
+        for b in batches:
+            yield pa.RecordBatch.from_arrays([b.column("id")], names=["id"])
+
+    def make_predict_fn() -> Callable[[Any], Any]:
+        import numpy as np
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+        return lambda x: np.argmax(fn(features=tf.constant(x))["probabilities"].numpy(), axis=1).astype(np.int32)
+
+    pb_udf = predict_batch_udf(make_predict_fn, return_type="int", batch_size=batch, input_tensor_shapes=[[784]])
+
+    @udf("int")
+    def row_udf(v: Any) -> int:
+        import numpy as np
+        import tensorflow as tf
+
+        # A per-process cache that survives tasks (a closure's dict is re-pickled per task).
+        cache = tf.__dict__.setdefault("_bench_row_models", {})
+        if model_dir not in cache:
+            cache[model_dir] = tf.saved_model.load(model_dir).signatures["serving_default"]
+        fn = cache[model_dir]
+        x = tf.constant(np.asarray(v, dtype=np.float32)[None, :])
+        return int(np.argmax(fn(features=x)["probabilities"].numpy()[0]))
+
+    scorer = Scorer(model_dir, keep_cols=["id"], batch_size=batch)
+    return {
+        "data_path": lambda df: write(df.mapInArrow(ids_only, "id long")),
+        "scorer": lambda df: write(scorer.transform(df)),
+        "predict_batch_udf": lambda df: write(df.select("id", pb_udf(col("features")).alias("prediction"))),
+        "row_udf": lambda df: write(df.select("id", row_udf(col("features")).alias("prediction"))),
+    }
+
+
+def probe_workers(spark: Any) -> list[dict[str, Any]]:
+    """pid, models loaded, load seconds and peak RSS (MiB) of each Python worker."""
+
+    def probe(_: Any) -> Any:
+        import resource
+
+        from scoring._model_cache import cache_info
+
+        time.sleep(1.0)  # keep both tasks running at once so each lands on its own worker
+        info = cache_info()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        yield {"pid": info["pid"], "loads": info["loads"], "load_s": round(info["load_seconds"], 3),
+               "peak_rss_mib": round(rss, 1)}  # fmt: skip
+
+    found = spark.sparkContext.parallelize(range(2), 2).mapPartitions(probe).collect()
+    return sorted({d["pid"]: d for d in found}.values(), key=lambda d: d["pid"])
+
+
+def warm_workers(spark: Any) -> None:
+    """Start the Python workers and import TensorFlow in each, before any timing."""
+
+    def imp(_: Any) -> Any:
+        import tensorflow  # noqa: F401
+
+        time.sleep(1.0)
+        yield os.getpid()
+
+    spark.sparkContext.parallelize(range(2), 2).mapPartitions(imp).collect()
+
+
+def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Every contender for one model."""
+    rows = args.rows or (QUICK if args.quick else FULL)[kind]
+    slice_rows = (ROW_UDF_QUICK if args.quick else ROW_UDF)[kind]
+    model_dir = save_model(kind, os.path.join(work, kind, "1"))
+    data = write_parquet(os.path.join(work, f"{kind}-data"), rows)
+    small = write_parquet(os.path.join(work, f"{kind}-slice"), slice_rows, files=4)
+    out = os.path.join(work, f"{kind}-out")
+    result: dict[str, Any] = {"rows": rows, "row_udf_rows": slice_rows}
+    run, setup = raw_tf(model_dir, data, args.batch_size)
+    result["raw"] = {**timed(run, rows, args.repeats), **setup}
+    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size)
+    df, df_small = spark.read.parquet(data), spark.read.parquet(small)
+    for name in ("data_path", "scorer", "predict_batch_udf"):
+        result[name] = timed(lambda: jobs[name](df), rows, args.repeats)
+        if name == "scorer":
+            result["scorer_workers"] = probe_workers(spark)
+    result["row_udf"] = timed(lambda: jobs["row_udf"](df_small), slice_rows, 1)
+    scorer = result["scorer"]["rows_per_s"]
+    ceiling = min(result["raw"]["rows_per_s"], result["data_path"]["rows_per_s"])
+    result["ratios"] = {
+        "scorer/min(raw,data_path)": round(scorer / ceiling, 3),
+        "scorer/predict_batch_udf": round(scorer / result["predict_batch_udf"]["rows_per_s"], 3),
+        "scorer/row_udf": round(scorer / result["row_udf"]["rows_per_s"], 1),
+    }
+    return result
+
+
+TARGETS = {"cnn": {"scorer/min(raw,data_path)": 0.95, "scorer/predict_batch_udf": 1.0, "scorer/row_udf": 30},
+           "mlp": {"scorer/min(raw,data_path)": 0.90, "scorer/predict_batch_udf": 1.5}}  # fmt: skip
+
+
+def table(results: dict[str, Any]) -> str:
+    """A short human-readable summary."""
+    lines = [f"{'model':5} {'contender':18} {'rows/s':>10}"]
+    for kind, res in results["models"].items():
+        for name in ("raw", "data_path", "scorer", "predict_batch_udf", "row_udf"):
+            lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
+        for ratio, value in res["ratios"].items():
+            target = TARGETS[kind].get(ratio)
+            mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
+            lines.append(f"{kind:5} {ratio:30} {value}{mark}")
+        for w in res["scorer_workers"]:
+            lines.append(f"{kind:5} worker {w['pid']}: loads={w['loads']} load_s={w['load_s']} "
+                         f"peak_rss={w['peak_rss_mib']} MiB")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs, one repeat (~2 min)")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--rows", type=int, default=None, help="rows per model (default by model)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from hdfs_models.testing.spark import spark_session, stop_spark
+
+    results: dict[str, Any] = {"bench": "scoring", "quick": args.quick, "machine": machine(),
+                               "repeats": args.repeats, "batch_size": args.batch_size, "models": {}}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as work:
+        spark = spark_session("local[2]")
+        try:
+            warm_workers(spark)
+            results["tf_only_workers"] = probe_workers(spark)
+            for kind in args.models.split(","):
+                results["models"][kind] = bench_model(kind, spark, work, args)
+        finally:
+            stop_spark()
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    print(table(results))
+    os.makedirs(args.results_dir, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = f"scoring-{'quick-' if args.quick else ''}{stamp}.json"
+    with open(os.path.join(args.results_dir, name), "w") as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
