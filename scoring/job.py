@@ -1,0 +1,211 @@
+"""The batch scoring job: a Hive table or Parquet in, predictions out.
+
+Run it as ``python -m scoring.job ...`` (Spark in this process; ``--master``
+picks the master) or as a script: ``spark-submit ... scoring/job.py ...``.
+
+    python -m scoring.job --model hdfs://nn:8020/models/mnist --input-table digits \\
+        --features features --keep id --output-table predictions
+
+The model is resolved once, on the driver (``--version latest`` pins the newest
+complete version), and shipped by ``--strategy`` (node-cache ``fetch``,
+``archive`` or ``files``). Tables go through ``enableHiveSupport()`` with the
+embedded Derby metastore (``--warehouse``, ``--metastore``). The output is
+written under a staging name and moved into place, so a failed job leaves no
+partial output. At the end one line reports rows, seconds, rows/s and the
+model version (``--json``: one JSON object).
+
+``--watch SECONDS`` turns the job into a stream over new Parquet files under
+``--input-path``: every SECONDS it resolves ``latest`` again and switches to a
+newly published version (loaded before the old one is dropped); every output
+row carries ``model_version``. ``--idle-timeout`` ends it after that many
+seconds without new input.
+
+Exit codes: 0 ok, 1 error (one line naming the table, path or URL and the
+cause), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import time
+from typing import Any, Sequence
+
+__all__ = ["build_parser", "main", "run"]
+
+log = logging.getLogger("scoring.job")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The job's command line."""
+    p = argparse.ArgumentParser(prog="scoring.job", description="Score a table or Parquet with a SavedModel.")
+    p.add_argument("--model", required=True, help="model base URL (BASE/<n>/ layout) or version dir URL")
+    p.add_argument("--version", default="latest", help="N or latest (default)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input-table", help="Hive table to score")
+    src.add_argument("--input-path", help="Parquet path to score")
+    dst = p.add_mutually_exclusive_group(required=True)
+    dst.add_argument("--output-table", help="Hive table to write")
+    dst.add_argument("--output-path", help="Parquet path to write")
+    p.add_argument("--features", required=True, help="feature column (or sig_input=col,... for several inputs)")
+    p.add_argument("--keep", default="", help="comma-separated columns carried to the output (e.g. id)")
+    p.add_argument("--strategy", default="fetch", choices=["fetch", "archive", "files"])
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--outputs", default="class", choices=["class", "probabilities", "all"])
+    p.add_argument("--signature", default="serving_default")
+    p.add_argument("--mode", default="error", choices=["error", "overwrite"], help="if the output exists")
+    p.add_argument("--master", default=None, help="Spark master when not run by spark-submit")
+    p.add_argument("--warehouse", default=None, help="spark.sql.warehouse.dir (tables)")
+    p.add_argument("--metastore", default=None, help="directory of the embedded Derby metastore")
+    p.add_argument("--watch", type=float, default=None, metavar="SECONDS",
+                   help="stream new files under --input-path, re-resolving latest every SECONDS")
+    p.add_argument("--idle-timeout", type=float, default=None, help="--watch: stop after this long without input")
+    p.add_argument("--checkpoint", default=None, help="--watch: checkpoint dir (default beside the output)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _features(spec: str) -> str | dict[str, str]:
+    if "=" not in spec:
+        return spec
+    pairs = (item.split("=", 1) for item in spec.split(",") if item)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _session(args: argparse.Namespace) -> Any:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("hdfs-models-score")
+    if args.master:
+        builder = builder.master(args.master)
+    builder = (
+        builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_size))
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    )
+    if args.input_table or args.output_table:
+        if args.warehouse:
+            builder = builder.config("spark.sql.warehouse.dir", args.warehouse)
+        if args.metastore:
+            url = f"jdbc:derby:;databaseName={os.path.join(args.metastore, 'metastore_db')};create=true"
+            builder = builder.config("spark.hadoop.javax.jdo.option.ConnectionURL", url)
+        builder = builder.enableHiveSupport()
+    return builder.getOrCreate()
+
+
+def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> Any:
+    from hdfs_models import distribute
+    from scoring import Scorer
+
+    handle = distribute(spark, args.model, version=version, strategy=args.strategy)
+    keep = tuple(c for c in args.keep.split(",") if c)
+    scorer = Scorer(handle, input_cols=_features(args.features), signature=args.signature,
+                    outputs=args.outputs, batch_size=args.batch_size, keep_cols=keep)
+    return handle, scorer
+
+
+def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the job on ``spark``; returns the summary (rows, seconds, rows_per_s, version)."""
+    from scoring._job_io import Output, check_output, count_output, read_input, write_output
+
+    started = time.monotonic()
+    out = Output(table=args.output_table, path=args.output_path, mode=args.mode)
+    if args.watch is not None:
+        return _run_watch(spark, args, out, started)
+    df = read_input(spark, args.input_table, args.input_path)
+    check_output(spark, out)
+    handle, scorer = _scorer(spark, args, args.version)
+    write_output(spark, scorer.transform(df), out)
+    rows = count_output(spark, out)
+    return _summary(rows, started, handle.version, args.model, out.name)
+
+
+def _run_watch(spark: Any, args: argparse.Namespace, out: Any, started: float) -> dict[str, Any]:
+    from hdfs_models import list_versions
+    from scoring._job_io import append_output, check_output
+    from scoring._watch import Watcher, run_watch
+
+    if not args.input_path:
+        raise SystemExit("scoring.job: --watch needs --input-path (a directory new Parquet files arrive in)")
+    check_output(spark, out)
+
+    def latest() -> int:
+        versions = list_versions(args.model)
+        if not versions:
+            from hdfs_models import ModelNotFoundError
+
+            raise ModelNotFoundError(f"no complete version under {args.model}", url=args.model)
+        return max(versions)
+
+    watcher = Watcher(interval=args.watch, latest=latest, make_scorer=lambda v: _scorer(spark, args, v)[1])
+    target = (args.output_path or args.output_table or "out").rstrip("/")
+    checkpoint = args.checkpoint or (f"{target}._checkpoint" if args.output_path else f"/tmp/{target}._checkpoint")
+    rows = run_watch(spark, args.input_path, checkpoint, watcher, lambda df: append_output(spark, df, out),
+                     idle_timeout=args.idle_timeout, trigger_seconds=min(args.watch, 1.0) or 1.0)
+    summary = _summary(rows, started, watcher.version, args.model, out.name)
+    summary["versions"] = watcher.versions_seen
+    return summary
+
+
+def _summary(rows: int, started: float, version: Any, model: str, where: str) -> dict[str, Any]:
+    seconds = time.monotonic() - started
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1) if seconds else 0.0,
+            "model": model, "version": version, "output": where}
+
+
+# Errors raised on executors reach the driver as text inside a Py4J/PythonException;
+# the last "SomeError: message" line of that traceback is the cause worth a line.
+_CAUSE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+
+
+def one_line(exc: BaseException) -> str:
+    """The cause of ``exc`` as one line (the executor's error when Spark wrapped one)."""
+    from hdfs_models.errors import HdfsModelsError
+    from scoring.errors import ScoringError
+
+    if isinstance(exc, (HdfsModelsError, ScoringError)):
+        return " ".join(str(exc).split())
+    lines = [m for m in (_CAUSE.match(line) for line in str(exc).splitlines()) if m]
+    own = [m for m in lines if not m.group(1).startswith(("Py4J", "Spark", "Python"))]
+    chosen = (own or lines)
+    if chosen:
+        return f"{chosen[-1].group(1)}: {' '.join(chosen[-1].group(2).split())}"
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m scoring.job`` and of ``spark-submit scoring/job.py``."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # workers of a local master inherit it
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.batch_size < 1:
+        print("scoring.job: error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    spark = None
+    try:
+        spark = _session(args)
+        spark.sparkContext.setLogLevel("ERROR")
+        summary = run(spark, args)
+    except Exception as exc:  # noqa: BLE001 - the job's boundary: one line, exit 1
+        log.debug("job failed", exc_info=True)
+        print(f"scoring.job: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if spark is not None:
+            spark.stop()
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        print(f"scored {summary['rows']} rows in {summary['seconds']:.1f}s ({summary['rows_per_s']:.0f} rows/s) "
+              f"with {summary['model']} version {summary['version']} -> {summary['output']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
