@@ -1,9 +1,262 @@
-"""CLI commands (placeholder: filled in by the module that owns them)."""
+"""CLI commands ``publish``, ``versions``, ``verify`` and ``inspect``.
+
+Each handler returns a JSON-able dict (printed as is with ``--json``) and
+its renderer turns that into text. Failures raise :mod:`hdfs_models.errors`
+exceptions; the frame in :mod:`hdfs_models.cli` prints them on one line
+and exits 1. TensorFlow is imported only by ``inspect``, and only when the
+signatures are not in a manifest.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Callable, TextIO
+
+from hdfs_models import cli
+from hdfs_models._manifest import MANIFEST_NAME, Manifest, sha256_file, walk_local
+from hdfs_models._publish import check_local_model, publish
+from hdfs_models._savedmodel import SAVED_MODEL_PB
+from hdfs_models._stores import open_store, split_scheme, translate_errors
+from hdfs_models._versions import PinnedVersion, list_tree, list_versions, resolve
+from hdfs_models.errors import IntegrityError
+
+__all__ = ["register"]
+
+_CHUNK = 4 << 20
 
 
 def register(subparsers: Any) -> None:
-    """Register this module's commands on the hdfs-models parser."""
+    """Register ``publish``, ``versions``, ``verify`` and ``inspect``."""
+    p = cli.add_command(subparsers, "publish", _publish, _render_publish,
+                        help="publish a local SavedModel dir as BASE/<next version>/ (atomic)")
+    p.add_argument("local", metavar="LOCAL", help="local SavedModel directory")
+    p.add_argument("base", metavar="BASE", help="base URL, e.g. hdfs://nn:8020/models/mnist")
+    p.add_argument("--name", help="model name recorded in the manifest (default: last part of BASE)")
+    p.add_argument("--no-signatures", action="store_true", help="do not read signatures with TensorFlow")
+    _add_store_options(p)
+    p = cli.add_command(subparsers, "versions", _versions, _render_versions,
+                        help="list the integer versions under BASE and whether each is complete")
+    p.add_argument("base", metavar="BASE")
+    _add_store_options(p)
+    p = cli.add_command(subparsers, "verify", _verify, _render_verify,
+                        help="check a local dir or a store version against its manifest (or completeness)")
+    p.add_argument("target", metavar="URL|LOCAL")
+    p.add_argument("--version", default="latest", help="version to check when URL is a base dir")
+    p.add_argument("--strict", action="store_true", help="fail on files the manifest does not list")
+    _add_store_options(p)
+    p = cli.add_command(subparsers, "inspect", _inspect, _render_inspect,
+                        help="show the serving signatures (like saved_model_cli show --all)")
+    p.add_argument("target", metavar="URL|LOCAL")
+    p.add_argument("--version", default="latest")
+    _add_store_options(p)
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="fsspec storage option for the store (repeatable), e.g. user=alice")
+
+
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    out = {}
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+# -- publish -----------------------------------------------------------------
+
+
+class _Progress:
+    """``bytes done/total, MB/s`` on a TTY stream, rewritten in place."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream, self.clock, self.start, self.last = stream, clock, clock(), 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if done < total and now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6) / 1e6
+        self.stream.write(f"\r{done / 1e6:9.1f} / {total / 1e6:.1f} MB  {rate:7.1f} MB/s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _publish(args: argparse.Namespace) -> dict[str, Any]:
+    progress = _Progress(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    started = time.monotonic()
+    pinned = publish(args.local, args.base, name=args.name, storage_options=_options(args),
+                     progress=progress, signatures=not args.no_signatures)
+    seconds = time.monotonic() - started
+    return {**_pinned_json(pinned), "seconds": round(seconds, 3),
+            "mb_per_s": round(pinned.total_bytes / max(seconds, 1e-6) / 1e6, 2)}
+
+
+def _pinned_json(pinned: PinnedVersion) -> dict[str, Any]:
+    return {"url": pinned.url, "name": pinned.name, "version": pinned.version, "digest": pinned.digest,
+            "files": len(pinned.files), "total_bytes": pinned.total_bytes,
+            "manifest": pinned.manifest is not None}
+
+
+def _render_publish(result: dict[str, Any]) -> str:
+    return (f"published {result['url']} (version {result['version']}, {result['files']} files, "
+            f"{result['total_bytes']} bytes, {result['mb_per_s']} MB/s)\ndigest {result['digest']}")
+
+
+# -- versions ----------------------------------------------------------------
+
+
+def _versions(args: argparse.Namespace) -> dict[str, Any]:
+    options = _options(args)
+    every = list_versions(args.base, storage_options=options, complete_only=False)
+    complete = set(list_versions(args.base, storage_options=options)) if every else set()
+    return {"base": args.base, "versions": [{"version": v, "complete": v in complete} for v in every],
+            "latest": max(complete) if complete else None}
+
+
+def _render_versions(result: dict[str, Any]) -> str:
+    if not result["versions"]:
+        return f"{result['base']}: no versions"
+    lines = [f"{v['version']}{'' if v['complete'] else '  (incomplete)'}" for v in result["versions"]]
+    return "\n".join(lines + [f"latest: {result['latest']}"])
+
+
+# -- verify ------------------------------------------------------------------
+
+
+def _is_local_version_dir(target: str) -> bool:
+    scheme, _ = split_scheme(target)
+    path = target[len("file://"):] if target.startswith("file://") else target
+    return scheme == "file" and os.path.isdir(path) and (
+        os.path.exists(os.path.join(path, SAVED_MODEL_PB)) or os.path.exists(os.path.join(path, MANIFEST_NAME)))
+
+
+def _compare(where: str, manifest: Manifest, actual: dict[str, tuple[int, Callable[[], str]]],
+             strict: bool) -> dict[str, Any]:
+    """Check sizes then hashes of ``actual`` (path → size, hash thunk) against ``manifest``."""
+    problems: list[str] = []
+    for entry in manifest.files:
+        if entry.path not in actual:
+            problems.append(f"missing {entry.path}")
+            continue
+        size, digest = actual[entry.path]
+        if size != entry.size:
+            problems.append(f"{entry.path}: size {size} != {entry.size}")
+        elif entry.sha256 is not None and digest() != entry.sha256:
+            problems.append(f"{entry.path}: sha256 mismatch")
+    extra = sorted(set(actual) - {f.path for f in manifest.files} - {MANIFEST_NAME})
+    if strict:
+        problems += [f"unlisted file {name}" for name in extra]
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise IntegrityError(f"{where}: does not match its manifest: {problems[0]}{more}",
+                             url=where, reason="manifest mismatch", problems=problems)
+    return {"target": where, "ok": True, "checked": "manifest", "files": len(manifest.files),
+            "total_bytes": manifest.total_bytes, "digest": manifest.digest, "extra": extra}
+
+
+def _verify_local(path: str, strict: bool) -> dict[str, Any]:
+    manifest_path = os.path.join(path, MANIFEST_NAME)
+    if not os.path.exists(manifest_path):
+        sizes, _ = check_local_model(path)
+        return {"target": path, "ok": True, "checked": "completeness", "files": len(sizes),
+                "total_bytes": sum(sizes.values()), "digest": None, "extra": []}
+    with open(manifest_path, "rb") as fh:
+        manifest = Manifest.from_json(fh.read(), manifest_path)
+    sizes, _ = walk_local(path)
+    actual = {rel: (size, _local_hash(path, rel)) for rel, size in sizes.items()}
+    result = _compare(path, manifest, actual, strict)
+    check_local_model(path)
+    return result
+
+
+def _local_hash(root: str, rel: str) -> Callable[[], str]:
+    return lambda: sha256_file(os.path.join(root, *rel.split("/")))
+
+
+def _verify_store(url: str, version: str, options: dict[str, str], strict: bool) -> dict[str, Any]:
+    pinned = resolve(url, version, storage_options=options)
+    if pinned.manifest is None:  # resolve already checked completeness
+        return {"target": pinned.url, "ok": True, "checked": "completeness", "files": len(pinned.files),
+                "total_bytes": pinned.total_bytes, "digest": pinned.digest, "extra": []}
+    fs, path = open_store(pinned.url, options)
+    files, _ = list_tree(fs, path, pinned.url)
+    actual = {f.path: (f.size, _store_hash(fs, f"{path.rstrip('/')}/{f.path}", pinned.url)) for f in files}
+    return {**_compare(pinned.url, pinned.manifest, actual, strict), "version": pinned.version}
+
+
+def _store_hash(fs: Any, path: str, url: str) -> Callable[[], str]:
+    def digest() -> str:
+        sha = hashlib.sha256()
+        with translate_errors(url, f"reading {path}"), fs.open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                sha.update(chunk)
+        return sha.hexdigest()
+
+    return digest
+
+
+def _verify(args: argparse.Namespace) -> dict[str, Any]:
+    if _is_local_version_dir(args.target):
+        path = args.target[len("file://"):] if args.target.startswith("file://") else args.target
+        return _verify_local(path, args.strict)
+    return _verify_store(args.target, args.version, _options(args), args.strict)
+
+
+def _render_verify(result: dict[str, Any]) -> str:
+    extra = f"; {len(result['extra'])} unlisted file(s): {', '.join(result['extra'])}" if result["extra"] else ""
+    return (f"ok: {result['target']} ({result['checked']}, {result['files']} files, "
+            f"{result['total_bytes']} bytes){extra}")
+
+
+# -- inspect -----------------------------------------------------------------
+
+
+def _inspect(args: argparse.Namespace) -> dict[str, Any]:
+    options = _options(args)
+    pinned = resolve(args.target, args.version, storage_options=options)
+    if pinned.signatures:
+        return {"url": pinned.url, "version": pinned.version, "source": "manifest", "signatures": pinned.signatures}
+    from hdfs_models._signatures import read_signatures  # TensorFlow is imported there
+
+    if _is_local_version_dir(pinned.url):
+        return {"url": pinned.url, "version": pinned.version, "source": "saved_model.pb",
+                "signatures": read_signatures(pinned.url)}
+    fs, path = open_store(pinned.url, options)
+    with tempfile.TemporaryDirectory(prefix="hdfs-models-inspect-") as tmp:
+        with translate_errors(pinned.url, "reading saved_model.pb"):
+            fs.get_file(f"{path.rstrip('/')}/{SAVED_MODEL_PB}", os.path.join(tmp, SAVED_MODEL_PB))
+        signatures = read_signatures(tmp)
+    return {"url": pinned.url, "version": pinned.version, "source": "saved_model.pb", "signatures": signatures}
+
+
+def _shape(shape: list[int] | None) -> str:
+    if shape is None:
+        return "unknown rank"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _render_inspect(result: dict[str, Any]) -> str:
+    lines = [f"{result['url']} (version {result['version']}, signatures from {result['source']})"]
+    if not result["signatures"]:
+        lines.append("no serving signatures")
+    for name, sig in result["signatures"].items():
+        lines.append(f"\nsignature_def['{name}']:")
+        for kind in ("inputs", "outputs"):
+            lines.append(f"  The given SavedModel SignatureDef contains the following {kind[:-1]}(s):")
+            for tensor, info in sig.get(kind, {}).items():
+                lines += [f"    {kind}['{tensor}'] tensor_info:",
+                          f"        dtype: {info.get('dtype')}",
+                          f"        shape: {_shape(info.get('shape'))}"]
+        lines.append(f"  Method name is: {sig.get('method_name', '')}")
+    return "\n".join(lines)
