@@ -188,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("scoring.job: error: --batch-size must be at least 1", file=sys.stderr)
         return 2
     spark = None
+    from pyspark.sql import SparkSession
+
+    # Embedded in a process that already runs Spark (a test, a notebook): use it, leave it running.
+    owned = SparkSession.getActiveSession() is None
     try:
         spark = _session(args)
         spark.sparkContext.setLogLevel("ERROR")
@@ -197,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scoring.job: error: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:
-        if spark is not None:
+        if spark is not None and owned:
             spark.stop()
     if args.json:
         print(json.dumps(summary, sort_keys=True))

@@ -43,22 +43,35 @@ def minidfs() -> Iterator[Any]:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def spark_hive_conf(tmp_path_factory: Any) -> dict[str, str]:
+    """Spark settings for Hive support with a per-session warehouse and Derby metastore."""
+    root = tmp_path_factory.mktemp("spark-hive")
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
 @pytest.fixture
-def spark() -> Any:
-    """A local[2] SparkSession whose Python workers run this interpreter."""
+def spark(spark_hive_conf: dict[str, str]) -> Any:
+    """A local[2] SparkSession (Hive support on) whose Python workers run this interpreter."""
     pytest.importorskip("pyspark", reason="needs the 'spark' extra")
     from hdfs_models.testing.spark import LOCAL, spark_session
 
-    return spark_session(LOCAL)
+    return spark_session(LOCAL, spark_hive_conf)
 
 
 @pytest.fixture
-def spark_cluster() -> Any:
-    """A local-cluster[2,1,1024] SparkSession: two separate executor JVMs."""
+def spark_cluster(spark_hive_conf: dict[str, str]) -> Any:
+    """A local-cluster[2,1,1024] SparkSession (Hive support on): two separate executor JVMs."""
     pytest.importorskip("pyspark", reason="needs the 'spark' extra")
     from hdfs_models.testing.spark import LOCAL_CLUSTER, spark_session
 
-    return spark_session(LOCAL_CLUSTER)
+    return spark_session(LOCAL_CLUSTER, spark_hive_conf)
 
 
 def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
