@@ -7,10 +7,11 @@ On any failure the temp dir is removed and nothing is committed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import warnings
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from hdfs_models._cache_plan import MANIFEST_NAME, changed_files, extra_files, plan_download
 from hdfs_models._cache_store import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
@@ -25,6 +26,8 @@ __all__ = ["ExtraFilesWarning", "fill_entry"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class ExtraFilesWarning(UserWarning):
     """The store holds files that the version's manifest does not list (B8)."""
@@ -37,9 +40,13 @@ def _listing(fs: Any, src: str, url: str) -> dict[str, tuple[int, float | None]]
     return {f.path: (f.size, f.mtime) for f in files}
 
 
-def _check_extras(fs: Any, src: str, pinned: Any, strict: bool) -> None:
-    """B8: files on the store that the manifest does not list → warning or error."""
-    extras = extra_files((f.path for f in pinned.files), _listing(fs, src, pinned.url))
+def _list_extras(fs: Any, src: str, pinned: Any) -> list[str]:
+    """Files on the store that the manifest does not list (one recursive listing)."""
+    return extra_files((f.path for f in pinned.files), _listing(fs, src, pinned.url))
+
+
+def _report_extras(extras: list[str], pinned: Any, strict: bool) -> None:
+    """B8: unlisted files → a warning (they are not downloaded), or an error in strict mode."""
     if not extras:
         return
     message = f"{pinned.url}: {len(extras)} file(s) not listed in the manifest: {extras[:5]}"
@@ -47,6 +54,15 @@ def _check_extras(fs: Any, src: str, pinned: Any, strict: bool) -> None:
         raise IntegrityError(message + " (strict mode)", url=pinned.url, reason="unlisted files", files=extras)
     logger.warning("%s; they are not downloaded", message)
     warnings.warn(message + "; they are not downloaded", ExtraFilesWarning, stacklevel=4)
+
+
+def _in_background(fn: Callable[..., T], *args: Any) -> "concurrent.futures.Future[T]":
+    """Start ``fn(*args)`` on its own thread; the caller collects ``.result()``."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hdfs-models-listing")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _check_unchanged(fs: Any, src: str, pinned: Any, tmp: str) -> None:
@@ -96,8 +112,8 @@ def fill_entry(
     check_complete(plan.sizes(), pinned.url)
     fs, src = open_store(pinned.url, pinned.storage_options, filesystem)
     has_manifest = pinned.manifest is not None
-    if has_manifest:
-        _check_extras(fs, src, pinned, opts.strict)
+    # B8 needs one recursive listing: it runs beside the download, not before it.
+    extras = _in_background(_list_extras, fs, src, pinned) if has_manifest else None
     tmp = make_temp(root, key)
     try:
         job = DownloadJob(
@@ -113,6 +129,8 @@ def fill_entry(
             progress=progress,
         )
         nbytes = download_tree(job, plan, opts.parallelism)
+        if extras is not None:
+            _report_extras(extras.result(), pinned, opts.strict)
         if has_manifest:
             _write_manifest(tmp, pinned.manifest.to_json(), root)
         else:

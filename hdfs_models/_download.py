@@ -17,6 +17,7 @@ import errno
 import hashlib
 import logging
 import os
+import queue
 import threading
 from typing import Any, Callable, IO
 
@@ -37,7 +38,8 @@ __all__ = ["CHUNK", "Cancelled", "DownloadJob", "download_tree", "fsync_dir"]
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 8 * 1024 * 1024
+CHUNK = 4 * 1024 * 1024
+_QUEUE_CHUNKS = 4  # at most 16 MiB in flight per file
 _LOCAL_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 Progress = Callable[[int], None]
@@ -116,9 +118,61 @@ def _open_part(path: str) -> IO[bytes]:
     return open(path, "xb")
 
 
-def _read_remote(job: DownloadJob, task: FileTask, sink: IO[bytes], part: str) -> tuple[int, str]:
-    """Stream one remote file into ``sink``; return (bytes, sha256 hex)."""
-    digest = hashlib.sha256()
+class _Writer:
+    """Hash and write chunks on a second thread while the reader fetches the next.
+
+    Reading (the store client) and hashing/writing both release the GIL, so
+    they overlap. The queue is bounded; after a write error the thread keeps
+    draining it so the reader never blocks, and the error is raised on the
+    reader's side at the next :meth:`put` or at :meth:`finish`.
+    """
+
+    def __init__(self, job: DownloadJob, sink: IO[bytes], part: str, digest: Any) -> None:
+        self.job = job
+        self.sink = sink
+        self.part = part
+        self.digest = digest
+        self.error: BaseException | None = None
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
+        self.thread = threading.Thread(target=self._run, name="hdfs-models-write", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = self.queue.get()
+            if chunk is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                if self.digest is not None:
+                    self.digest.update(chunk)
+                self.sink.write(chunk)
+            except OSError as exc:
+                self.error = self.job.local_error(exc, self.part)
+            except BaseException as exc:  # pragma: no cover - defensive
+                self.error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(chunk)
+
+    def stop(self) -> None:
+        """End the thread without raising (the reader is already failing)."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def finish(self) -> str | None:
+        """Wait for the last chunk; raise a write error; return the sha256 (or None)."""
+        self.stop()
+        if self.error is not None:
+            raise self.error
+        return self.digest.hexdigest() if self.digest is not None else None
+
+
+def _pump(job: DownloadJob, task: FileTask, writer: _Writer) -> int:
+    """Read the remote file chunk by chunk into ``writer``; return the bytes read."""
     size = 0
     remote = join_url(job.src, task.path)
     with translate_errors(job.url, f"reading {task.path}"):
@@ -129,17 +183,28 @@ def _read_remote(job: DownloadJob, task: FileTask, sink: IO[bytes], part: str) -
                 chunk = source.read(CHUNK)
                 if not chunk:
                     break
-                digest.update(chunk)
+                writer.put(chunk)
                 size += len(chunk)
-                try:
-                    sink.write(chunk)
-                except OSError as exc:
-                    raise job.local_error(exc, part) from exc
                 if job.progress is not None:
                     job.progress(len(chunk))
                 if size > task.size:
                     break  # longer than listed: no need to read the rest
-    return size, digest.hexdigest()
+    return size
+
+
+def _read_remote(job: DownloadJob, task: FileTask, sink: IO[bytes], part: str) -> tuple[int, str | None]:
+    """Stream one remote file into ``sink``; return (bytes, sha256 hex or None).
+
+    The sha256 is computed only when the plan has one to compare with (a
+    manifest); a listing-based version is verified by size.
+    """
+    writer = _Writer(job, sink, part, hashlib.sha256() if task.sha256 is not None else None)
+    try:
+        size = _pump(job, task, writer)
+    except BaseException:
+        writer.stop()
+        raise
+    return size, writer.finish()
 
 
 def _fetch_once(job: DownloadJob, task: FileTask, attempt: int) -> int:
@@ -160,7 +225,7 @@ def _fetch_once(job: DownloadJob, task: FileTask, attempt: int) -> int:
                 raise _vanished(job, task, part) from exc
             try:
                 sink.flush()
-                os.fsync(sink.fileno())
+                os.fdatasync(sink.fileno())
             except OSError as exc:
                 raise job.local_error(exc, part) from exc
         verify_file(task, size, sha256, url=job.url, path=part)
