@@ -179,6 +179,28 @@ def test_concurrent_publishers_never_share_a_version(store, tmp_path):
         assert resolve(store.base, v, storage_options=store.options).manifest.version == v
 
 
+def _versions_in_child(base, options, queue):
+    queue.put(list_versions(base, storage_options=options))
+
+
+def test_client_made_before_fork_is_not_reused_after(store, tmp_path):  # F8
+    import multiprocessing
+
+    src = make_model(str(tmp_path / "export"))
+    publish(src, store.base, storage_options=store.options, signatures=False)
+    assert list_versions(store.base, storage_options=store.options) == [1]  # parent's client now cached
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    children = [ctx.Process(target=_versions_in_child, args=(store.base, store.options, queue)) for _ in range(2)]
+    for child in children:
+        child.start()
+    got = [queue.get(timeout=60) for _ in children]  # a hang here is the F8 failure
+    for child in children:
+        child.join(30)
+    assert got == [[1], [1]] and [c.exitcode for c in children] == [0, 0]
+    assert list_versions(store.base, storage_options=store.options) == [1]  # the parent's client still works
+
+
 def test_permission_denied_says_permission(store, request):  # F12
     if store.kind not in ("hdfs", "webhdfs"):
         pytest.skip("permissions are only enforced on HDFS here (tests run as root)")
