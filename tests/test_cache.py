@@ -393,3 +393,14 @@ def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch
     model = localize(published, cache_dir=cache)
     assert tree_digest(model.path) == winner["tree"]
     assert _leftovers(cache) == []
+
+
+def test_a_file_larger_than_the_chunks_streams_through_the_writer(tmp_path, cache):
+    src = make_model_dir(str(tmp_path / "big"), data_bytes=20_000_000)
+    base = str(tmp_path / "store" / "big")
+    publish(src, base, signatures=False)
+    log = str(tmp_path / "io.log")
+    model = localize(base, cache_dir=cache, filesystem=FaultyFS(log))
+    reads = [n for op, p, n in read_log(log) if op == "read" and p.endswith(DATA) and n]
+    assert len(reads) == 5 and sum(reads) == 20_000_000  # 4 MiB chunks
+    assert tree_digest(model.path)[DATA] == tree_digest(src)[DATA]
