@@ -33,13 +33,13 @@ __all__ = ["clear_store_cache", "join_url", "open_store", "split_scheme", "trans
 
 logger = logging.getLogger(__name__)
 
-# scheme -> (module providing the client, pip extra)
-_HADOOP_SCHEMES: dict[str, tuple[str, str]] = {
-    "hdfs": ("hdfs_native", "hdfs-models[hdfs]"),
-    "viewfs": ("hdfs_native", "hdfs-models[hdfs]"),
-    "webhdfs": ("requests", "hdfs-models[webhdfs]"),
-    "swebhdfs": ("requests", "hdfs-models[webhdfs]"),
-    "arrow_hdfs": ("pyarrow", "hdfs-models[arrow]"),
+# scheme -> the pip extra that installs its client
+_EXTRAS: dict[str, str] = {
+    "hdfs": "hdfs-models[hdfs]",
+    "viewfs": "hdfs-models[hdfs]",
+    "webhdfs": "hdfs-models[webhdfs]",
+    "swebhdfs": "hdfs-models[webhdfs]",
+    "arrow_hdfs": "hdfs-models[arrow]",
 }
 _SUPPORTED_TEXT = (
     "hdfs:// and viewfs:// (pip install 'hdfs-models[hdfs]'), "
@@ -106,15 +106,7 @@ def open_store(
         fs = _connect(cls, scheme, url, kwargs)
         with _cache_lock:
             fs = _cache.setdefault(key, fs)
-    path = cls._strip_protocol(url) if scheme != "file" else _local_path(url)
-    return fs, path
-
-
-def _local_path(url: str) -> str:
-    from fsspec.implementations.local import LocalFileSystem
-
-    path = LocalFileSystem._strip_protocol(url)
-    return str(path)
+    return fs, str(cls._strip_protocol(url))
 
 
 def _options_token(kwargs: Mapping[str, Any]) -> str:
@@ -160,7 +152,7 @@ def _filesystem_class(scheme: str, url: str) -> Any:
 
 
 def _missing_extra(scheme: str, url: str, exc: ImportError) -> UnsupportedProtocolError:
-    extra = _HADOOP_SCHEMES.get(scheme, ("", "the package fsspec names for it"))[1]
+    extra = _EXTRAS.get(scheme, "the package fsspec names for it")
     return UnsupportedProtocolError(
         f"{url}: the client for {scheme}:// is not installed ({exc}); "
         f"install it with: pip install '{extra}'",

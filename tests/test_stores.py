@@ -100,6 +100,21 @@ def test_missing_client_names_the_extra(monkeypatch):  # B9
     assert info.value.extra == "hdfs-models[hdfs]"
 
 
+@pytest.mark.parametrize(
+    "url, hidden, extra",
+    [
+        ("webhdfs://nn:9870/m", ("requests", "fsspec.implementations.webhdfs"), "hdfs-models[webhdfs]"),
+        ("arrow_hdfs://nn:8020/m", ("pyarrow", "pyarrow.fs", "fsspec.implementations.arrow"), "hdfs-models[arrow]"),
+    ],
+)
+def test_other_missing_clients_name_their_extra(monkeypatch, url, hidden, extra):  # B9
+    for module in hidden:
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(UnsupportedProtocolError, match="is not installed") as info:
+        open_store(url)
+    assert info.value.extra == extra and extra in str(info.value)
+
+
 def test_same_options_share_an_instance_other_options_do_not():
     a, _ = open_store("webhdfs://h:1/x", {"user": "a"})
     b, _ = open_store("webhdfs://h:1/y", {"user": "a"})
