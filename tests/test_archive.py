@@ -155,3 +155,37 @@ def test_truncated_archive_is_an_error_and_leaves_nothing(tmp_path):
     with pytest.raises(UnsafeArchiveError, match="unreadable archive"):
         unpack(out, tmp_path / "dest")
     assert sorted(os.listdir(tmp_path)) == ["3", "m.tar.gz"]
+
+
+def _upload(local, fs, path):
+    for dirpath, dirnames, filenames in os.walk(local):
+        rel = os.path.relpath(dirpath, local)
+        target = path if rel == "." else f"{path}/{rel}"
+        fs.makedirs(target, exist_ok=True)
+        for name in filenames:
+            fs.pipe_file(f"{target}/{name}", open(os.path.join(dirpath, name), "rb").read())
+
+
+@pytest.mark.parametrize("with_manifest", [True, False])
+def test_pack_from_a_store_url_matches_the_local_pack(tmp_path, with_manifest):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    base = f"/pack-{os.getpid()}-{with_manifest}/mnist"
+    local = make_model(tmp_path / "mnist" / "2", manifest=with_manifest, name="mnist", version=2)
+    if not with_manifest:
+        fs.pipe_file(f"{base}/2/_SUCCESS", b"")
+    _upload(local, fs, f"{base}/2")
+    try:
+        remote = pack(f"memory://{base}", tmp_path / "remote.tar", version=2)
+        dest = unpack(remote, tmp_path / "dest")
+        got = tree(dest)
+        got.pop(MANIFEST_NAME)
+        want = tree(local)
+        want.pop(MANIFEST_NAME, None)
+        got.pop("_SUCCESS", None)
+        assert got == want
+        if with_manifest:
+            assert sha(remote) == sha(pack(local, tmp_path / "local.tar"))
+    finally:
+        fs.rm(base.rsplit("/", 1)[0], recursive=True)

@@ -175,3 +175,40 @@ def test_unknown_strategy(base):
         distribute(None, base, strategy="submitted")
     with pytest.raises(ValueError, match="unknown strategy 'rsync'"):
         distribute(None, base, strategy="rsync")
+
+
+def test_shipped_copy_that_differs_from_its_manifest(spark, tmp_path, base):
+    from hdfs_models._manifest import MANIFEST_NAME
+    from hdfs_models.errors import IntegrityError
+
+    src = os.path.join(base, "3")
+    members = [({"name": MANIFEST_NAME}, open(os.path.join(src, MANIFEST_NAME), "rb").read())]
+    for name in ("saved_model.pb", "fingerprint.pb", "variables/variables.index", "variables/variables.data-00000-of-00001"):
+        data = open(os.path.join(src, name), "rb").read()
+        members.append(({"name": name}, data[::-1] if name == "saved_model.pb" else data))
+    archive = tar_with(tmp_path / "tampered.tar", members)
+    spark.sparkContext.addArchive(spark_uri(archive) + "#tampered")
+    with pytest.raises(IntegrityError, match=r"tampered: saved_model.pb has size \d+ sha256"):
+        ModelHandle.submitted("tampered").local_path()
+
+
+def test_shipped_copy_of_another_version_is_refused(spark, tmp_path, base):
+    from hdfs_models._versions import resolve
+
+    make_model(os.path.join(base, "4"), name="mnist", version=4)
+    archive = pack(os.path.join(base, "4"), tmp_path / "v4.tar")
+    spark.sparkContext.addArchive(spark_uri(archive) + "#holds_v4")
+    pinned3 = resolve(base, 3)
+    handle = ModelHandle("archive", url=pinned3.url, alias="holds_v4", pinned=pinned3)
+    with pytest.raises(DistributionError, match=r"holds manifest [0-9a-f]{16}, but the job pinned .*/3 at"):
+        handle.local_path()
+
+
+def test_files_strategy_for_a_version_without_manifest(spark, tmp_path):
+    root = tmp_path / "plain" / "legacy"
+    make_model(root / "5", manifest=False)
+    (root / "5" / "_SUCCESS").write_bytes(b"")
+    handle = distribute(spark, str(root), strategy="files")
+    assert handle.version == 5 and handle.pinned.manifest is None
+    rows = on_workers(spark, handle, parts=2)
+    assert all(dict(items)["assets"] is None and v == 5 for v, _, items, _ in rows)
