@@ -28,6 +28,7 @@ __all__ = [
     "changed_files",
     "entry_key",
     "extra_files",
+    "is_entry_name",
     "parse_temp_name",
     "plan_download",
     "select_evictions",
@@ -56,6 +57,14 @@ def entry_key(name: str, version: int, digest: str) -> str:
     if not digest_part:
         raise ValueError(f"digest {digest!r} of {name!r} v{version} has no hex characters")
     return f"{sanitize_name(name)}-{int(version)}-{digest_part}"
+
+
+_ENTRY_NAME = re.compile(r"[A-Za-z0-9._]{1,64}-[0-9]+-[0-9a-f]{16}")
+
+
+def is_entry_name(name: str) -> bool:
+    """Whether ``name`` is shaped like an entry key (gc never touches anything else)."""
+    return not name.startswith(".") and _ENTRY_NAME.fullmatch(name) is not None
 
 
 def temp_name(key: str, pid: int, token: str) -> str:

@@ -20,6 +20,7 @@ from hdfs_models._cache_plan import (
     USE_SUFFIX,
     EntryInfo,
     Plan,
+    is_entry_name,
     parse_temp_name,
     select_evictions,
 )
@@ -189,8 +190,8 @@ def list_entries(root: str) -> list[EntryInfo]:
     entries = []
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
-        if name.startswith(".") or not stat.S_ISDIR(os.lstat(path).st_mode):
-            continue
+        if not is_entry_name(name) or not stat.S_ISDIR(os.lstat(path).st_mode):
+            continue  # not ours: a cache root may be shared with other files
         try:
             last_used = os.stat(path + USE_SUFFIX).st_mtime
         except OSError:
@@ -217,6 +218,8 @@ def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
             else:
                 busy.add(entry.key)
         chosen = select_evictions(entries, keep, max_bytes, busy)
+        for key in set(locks) - set(chosen):
+            locks.pop(key).release()  # readers of kept entries need not wait for the deletes
         removed = []
         for key in chosen:
             path = os.path.join(root, key)

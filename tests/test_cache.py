@@ -404,3 +404,12 @@ def test_a_file_larger_than_the_chunks_streams_through_the_writer(tmp_path, cach
     reads = [n for op, p, n in read_log(log) if op == "read" and p.endswith(DATA) and n]
     assert len(reads) == 5 and sum(reads) == 20_000_000  # 4 MiB chunks
     assert tree_digest(model.path)[DATA] == tree_digest(src)[DATA]
+
+
+def test_gc_never_touches_what_is_not_an_entry(published, cache):
+    os.makedirs(os.path.join(cache, "photos"))
+    open(os.path.join(cache, "notes.txt"), "w").write("mine")
+    model = localize(published, cache_dir=cache)
+    model.release()
+    assert gc(cache, keep=0) == [model.path]
+    assert sorted(n for n in os.listdir(cache) if "." not in n or n == "notes.txt") == ["notes.txt", "photos"]

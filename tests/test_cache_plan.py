@@ -133,3 +133,14 @@ def _entries():
 )
 def test_select_evictions_lru_and_never_busy(keep, max_bytes, busy, expected):
     assert select_evictions(_entries(), keep, max_bytes, busy) == expected
+
+
+@pytest.mark.parametrize(
+    "name, ok",
+    [("mnist-3-9439eda466b3c9f4", True), ("my_model.v2-10-0123456789abcdef", True), ("photos", False),
+     (".tmp-mnist-3-9439eda466b3c9f4-1-x", False), ("mnist-3-9439eda466b3c9f4.lock", False), ("a-1-XYZ", False)],
+)
+def test_only_entry_shaped_names_are_entries(name, ok):
+    from hdfs_models._cache_plan import is_entry_name
+
+    assert is_entry_name(name) is ok
