@@ -18,7 +18,7 @@ from hdfs_models._cache_store import commit_entry, finalize_tree, make_temp, rem
 from hdfs_models._config import CacheOptions
 from hdfs_models._download import DownloadJob, download_tree
 from hdfs_models._retry import Deadline, RetryPolicy
-from hdfs_models._savedmodel import check_complete
+from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_saved_model_pb
 from hdfs_models._stores import open_store
 from hdfs_models.errors import CacheError, IntegrityError, SourceChangedError
 
@@ -81,6 +81,15 @@ def _check_unchanged(fs: Any, src: str, pinned: Any, tmp: str) -> None:
         )
 
 
+def _check_graph(tmp: str, url: str) -> None:
+    """B4: a truncated or corrupt ``saved_model.pb`` is refused before the commit
+    (a manifest catches it by digest; a listing-only version needs this)."""
+    path = os.path.join(tmp, SAVED_MODEL_PB)
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            check_saved_model_pb(handle.read(), f"{url}/{SAVED_MODEL_PB}")
+
+
 def _write_manifest(tmp: str, data: bytes, root: str) -> None:
     path = os.path.join(tmp, MANIFEST_NAME)
     try:
@@ -136,7 +145,11 @@ def fill_entry(
         else:
             _check_unchanged(fs, src, pinned, tmp)
         verify_tree(tmp, plan, pinned.url, extra_ok=(MANIFEST_NAME,) if has_manifest else ())
-        finalize_tree(tmp, opts.dir_mode, opts.file_mode)
+        _check_graph(tmp, pinned.url)
+        try:
+            finalize_tree(tmp, opts.dir_mode, opts.file_mode)
+        except OSError as exc:
+            raise CacheError(f"cannot write to the cache root {root}: {exc}", path=root, reason=str(exc)) from exc
         won = commit_entry(tmp, os.path.join(root, key))
     except BaseException:
         remove_tree(tmp)

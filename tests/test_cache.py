@@ -413,3 +413,11 @@ def test_gc_never_touches_what_is_not_an_entry(published, cache):
     model.release()
     assert gc(cache, keep=0) == [model.path]
     assert sorted(n for n in os.listdir(cache) if "." not in n or n == "notes.txt") == ["notes.txt", "photos"]
+
+
+def test_truncated_graph_without_a_manifest_is_refused_b4(plain, cache):
+    pb = os.path.join(plain, "1", "saved_model.pb")
+    open(pb, "wb").write(b"\x08\x01\x12\x40\x08")  # declares 64 bytes, holds 1
+    with pytest.raises(InvalidModelError, match=r"mnist/1/saved_model.pb: saved_model.pb is truncated"):
+        localize(plain, cache_dir=cache)
+    assert _entries(cache) == [] and _leftovers(cache) == []
