@@ -106,6 +106,7 @@ def timed(fn: Callable[[], Any], rows: int, repeats: int) -> dict[str, Any]:
         start = time.perf_counter()
         fn()
         rates.append(rows / (time.perf_counter() - start))
+        print(f"  {getattr(fn, '__name__', 'run')}: {rates[-1]:.0f} rows/s", file=sys.stderr, flush=True)
     return {"rows_per_s": statistics.median(rates), "runs": [round(r, 1) for r in rates], "rows": rows}
 
 
@@ -154,10 +155,12 @@ def spark_jobs(spark: Any, model_dir: str, data: str, out: str, batch: int) -> d
         fn = tf.saved_model.load(model_dir).signatures["serving_default"]
         return lambda x: np.argmax(fn(features=tf.constant(x))["probabilities"].numpy(), axis=1).astype(np.int32)
 
-    pb_udf = predict_batch_udf(make_predict_fn, return_type="int", batch_size=batch, input_tensor_shapes=[[784]])
+    from pyspark.sql.types import IntegerType
+
+    pb_udf = predict_batch_udf(make_predict_fn, return_type=IntegerType(), batch_size=batch, input_tensor_shapes=[[784]])
 
     @udf("int")
-    def row_udf(v: Any) -> int:
+    def row_udf(v):  # type: ignore[no-untyped-def]  # hints would make Spark guess an Arrow UDF
         import numpy as np
         import tensorflow as tf
 
@@ -179,21 +182,28 @@ def spark_jobs(spark: Any, model_dir: str, data: str, out: str, batch: int) -> d
 
 
 def probe_workers(spark: Any) -> list[dict[str, Any]]:
-    """pid, models loaded, load seconds and peak RSS (MiB) of each Python worker."""
+    """pid, models loaded, load seconds and peak RSS (MiB) of the Python workers.
+
+    Sixteen short overlapping tasks reach every idle worker of the pool; only
+    the workers that loaded a model through the scorer are kept (all of them
+    when none has).
+    """
 
     def probe(_: Any) -> Any:
         import resource
 
         from scoring._model_cache import cache_info
 
-        time.sleep(1.0)  # keep both tasks running at once so each lands on its own worker
+        time.sleep(0.3)  # keep tasks overlapping so they spread over the idle workers
         info = cache_info()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         yield {"pid": info["pid"], "loads": info["loads"], "load_s": round(info["load_seconds"], 3),
                "peak_rss_mib": round(rss, 1)}  # fmt: skip
 
-    found = spark.sparkContext.parallelize(range(2), 2).mapPartitions(probe).collect()
-    return sorted({d["pid"]: d for d in found}.values(), key=lambda d: d["pid"])
+    found = spark.sparkContext.parallelize(range(16), 16).mapPartitions(probe).collect()
+    workers = {d["pid"]: d for d in found}.values()
+    loaded = [d for d in workers if d["loads"]] or list(workers)
+    return sorted(loaded, key=lambda d: d["pid"])
 
 
 def warm_workers(spark: Any) -> None:
@@ -222,6 +232,7 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     jobs = spark_jobs(spark, model_dir, data, out, args.batch_size)
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
     for name in ("data_path", "scorer", "predict_batch_udf"):
+        print(f"{kind} {name}", file=sys.stderr, flush=True)
         result[name] = timed(lambda: jobs[name](df), rows, args.repeats)
         if name == "scorer":
             result["scorer_workers"] = probe_workers(spark)

@@ -1,0 +1,85 @@
+"""Per-worker model cache: loads once, bounded LRU, new before old, errors name the path."""
+
+import os
+import shutil
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from scoring import ModelLoadError, SignatureError  # noqa: E402
+from scoring import _model_cache as cache  # noqa: E402
+from scoring._testmodels import save_dense  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_dense(str(tmp_path_factory.mktemp("cache-models") / "1"))
+
+
+def test_loads_once_then_hits(model):
+    first = cache.get_model("k1", model, "serving_default")
+    for _ in range(5):
+        assert cache.get_model("k1", model, "serving_default") is first
+    info = cache.cache_info()
+    assert (cache.load_count(), info["hits"]) == (1, 5)
+    assert info["pid"] == os.getpid() and info["load_seconds"] > 0
+
+
+def test_bounded_lru_drops_the_least_recently_used(model):
+    cache.get_model("a", model, "serving_default", capacity=2)
+    cache.get_model("b", model, "serving_default", capacity=2)
+    cache.get_model("a", model, "serving_default", capacity=2)  # a is now the most recent
+    cache.get_model("c", model, "serving_default", capacity=2)
+    assert cache.cache_info()["keys"] == ["a#serving_default", "c#serving_default"]
+    assert cache.load_count() == 3
+
+
+def test_new_version_is_loaded_before_the_old_one_is_dropped(model, monkeypatch):
+    cache.get_model("v1", model, "serving_default", capacity=1)
+    seen = []
+    real = cache._load
+
+    def spy(key, path, signature):
+        seen.append(list(cache._entries))  # what the cache holds while v2 loads
+        return real(key, path, signature)
+
+    monkeypatch.setattr(cache, "_load", spy)
+    cache.get_model("v2", model, "serving_default", capacity=1)
+    assert seen == [["v1#serving_default"]]
+    assert cache.cache_info()["keys"] == ["v2#serving_default"]
+
+
+def test_missing_signature(model):
+    with pytest.raises(SignatureError, match=r"has no signature 'nope'; signatures: \['serving_default'\]") as err:
+        cache.get_model("k", model, "nope")
+    assert err.value.path == model
+    assert cache.load_count() == 0
+
+
+def test_corrupt_variables_raise_model_load_error_naming_the_path(model, tmp_path):
+    copy = shutil.copytree(model, tmp_path / "2")
+    for name in os.listdir(copy / "variables"):
+        if name.startswith("variables.data"):
+            (copy / "variables" / name).write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match=f"TensorFlow could not load {copy}") as err:
+        cache.get_model("bad", str(copy), "serving_default")
+    assert err.value.path == str(copy)
+    assert cache.cache_info()["keys"] == []
+
+
+def test_task_cpus_from_the_task_context():
+    class Context:
+        def cpus(self):
+            return 3
+
+    assert cache.task_cpus(lambda: Context()) == 3
+    assert cache.task_cpus(lambda: None) == 1
+    assert cache.task_cpus() == 1  # outside a Spark task
