@@ -185,3 +185,37 @@ def test_eviction_spares_an_entry_another_process_uses_c6(model, tmp_path):
     stop.set()
     user.join(JOIN)
     assert gc(cache, keep=0) == [os.path.join(cache, entries[0])]
+
+
+def _hold_lock(path, ready, stop):
+    from hdfs_models._lock import FileLock
+
+    lock = FileLock(path)
+    lock.acquire()
+    ready.set()
+    stop.wait(JOIN)
+
+
+def test_localize_gives_up_waiting_for_a_stuck_download_c7(model, tmp_path):
+    from hdfs_models import LockTimeoutError, resolve
+    from hdfs_models._cache_plan import entry_key
+
+    base, _, _ = model
+    cache = str(tmp_path / "cache")
+    os.makedirs(cache)
+    pinned = resolve(base)
+    lock_path = os.path.join(cache, entry_key(pinned.name, pinned.version, pinned.digest) + ".lock")
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(lock_path, ready, stop))
+    holder.start()
+    try:
+        assert ready.wait(JOIN)
+        with pytest.raises(LockTimeoutError, match=lock_path) as info:
+            localize(base, cache_dir=cache, lock_timeout=0.3)
+        assert info.value.path == lock_path and info.value.version == 1 and info.value.url == pinned.url
+        assert info.value.elapsed >= 0.3
+        assert [n for n in os.listdir(cache) if not n.endswith((".lock", ".use"))] == []
+    finally:
+        stop.set()
+        holder.join(JOIN)
