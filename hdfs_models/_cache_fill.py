@@ -13,7 +13,7 @@ import os
 import warnings
 from typing import Any, Callable, TypeVar
 
-from hdfs_models._cache_plan import MANIFEST_NAME, changed_files, extra_files, plan_download
+from hdfs_models._cache_plan import MANIFEST_NAME, Plan, changed_files, extra_files, plan_download
 from hdfs_models._cache_store import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
 from hdfs_models._config import CacheOptions
 from hdfs_models._download import DownloadJob, download_tree
@@ -126,16 +126,9 @@ def fill_entry(
     tmp = make_temp(root, key)
     try:
         job = DownloadJob(
-            fs=fs,
-            src=src,
-            url=pinned.url,
-            dest=tmp,
-            cache_root=root,
+            fs=fs, src=src, url=pinned.url, dest=tmp, cache_root=root,
             policy=RetryPolicy(attempts=opts.attempts, backoff=opts.backoff, backoff_max=opts.backoff_max),
-            deadline=Deadline(opts.deadline),
-            manifest=has_manifest,
-            file_mode=opts.file_mode,
-            progress=progress,
+            deadline=Deadline(opts.deadline), manifest=has_manifest, file_mode=opts.file_mode, progress=progress,
         )
         nbytes = download_tree(job, plan, opts.parallelism)
         if extras is not None:
@@ -144,14 +137,19 @@ def fill_entry(
             _write_manifest(tmp, pinned.manifest.to_json(), root)
         else:
             _check_unchanged(fs, src, pinned, tmp)
-        verify_tree(tmp, plan, pinned.url, extra_ok=(MANIFEST_NAME,) if has_manifest else ())
-        _check_graph(tmp, pinned.url)
-        try:
-            finalize_tree(tmp, opts.dir_mode, opts.file_mode)
-        except OSError as exc:
-            raise CacheError(f"cannot write to the cache root {root}: {exc}", path=root, reason=str(exc)) from exc
+        _seal(tmp, plan, pinned.url, root, opts)
         won = commit_entry(tmp, os.path.join(root, key))
     except BaseException:
         remove_tree(tmp)
         raise
     return nbytes, won
+
+
+def _seal(tmp: str, plan: Plan, url: str, root: str, opts: CacheOptions) -> None:
+    """Last checks before the commit: exact tree, sound graph; then modes and fsync (C8)."""
+    verify_tree(tmp, plan, url, extra_ok=(MANIFEST_NAME,))
+    _check_graph(tmp, url)
+    try:
+        finalize_tree(tmp, opts.dir_mode, opts.file_mode)
+    except OSError as exc:
+        raise CacheError(f"cannot write to the cache root {root}: {exc}", path=root, reason=str(exc)) from exc
