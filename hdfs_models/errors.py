@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: type, message: str, attrs: dict[str, Any]) -> "HdfsModelsError":
+def _rebuild(cls: "type[HdfsModelsError]", message: str, attrs: dict[str, Any]) -> "HdfsModelsError":
     err = cls.__new__(cls)
     HdfsModelsError.__init__(err, message, **attrs)
     return err

@@ -100,8 +100,9 @@ def run_watch(
                 idle = time.monotonic() - scored["last_input"]
             if idle_timeout is not None and idle >= idle_timeout and not query.status["isDataAvailable"]:
                 break
-        if query.exception() is not None:
-            raise query.exception()  # type: ignore[misc]
+        failure = query.exception()
+        if failure is not None:
+            raise failure
     finally:
         query.stop()
     return int(scored["rows"])

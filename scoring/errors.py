@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: type, message: str, attrs: dict[str, Any]) -> "ScoringError":
+def _rebuild(cls: "type[ScoringError]", message: str, attrs: dict[str, Any]) -> "ScoringError":
     err = cls.__new__(cls)
     ScoringError.__init__(err, message, **attrs)
     return err

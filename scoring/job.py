@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream new files under --input-path, re-resolving latest every SECONDS")
     p.add_argument("--idle-timeout", type=float, default=None, help="--watch: stop after this long without input")
     p.add_argument("--checkpoint", default=None, help="--watch: checkpoint dir (default beside the output)")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra Spark setting (repeatable), e.g. spark.driver.memory=4g")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -88,6 +90,11 @@ def _session(args: argparse.Namespace) -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     )
+    for item in args.conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--conf takes KEY=VALUE, not {item!r}")
+        builder = builder.config(key.strip(), value.strip())
     if args.input_table or args.output_table:
         if args.warehouse:
             builder = builder.config("spark.sql.warehouse.dir", args.warehouse)
