@@ -30,6 +30,7 @@ from hdfs_models._archive_io import (
     Extracted,
     audit_tree,
     extract_into,
+    rename_noreplace,
     scan_tree,
     sniff_format,
     verify_extracted,
@@ -339,9 +340,10 @@ def unpack(
         if verify:
             verify_extracted(tmp, extracted, archive)
         os.chmod(tmp, 0o755)
-        if os.path.lexists(dest):
-            raise unsafe(archive, None, f"target {dest} appeared during extraction")
-        os.rename(tmp, dest)
+        try:
+            rename_noreplace(tmp, dest)
+        except FileExistsError:
+            raise unsafe(archive, None, f"target {dest} appeared during extraction; not replacing it") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

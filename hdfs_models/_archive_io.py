@@ -15,6 +15,8 @@ process just made, so nothing can redirect a write.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import os
 import stat
@@ -29,7 +31,15 @@ from hdfs_models._archive_check import DIR, FILE, Limits, Member, Planner, check
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models.errors import IntegrityError
 
-__all__ = ["Extracted", "audit_tree", "extract_into", "scan_tree", "sniff_format", "verify_extracted"]
+__all__ = [
+    "Extracted",
+    "audit_tree",
+    "extract_into",
+    "rename_noreplace",
+    "scan_tree",
+    "sniff_format",
+    "verify_extracted",
+]
 
 _CHUNK = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header, 30 bytes
@@ -41,6 +51,29 @@ class Extracted:
 
     files: dict[str, tuple[int, str]] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=set)
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``; FileExistsError if ``dst`` exists, even as an empty dir.
+
+    Plain ``os.rename`` silently replaces an empty directory, so Linux's
+    ``renameat2(RENAME_NOREPLACE)`` is used where the libc has it; elsewhere
+    a check right before the rename narrows the window to microseconds.
+    """
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is not None:
+        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), dst)
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst)
 
 
 def sniff_format(archive: str) -> str:

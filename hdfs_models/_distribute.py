@@ -45,6 +45,7 @@ ARCHIVE_STATS = {"built": 0, "reused": 0}
 
 _verified_lock = threading.Lock()
 _verified: dict[tuple[int, str], Any] = {}  # (pid, local dir) -> Manifest, per process
+_fetched_models: dict[tuple[int, str, str | None], Any] = {}  # (pid, digest, cache) -> LocalModel
 _HOW_TO_SHIP = (
     "ship it with `spark-submit --archives model.tar.gz#{alias}` (make the archive with "
     "`hdfs-models pack`) or with hdfs_models.distribute(spark, url, strategy='archive')"
@@ -54,6 +55,22 @@ _HOW_TO_SHIP = (
 def archive_name(version: int, digest: str) -> str:
     """``<version>-<digest16>.tar``: the stored archive of one version. Pure."""
     return f"{version}-{digest[:16]}.tar"
+
+
+def archive_url(base_url: str, version_url: str, name: str, version: int, digest: str) -> str:
+    """Where the archive of a version is stored. Pure.
+
+    ``BASE/_archives/<v>-<digest16>.tar`` for the ``BASE/<v>/`` layout; for a
+    version dir that is not numbered (``url`` is the SavedModel itself), next
+    to it as ``PARENT/_archives/<name>-<v>-<digest16>.tar``, never inside it
+    (that would change the version's listing).
+    """
+    from hdfs_models._stores import join_url
+
+    if base_url.rstrip("/") != version_url.rstrip("/"):
+        return join_url(base_url, ARCHIVES_DIR, archive_name(version, digest))
+    parent = version_url.rstrip("/").rsplit("/", 1)[0]
+    return join_url(parent, ARCHIVES_DIR, f"{name}-{archive_name(version, digest)}")
 
 
 def alias_for(name: str, version: int, digest: str) -> str:
@@ -120,9 +137,7 @@ class ModelHandle:
         not match its manifest or the pinned digest.
         """
         if self.strategy == "fetch":
-            from hdfs_models._cache import localize
-
-            return localize(self.pinned.url, pinned=self.pinned, cache_dir=self.cache_dir).path
+            return _fetched(self)
         return self._shipped()[0]
 
     def _shipped_manifest(self) -> Any:
@@ -198,9 +213,9 @@ def ensure_archive(pinned: Any, storage_options: Mapping[str, Any] | None = None
     the same bytes). Counts builds and reuses in :data:`ARCHIVE_STATS`.
     """
     from hdfs_models._archive import pack
-    from hdfs_models._stores import join_url, open_store, translate_errors
+    from hdfs_models._stores import open_store, translate_errors
 
-    target = join_url(pinned.base_url, ARCHIVES_DIR, archive_name(pinned.version, pinned.digest))
+    target = archive_url(pinned.base_url, pinned.url, pinned.name, pinned.version, pinned.digest)
     fs, path = open_store(target, storage_options)
     with translate_errors(target, "checking the stored archive"):
         exists = fs.exists(path)
@@ -232,6 +247,20 @@ def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
 
 
 # ---------------------------------------------------------------- executor side
+
+
+def _fetched(handle: ModelHandle) -> str:
+    """Localize once per process; keep the LocalModel so its in-use claim lasts (no eviction)."""
+    from hdfs_models._cache import localize
+
+    key = (os.getpid(), str(handle.pinned.digest), handle.cache_dir)
+    with _verified_lock:
+        model = _fetched_models.get(key)
+    if model is None or not os.path.isdir(model.path):
+        model = localize(handle.pinned.url, pinned=handle.pinned, cache_dir=handle.cache_dir)
+        with _verified_lock:
+            _fetched_models[key] = model
+    return str(model.path)
 
 
 def _spark_roots(strategy: str, name: str) -> list[str]:
@@ -362,6 +391,7 @@ def _check_identity(manifest: Any, handle: ModelHandle, path: str) -> None:
 
 
 def reset_verified() -> None:
-    """Forget which shipped trees this process verified (tests)."""
+    """Forget which shipped trees this process verified or fetched (tests)."""
     with _verified_lock:
         _verified.clear()
+        _fetched_models.clear()

@@ -11,7 +11,8 @@ import zipfile
 from hdfs_models._manifest import MANIFEST_NAME, build_manifest
 
 MODEL_FILES = {
-    "saved_model.pb": b"\x08\x01" + b"graph" * 200,
+    # A well-formed protobuf: field 1 (varint) and one MetaGraphDef (field 2, 1000 bytes).
+    "saved_model.pb": b"\x08\x01\x12\xe8\x07" + b"graph" * 200,
     "fingerprint.pb": b"fp" * 10,
     "variables/variables.index": b"index" * 30,
     "variables/variables.data-00000-of-00001": os.urandom(4096),

@@ -124,17 +124,38 @@ def test_s6_symlink_target_is_refused(box, tmp_path):
 
 
 def test_s6_extraction_happens_in_a_fresh_temp_dir_then_renames(box, monkeypatch):
+    import hdfs_models._archive as archive_mod
+
     archive = pack(make_model(box / "3"), box / "m.tar")
     seen = []
-    real_rename = os.rename
+    real = archive_mod.rename_noreplace
 
     def spy(src, dst):
-        seen.append((os.path.basename(src), os.path.basename(dst), os.path.exists(dst)))
-        return real_rename(src, dst)
+        seen.append((os.path.basename(src), os.path.basename(dst), os.path.exists(dst), sorted(os.listdir(src))))
+        return real(src, dst)
 
-    monkeypatch.setattr(os, "rename", spy)
+    monkeypatch.setattr(archive_mod, "rename_noreplace", spy)
     unpack(archive, box / "dest")
-    assert len(seen) == 1 and seen[0][0].startswith(".dest.unpack-") and seen[0][1:] == ("dest", False)
+    assert len(seen) == 1 and seen[0][0].startswith(".dest.unpack-")
+    assert seen[0][1:3] == ("dest", False) and "saved_model.pb" in seen[0][3]
+
+
+def test_s6_target_created_during_extraction_is_not_replaced(box, monkeypatch):
+    import hdfs_models._archive as archive_mod
+
+    real = archive_mod.extract_into
+
+    def racing(archive, kind, root, limits):
+        out = real(archive, kind, root, limits)
+        os.mkdir(box / "dest")  # an empty dir: os.rename would silently replace it
+        return out
+
+    monkeypatch.setattr(archive_mod, "extract_into", racing)
+    archive = pack(make_model(box / "3"), box / "m.tar")
+    with pytest.raises(UnsafeArchiveError, match="appeared during extraction; not replacing it"):
+        unpack(archive, box / "dest")
+    assert os.listdir(box / "dest") == []
+    assert sorted(os.listdir(box)) == ["3", "dest", "m.tar"]
 
 
 @pytest.mark.parametrize(

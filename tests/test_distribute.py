@@ -20,6 +20,7 @@ from hdfs_models._distribute import (
     ModelHandle,
     alias_for,
     archive_name,
+    archive_url,
     distribute,
     spark_uri,
 )
@@ -73,6 +74,10 @@ def on_workers(spark, handle, parts=4):
 
 def test_pure_names():
     assert archive_name(3, "ab" * 32) == "3-abababababababab.tar"
+    d = "ef" * 32
+    assert archive_url("hdfs://nn/m", "hdfs://nn/m/3", "m", 3, d) == "hdfs://nn/m/_archives/3-efefefefefefefef.tar"
+    # a version dir that is the SavedModel itself: stored beside it, never inside
+    assert archive_url("/data/cnn", "/data/cnn", "cnn", 0, d) == "/data/_archives/cnn-0-efefefefefefefef.tar"
     assert alias_for("my model/x", 3, "cd" * 32) == "my_model_x-v3-cdcdcdcdcdcdcdcd"
     assert spark_uri("hdfs://nn:8020/m") == "hdfs://nn:8020/m"
     assert spark_uri("/tmp/x") == "file:///tmp/x"
@@ -86,6 +91,7 @@ def test_fetch_handle_is_small_picklable_and_pinned(tmp_path, base):
     make_model(os.path.join(base, "4"), name="mnist", version=4)  # published after pinning
     back = pickle.loads(data)
     path = back.local_path()
+    assert back.local_path() == path and len(_distribute._fetched_models) == 1  # once per process
     assert path.startswith(str(tmp_path / "cache"))
     assert tree(path) == tree(os.path.join(base, "3"))
     assert back.digest == handle.digest and back.version == 3
