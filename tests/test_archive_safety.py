@@ -361,3 +361,17 @@ def test_limits_resolution_explicit_env_default():
         resolve_limits(env={"HDFS_MODELS_UNPACK_MAX_RATIO": "x"})
     with pytest.raises(ValueError, match="must be positive"):
         resolve_limits(max_bytes=0, env={})
+
+
+def test_s9_stream_guard_stops_data_beyond_the_declared_size(tmp_path):
+    """Headers can lie: the writer counts bytes and stops at the declared size."""
+    import io
+
+    from hdfs_models._archive_io import Extracted, _write
+
+    member = Member("f", "file", 10)
+    with pytest.raises(UnsafeArchiveError, match=r"member 'f' .*more data than its header's 10 bytes"):
+        _write("x.tar", str(tmp_path), "f", member, io.BytesIO(b"y" * (2 << 20)), Extracted())
+    assert os.path.getsize(tmp_path / "f") == 0  # the first over-long chunk is never written
+    with pytest.raises(UnsafeArchiveError, match=r"member 'g' .*truncated: 3 of 10 bytes"):
+        _write("x.tar", str(tmp_path), "g", Member("g", "file", 10), io.BytesIO(b"abc"), Extracted())
