@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import posixpath
+import time
 import uuid
 from typing import Any, Callable, Mapping
 
@@ -27,7 +28,15 @@ from hdfs_models._names import validate_name, validate_url
 from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_saved_model_pb
 from hdfs_models._stores import join_url, open_store, translate_errors
 from hdfs_models._versions import PinnedVersion, _base_name, _children, _version_names, resolve
-from hdfs_models.errors import HdfsModelsError, InvalidModelError, ModelNotFoundError, PublishError
+from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
+from hdfs_models.errors import (
+    HdfsModelsError,
+    InvalidModelError,
+    ModelNotFoundError,
+    PublishError,
+    StoreError,
+    StorePermissionError,
+)
 
 __all__ = ["publish"]
 
@@ -36,6 +45,11 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 _CHUNK = 4 << 20
 _MAX_ATTEMPTS = 100
+# Per-file upload retries: HDFS writes can fail transiently (a DataNode
+# pipeline breaking, "Failed to complete file in time" on a busy NameNode).
+_UPLOAD_POLICY = RetryPolicy(attempts=3, backoff=0.5, backoff_max=5.0)
+_UPLOAD_DEADLINE_S = 600.0
+_sleep = time.sleep
 
 
 def check_local_model(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
@@ -70,32 +84,64 @@ def local_signatures(local_dir: str) -> dict[str, Any]:
         ) from exc
 
 
+def _copy_file(fs: Any, src_path: str, dst_path: str, report: Callable[[int], None]) -> tuple[int, str]:
+    """Stream one local file to the store; returns (bytes, sha256). ``report(bytes_so_far)``."""
+    digest, size = hashlib.sha256(), 0
+    with open(src_path, "rb") as src, fs.open(dst_path, "wb") as dst:
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
+            dst.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            report(size)
+    return size, digest.hexdigest()
+
+
+def _retryable(exc: BaseException) -> int:
+    """Attempts allowed for an upload failure: transient store errors only."""
+    if isinstance(exc, (StorePermissionError, ModelNotFoundError, PublishError)):
+        return 0
+    return _UPLOAD_POLICY.attempts if isinstance(exc, StoreError) else 0
+
+
+def _upload_one(fs: Any, url: str, src_path: str, dst_path: str, report: Callable[[int], None]) -> tuple[int, str]:
+    """:func:`_copy_file` with bounded retries (a write rewrites the file from scratch)."""
+    def attempt(_: int) -> tuple[int, str]:
+        with translate_errors(url, f"uploading {posixpath.basename(dst_path)}"):
+            return _copy_file(fs, src_path, dst_path, report)
+
+    try:
+        return call_with_retry(attempt, policy=_UPLOAD_POLICY, deadline=Deadline(_UPLOAD_DEADLINE_S),
+                               classify=_retryable, sleep=_sleep, what=f"upload of {dst_path}")
+    except RetryExhausted as exc:
+        last = exc.last
+        raise StoreError(f"{last} (gave up after {exc.attempts} attempts)", url=url,
+                         reason=getattr(last, "reason", None), attempts=exc.attempts) from last
+
+
+def _reporter(progress: Progress | None, before: int, total: int) -> Callable[[int], None]:
+    """Per-file byte counts → ``progress(bytes_done, bytes_total)`` for the whole upload."""
+    if progress is None:
+        return lambda n: None
+    return lambda n: progress(before + n, total)
+
+
 def _upload(
-    fs: Any, local_dir: str, tmp: str, sizes: Mapping[str, int], empty: tuple[str, ...], progress: Progress | None
+    fs: Any, url: str, local_dir: str, tmp: str, sizes: Mapping[str, int], empty: tuple[str, ...],
+    progress: Progress | None,
 ) -> tuple[FileEntry, ...]:
     """Copy files (hashing each) and empty dirs into ``tmp``; return the manifest entries."""
     total, done = sum(sizes.values()), 0
-    made: set[str] = set()
     entries = []
-    for rel in sorted(sizes):
-        parent = posixpath.dirname(f"{tmp}/{rel}")
-        if parent not in made:
+    for parent in sorted({posixpath.dirname(f"{tmp}/{rel}") for rel in sizes} | {f"{tmp}/{rel}" for rel in empty}):
+        with translate_errors(url, "creating directories"):
             fs.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        digest, size = hashlib.sha256(), 0
-        with open(os.path.join(local_dir, *rel.split("/")), "rb") as src, fs.open(f"{tmp}/{rel}", "wb") as dst:
-            for chunk in iter(lambda: src.read(_CHUNK), b""):
-                dst.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+    for rel in sorted(sizes):
+        size, sha = _upload_one(fs, url, os.path.join(local_dir, *rel.split("/")), f"{tmp}/{rel}",
+                                _reporter(progress, done, total))
         if size != sizes[rel]:
             raise PublishError(f"{local_dir}/{rel}: changed while publishing", path=local_dir, reason="source changed")
-        entries.append(FileEntry(rel, size, digest.hexdigest()))
-    for rel in empty:
-        fs.makedirs(f"{tmp}/{rel}", exist_ok=True)
+        done += size
+        entries.append(FileEntry(rel, size, sha))
     if progress is not None and total == 0:
         progress(0, 0)
     return tuple(entries)
@@ -192,8 +238,7 @@ def publish(
         fs.makedirs(base_path, exist_ok=True)
     tmp = f"{base_path.rstrip('/')}/_tmp-{uuid.uuid4().hex}"
     try:
-        with translate_errors(join_url(base, tmp.rsplit("/", 1)[1]), "uploading"):
-            files = _upload(fs, local_dir, tmp, sizes, empty, progress)
+        files = _upload(fs, join_url(base, tmp.rsplit("/", 1)[1]), local_dir, tmp, sizes, empty, progress)
         manifest = make_manifest(model_name, _next_version(fs, base_path, base), files, empty, sigs)
         number = _commit(fs, base_path.rstrip("/"), tmp, manifest, base)
     except BaseException:

@@ -19,7 +19,7 @@ import hdfs_models._publish as publish_mod
 from hdfs_models import list_versions, publish, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models._stores import clear_store_cache
-from hdfs_models.errors import InvalidModelError, PublishError, StoreError, UnsafeNameError
+from hdfs_models.errors import InvalidModelError, PublishError, StoreError, StorePermissionError, UnsafeNameError
 
 
 @pytest.fixture(autouse=True)
@@ -123,24 +123,45 @@ def test_taken_version_is_never_overwritten(model, tmp_path, monkeypatch):
 
 
 class _FailingWrites(MemoryFileSystem):
-    """Memory store whose third file write fails mid-upload."""
+    """Memory store whose file writes fail from the ``fail_from``-th on, ``fail_times`` times."""
 
     protocol = "failmem"
-    writes = 0
+
+    def __init__(self, fail_from, fail_times, **kwargs):
+        super().__init__(**kwargs)
+        self.fail_from, self.fail_times, self.writes = fail_from, fail_times, 0
 
     def _open(self, path, mode="rb", **kwargs):
-        if "w" in mode:
-            type(self).writes += 1
-            if type(self).writes == 3:
+        if "w" in mode and not path.endswith(MANIFEST_NAME):
+            self.writes += 1
+            if self.writes >= self.fail_from and self.fail_times > 0:
+                self.fail_times -= 1
                 raise ConnectionResetError("datanode went away")
         return super()._open(path, mode, **kwargs)
 
 
-def test_failed_upload_removes_temp_dir(model):
-    fs = _FailingWrites(skip_instance_cache=True)
+@pytest.fixture
+def sleeps(monkeypatch):
+    slept = []
+    monkeypatch.setattr(publish_mod, "_sleep", slept.append)
+    return slept
+
+
+def test_transient_upload_failure_is_retried(model, sleeps):
+    fs = _FailingWrites(3, 1, skip_instance_cache=True)
+    base = f"/retry-{uuid.uuid4().hex}"
+    pinned = publish(model, f"memory://{base}", filesystem=fs, signatures=False)
+    assert pinned.version == 1 and sleeps == [0.5]
+    assert {f.path: f.sha256 for f in pinned.files} == {k: v for k, v in _tree(model).items() if v != "dir"}
+    assert fs.ls(base, detail=False) == [f"{base}/1"]
+
+
+def test_persistent_upload_failure_gives_up_and_removes_temp_dir(model, sleeps):
+    fs = _FailingWrites(3, 99, skip_instance_cache=True)
     base = f"/fail-{uuid.uuid4().hex}"
-    with pytest.raises(StoreError, match="uploading: datanode went away"):
+    with pytest.raises(StoreError, match=r"uploading variables.data-00001-of-00002: datanode went away \(gave up after 3") as info:
         publish(model, f"memory://{base}", filesystem=fs, signatures=False)
+    assert info.value.attempts == 3 and sleeps == [0.5, 1.0]
     assert fs.ls(base, detail=False) == []
 
 
@@ -251,3 +272,20 @@ def test_real_savedmodel_signatures_end_to_end(tmp_path):
     open(pb, "wb").write(data[: len(data) // 2])
     with pytest.raises(InvalidModelError, match="saved_model.pb is truncated or corrupt"):
         publish(export, str(tmp_path / "store" / "dense"), signatures=False)
+
+
+class _DeniedWrites(MemoryFileSystem):
+    protocol = "deniedmem"
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "w" in mode:
+            raise PermissionError(f"Permission denied: {path}")
+        return super()._open(path, mode, **kwargs)
+
+
+def test_permission_denied_is_not_retried(model, sleeps):
+    fs = _DeniedWrites(skip_instance_cache=True)
+    base = f"/denied-{uuid.uuid4().hex}"
+    with pytest.raises(StorePermissionError, match="permission denied"):
+        publish(model, f"memory://{base}", filesystem=fs, signatures=False)
+    assert sleeps == [] and fs.ls(base, detail=False) == []
