@@ -141,8 +141,9 @@ class Scorer:
     def udf(self) -> Any:
         """A column function: ``df.withColumn("p", scorer.udf()(col("features")))``.
 
-        Takes one column per signature input, in the order of ``input_cols`` when
-        it is a mapping, else the signature's input order (sorted by name).
+        Takes one column (or column name) per signature input, in the signature's
+        input order (sorted by name: see ``scorer.signature.input_names``);
+        ``input_cols`` does not apply here.
         Returns ``int`` (class), ``array<...>`` (probabilities) or a struct of
         every output ("all"). Rows carry no version column here.
         """

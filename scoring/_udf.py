@@ -21,11 +21,7 @@ __all__ = ["make_udf"]
 
 def make_udf(scorer: "Scorer") -> Callable[..., Any]:
     """A function taking one Column (or name) per signature input, returning a Column."""
-    mapping = scorer.input_cols
-    if isinstance(mapping, dict) and mapping:
-        specs = [scorer.signature.input(name) for name in mapping]
-    else:
-        specs = list(scorer.signature.inputs)
+    specs = list(scorer.signature.inputs)
     return_type = _return_type(scorer)
 
     def call(*cols: Any) -> Any:
