@@ -289,3 +289,33 @@ def test_permission_denied_is_not_retried(model, sleeps):
     with pytest.raises(StorePermissionError, match="permission denied"):
         publish(model, f"memory://{base}", filesystem=fs, signatures=False)
     assert sleeps == [] and fs.ls(base, detail=False) == []
+
+
+class _RecordingStore(MemoryFileSystem):
+    protocol = "recmem"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.events = []
+
+    def _open(self, path, mode="rb", **kwargs):
+        if "w" in mode:
+            self.events.append(("write", path))
+        return super()._open(path, mode, **kwargs)
+
+    def mv(self, path1, path2, **kwargs):
+        self.events.append(("rename", path1, path2))
+        return super().mv(path1, path2, **kwargs)
+
+
+def test_files_go_to_a_temp_dir_manifest_last_then_one_rename(model):
+    fs = _RecordingStore(skip_instance_cache=True)
+    base = f"/order-{uuid.uuid4().hex}"
+    publish(model, f"memory://{base}", filesystem=fs, signatures=False)
+    writes = [e[1] for e in fs.events if e[0] == "write"]
+    renames = [e for e in fs.events if e[0] == "rename"]
+    tmp = writes[0].split("/")[2]
+    assert tmp.startswith("_tmp-") and all(w.startswith(f"{base}/{tmp}/") for w in writes)
+    assert writes[-1] == f"{base}/{tmp}/{MANIFEST_NAME}" and len(writes) == 5
+    assert renames == [("rename", f"{base}/{tmp}", f"{base}/1")]
+    assert fs.events[-1] == renames[0]
