@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-# A well-formed SavedModel proto: field 1 (schema version) = 1, field 2 (one MetaGraphDef).
-SAVED_MODEL_PB = b"\x08\x01\x12\x06\x0a\x04tags"
+# A well-formed SavedModel proto: field 1 (schema version) = 1, field 2 (one empty MetaGraphDef).
+SAVED_MODEL_PB = b"\x08\x01\x12\x00"
 
 
 def make_model(path: str, *, shards: int = 1, payload: bytes = b"weights", empty_assets: bool = True) -> str:
