@@ -267,3 +267,43 @@ def test_cli_publish_and_plain_put_predict_like_the_original(store, tmp_path, re
     pinned = resolve(store.base, 1, storage_options=store.options)
     assert pinned.signatures["serving_default"]["inputs"]["x"] == {"dtype": "float32", "shape": [-1, 4]}
     shutil.rmtree(tmp_path / "cache")
+
+
+def test_viewfs_mount_reaches_the_same_versions(minidfs, tmp_path):
+    """viewfs:// through hdfs-native with a mount table given as storage options."""
+    unique = uuid.uuid4().hex
+    mounts = {  # hdfs-native wants a fallback mount as well
+        "fs.viewfs.mounttable.lake.link./models": f"{minidfs.url}/tmp/{unique}",
+        "fs.viewfs.mounttable.lake.linkFallback": f"{minidfs.url}/",
+    }
+    src = make_model(str(tmp_path / "export"))
+    try:
+        pinned = publish(src, "viewfs://lake/models/mnist", storage_options=mounts, signatures=False)
+        assert pinned.url == "viewfs://lake/models/mnist/1"
+        direct = resolve(f"{minidfs.url}/tmp/{unique}/mnist")
+        assert (direct.version, direct.digest) == (1, pinned.digest)
+        assert list_versions("viewfs://lake/models/mnist", storage_options=mounts) == [1]
+    finally:
+        minidfs.fs().rm(f"/tmp/{unique}", recursive=True)
+
+
+def test_ha_nameservice_from_hadoop_conf_dir_survives_failover(tmp_path, monkeypatch):
+    """hdfs://<nameservice> resolved through HADOOP_CONF_DIR; the cached client follows a failover."""
+    from hdfs_models.testing import MiniDFS
+    from hdfs_models.testing.minidfs import missing_tools
+
+    if missing_tools():
+        pytest.skip(missing_tools())
+    src = make_model(str(tmp_path / "export"), payload=os.urandom(100_000))
+    with MiniDFS(ha=True, datanodes=2) as cluster:
+        monkeypatch.setenv("HADOOP_CONF_DIR", cluster.conf_dir)
+        clear_store_cache()
+        base = f"{cluster.url}/tmp/{uuid.uuid4().hex}/mnist"
+        first = publish(src, base, signatures=False)
+        assert cluster.failover()["active"] == "nn2"
+        second = publish(src, base, signatures=False)
+        assert (first.version, second.version) == (1, 2)
+        assert resolve(base).digest == second.digest
+        local = localize(base, 1, cache_dir=str(tmp_path / "cache"))
+        assert local.digest == first.digest
+    clear_store_cache()
