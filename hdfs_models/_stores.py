@@ -50,6 +50,9 @@ _SUPPORTED_TEXT = (
 # Java exception classes that HDFS clients report for a refused access.
 _HADOOP_ACCESS_DENIED = ("AccessControlException", "AuthorizationException")
 
+# Read by hdfs-native at client creation: config dir (HA, viewfs), user, Kerberos ticket cache.
+_HADOOP_ENV = ("HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_USER_NAME", "HADOOP_PROXY_USER", "KRB5CCNAME")
+
 _cache_lock = threading.Lock()
 _cache: dict[tuple[int, str, str], Any] = {}
 
@@ -99,7 +102,7 @@ def open_store(
     scheme, _ = split_scheme(url)
     cls = _filesystem_class(scheme, url)
     kwargs = {**cls._get_kwargs_from_urls(url), **options}
-    key = (os.getpid(), scheme, _options_token(kwargs))
+    key = (os.getpid(), scheme, _options_token({**kwargs, **_client_env(scheme)}))
     with _cache_lock:
         fs = _cache.get(key)
     if fs is None:
@@ -107,6 +110,13 @@ def open_store(
         with _cache_lock:
             fs = _cache.setdefault(key, fs)
     return fs, str(cls._strip_protocol(url))
+
+
+def _client_env(scheme: str) -> dict[str, str | None]:
+    """Environment an hdfs-native client reads when it is created (so it is part of its identity)."""
+    if scheme not in ("hdfs", "viewfs"):
+        return {}
+    return {f"env:{name}": os.environ.get(name) for name in _HADOOP_ENV}
 
 
 def _options_token(kwargs: Mapping[str, Any]) -> str:

@@ -124,6 +124,20 @@ def test_same_options_share_an_instance_other_options_do_not():
     assert c is not a and d is not a
 
 
+def test_hdfs_clients_are_keyed_by_the_hadoop_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("HADOOP_USER_NAME", raising=False)
+    first, _ = open_store("hdfs://127.0.0.1:9/m")
+    assert open_store("hdfs://127.0.0.1:9/other")[0] is first
+    monkeypatch.setenv("HADOOP_USER_NAME", "alice")
+    as_alice, _ = open_store("hdfs://127.0.0.1:9/m")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    other_conf, _ = open_store("hdfs://127.0.0.1:9/m")
+    assert len({id(first), id(as_alice), id(other_conf)}) == 3
+    mem, _ = open_store("memory://x")
+    monkeypatch.setenv("HADOOP_USER_NAME", "bob")
+    assert open_store("memory://x")[0] is mem  # other stores ignore it
+
+
 def _child_reports(conn, parent_id):
     fs, _ = open_store("memory://forked")
     again, _ = open_store("memory://forked")
