@@ -222,7 +222,7 @@ class _Where:
     url: str
     base_url: str
     name: str
-    version: int
+    version: int | None  # None: a dir not named by an integer (take the manifest's, else 0)
 
 
 def _pin(fs: Any, where: _Where, names: Mapping[str, Any], options: dict[str, Any]) -> PinnedVersion:
@@ -232,21 +232,22 @@ def _pin(fs: Any, where: _Where, names: Mapping[str, Any], options: dict[str, An
         with translate_errors(murl, "reading manifest"):
             data = fs.cat_file(f"{where.path.rstrip('/')}/{MANIFEST_NAME}")
         manifest = Manifest.from_json(data, murl)
-        if manifest.version != where.version:
-            logger.warning("%s names version %d; using the directory's %d", murl, manifest.version, where.version)
+        number = manifest.version if where.version is None else where.version
+        if manifest.version != number:
+            logger.warning("%s names version %d; using the directory's %d", murl, manifest.version, number)
         return PinnedVersion(
-            where.base_url, manifest.name, where.version, where.url, manifest.digest,
+            where.base_url, manifest.name, number, where.url, manifest.digest,
             manifest.files, manifest.empty_dirs, manifest, options,
         )
+    number = where.version or 0
     reason = _incomplete_reason(fs, where.path, where.url, names)
     if reason is not None:
         raise IncompleteVersionError(
-            f"{where.url}: version {where.version} is incomplete: {reason}",
-            url=where.url, reason=reason, version=where.version,
+            f"{where.url}: version {number} is incomplete: {reason}", url=where.url, reason=reason, version=number,
         )
     files, empty = list_tree(fs, where.path, where.url)
     return PinnedVersion(
-        where.base_url, where.name, where.version, where.url, listing_digest(files), files, empty, None, options,
+        where.base_url, where.name, number, where.url, listing_digest(files), files, empty, None, options,
     )
 
 
@@ -262,13 +263,19 @@ def _resolve_version_dir(
     tail = posixpath.basename(path.rstrip("/"))
     numbered = bool(_VERSION_NAME.fullmatch(tail))
     base_url = url.rstrip("/").rsplit("/", 1)[0] if numbered else url
-    number = int(tail) if numbered else (wanted or 0)
-    if wanted is not None and wanted != number:
-        raise ModelNotFoundError(
-            f"{url}: is version {number} itself; version {wanted} was asked for", url=url, reason="version mismatch"
-        )
-    where = _Where(path, url, base_url, _base_name(base_url), number)
-    return _pin(fs, where, names, options)
+    number = int(tail) if numbered else None
+    if wanted is not None and number is not None and wanted != number:
+        raise _not_that_version(url, number, wanted)
+    pinned = _pin(fs, _Where(path, url, base_url, _base_name(base_url), number), names, options)
+    if wanted is not None and pinned.version != wanted:
+        raise _not_that_version(url, pinned.version, wanted)
+    return pinned
+
+
+def _not_that_version(url: str, number: int, wanted: int) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"{url}: is version {number} itself; version {wanted} was asked for", url=url, reason="version mismatch"
+    )
 
 
 def resolve(

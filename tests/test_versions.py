@@ -229,3 +229,17 @@ def test_pinned_version_is_a_frozen_plain_value(mem):
     with pytest.raises(AttributeError):
         pinned.version = 2  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(pinned)) == pinned
+
+
+def test_unnumbered_dir_with_manifest_takes_the_manifest_version(tmp_path):
+    local = make_model(str(tmp_path / "unpacked"))
+    open(f"{local}/{MANIFEST_NAME}", "wb").write(build_manifest(local, "mnist", 6).to_json())
+    pinned = resolve(local)
+    assert (pinned.version, pinned.name, pinned.url) == (6, "mnist", local)
+    assert resolve(local, 6).digest == pinned.digest
+    with pytest.raises(ModelNotFoundError, match="is version 6 itself; version 2 was asked for"):
+        resolve(local, 2)
+    plain = make_model(str(tmp_path / "plain"))
+    assert resolve(plain, 0).version == 0
+    with pytest.raises(ModelNotFoundError, match="is version 0 itself"):
+        resolve(plain, 1)
