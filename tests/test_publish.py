@@ -319,3 +319,16 @@ def test_files_go_to_a_temp_dir_manifest_last_then_one_rename(model):
     assert writes[-1] == f"{base}/{tmp}/{MANIFEST_NAME}" and len(writes) == 5
     assert renames == [("rename", f"{base}/{tmp}", f"{base}/1")]
     assert fs.events[-1] == renames[0]
+
+
+def test_incomplete_model_is_refused_before_tensorflow_is_touched(model, tmp_path, monkeypatch):  # B3
+    fake = types.ModuleType("hdfs_models._signatures")
+
+    def read_signatures(local_dir):
+        raise AssertionError("TensorFlow was touched")
+
+    fake.read_signatures = read_signatures
+    monkeypatch.setitem(sys.modules, "hdfs_models._signatures", fake)
+    os.remove(os.path.join(model, "variables", "variables.index"))
+    with pytest.raises(InvalidModelError, match="missing variables/variables.index"):
+        publish(model, str(tmp_path / "m"))
