@@ -101,7 +101,7 @@ def open_store(
         return _wrap_given(url, filesystem)
     scheme, _ = split_scheme(url)
     cls = _filesystem_class(scheme, url)
-    kwargs = {**cls._get_kwargs_from_urls(url), **options}
+    kwargs = {**hdfs_native_defaults(scheme), **cls._get_kwargs_from_urls(url), **options}
     key = (os.getpid(), scheme, _options_token({**kwargs, **_client_env(scheme)}))
     with _cache_lock:
         fs = _cache.get(key)
@@ -110,6 +110,43 @@ def open_store(
         with _cache_lock:
             fs = _cache.setdefault(key, fs)
     return fs, str(cls._strip_protocol(url))
+
+
+# hdfs-native's own default (15 failover attempts, up to 15 s apart) keeps a job
+# waiting about three minutes on a NameNode that refuses connections. Bounded
+# here to roughly ten seconds, which still rides through an HA failover; a
+# value in storage_options or in HADOOP_CONF_DIR's *-site.xml wins.
+HDFS_NATIVE_DEFAULTS: dict[str, str] = {
+    "dfs.client.failover.max.attempts": "6",
+    "dfs.client.failover.sleep.base.millis": "500",
+    "dfs.client.failover.sleep.max.millis": "3000",
+}
+
+
+def hdfs_native_defaults(scheme: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The client settings hdfs-models adds for ``hdfs://``/``viewfs://`` unless configured."""
+    if scheme not in ("hdfs", "viewfs"):
+        return {}
+    configured = _site_keys((os.environ if env is None else env).get("HADOOP_CONF_DIR"))
+    return {k: v for k, v in HDFS_NATIVE_DEFAULTS.items() if k not in configured}
+
+
+def _site_keys(conf_dir: str | None) -> set[str]:
+    """Property names set in ``conf_dir``'s core-site.xml and hdfs-site.xml."""
+    import xml.etree.ElementTree as ET
+
+    keys: set[str] = set()
+    for name in ("core-site.xml", "hdfs-site.xml"):
+        path = os.path.join(conf_dir, name) if conf_dir else ""
+        if not path or not os.path.isfile(path):
+            continue
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError:
+            logger.warning("cannot parse %s; using hdfs-models' client defaults", path)
+            continue
+        keys.update(p.findtext("name", "").strip() for p in root.iter("property"))
+    return keys
 
 
 def _client_env(scheme: str) -> dict[str, str | None]:

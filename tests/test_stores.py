@@ -229,3 +229,30 @@ def test_local_missing_path_is_model_not_found(tmp_path):
     with pytest.raises(ModelNotFoundError, match="missing: not found"):
         with translate_errors(str(tmp_path / "missing")):
             fs.info(path)
+
+
+# -- hdfs-native client defaults (fail fast on a dead NameNode) -------------------------------
+
+
+def test_hdfs_native_defaults_bound_failover_and_yield_to_site_xml(tmp_path):
+    from hdfs_models._stores import HDFS_NATIVE_DEFAULTS, hdfs_native_defaults
+
+    assert hdfs_native_defaults("hdfs", env={}) == HDFS_NATIVE_DEFAULTS
+    assert hdfs_native_defaults("file", env={}) == {}
+    (tmp_path / "hdfs-site.xml").write_text(
+        "<configuration><property><name>dfs.client.failover.max.attempts</name>"
+        "<value>20</value></property></configuration>"
+    )
+    chosen = hdfs_native_defaults("viewfs", env={"HADOOP_CONF_DIR": str(tmp_path)})
+    assert "dfs.client.failover.max.attempts" not in chosen
+    assert chosen["dfs.client.failover.sleep.max.millis"] == "3000"
+
+
+@pytest.mark.timeout(60)
+def test_refused_namenode_fails_fast_naming_the_url():
+    pytest.importorskip("hdfs_native")
+    from hdfs_models import StoreError, list_versions
+
+    # Port 1 on loopback refuses connections; hdfs-native alone would retry ~3 minutes.
+    with pytest.raises(StoreError, match=r"hdfs://127\.0\.0\.1:1/models/m.*Connection refused"):
+        list_versions("hdfs://127.0.0.1:1/models/m")

@@ -375,17 +375,19 @@ class MiniDFS:
             return "(no log)"
 
     # -- clients -------------------------------------------------------------
-    def fs(self, user: str | None = None) -> Any:
+    def fs(self) -> Any:
         """A fresh hdfs-native fsspec filesystem on this cluster.
 
-        ``user`` sets ``HADOOP_USER_NAME`` while the client is created; hdfs-native
-        reads it at that point (simple authentication).
+        hdfs-native takes the simple-auth user from the process's
+        ``HADOOP_USER_NAME`` when it first talks to the NameNode, so one process
+        acts as one user: to act as another, use :meth:`webhdfs_fs` with
+        ``user=`` or a subprocess with ``HADOOP_USER_NAME`` set.
         """
         from hdfs_native.fsspec import HdfsFileSystem
 
         host_port = self.url.split("://", 1)[1]
         host, _, port = host_port.partition(":")
-        with _env({"HADOOP_USER_NAME": user, "HADOOP_CONF_DIR": self.conf_dir}):
+        with _env({"HADOOP_CONF_DIR": self.conf_dir}):
             return HdfsFileSystem(host=host, port=int(port) if port else None, skip_instance_cache=True)
 
     def webhdfs_fs(self, user: str | None = None) -> Any:
