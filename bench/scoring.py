@@ -17,7 +17,11 @@ Spark runs on ``local[2]``; Python workers import TensorFlow in a warm-up job
 before any timing, so each contender's time includes its model loads but not
 the TensorFlow import. Each figure is the median of ``--repeats`` runs.
 Model load time per worker and peak RSS per worker are probed from the
-scorer's workers right after the scorer runs (RSS is the process peak so far).
+scorer's workers after a scorer warm-up on the slice (``scorer_workers``) and
+again after every contender ran (``workers_after_all``: the same workers also
+held predict_batch_udf's copy of the model, so that RSS is an upper bound).
+Contenders alternate within each repeat round (noise is shared, not
+concentrated on one contender).
 
 Usage: ``python bench/scoring.py [--quick] [--models cnn,mlp] [--rows N]``.
 Prints a table, then the JSON object as the last line (also written to
@@ -58,7 +62,7 @@ _models = _load_models()
 MODELS, mnist_features, save_model = _models.MODELS, _models.mnist_features, _models.save_model
 
 FULL = {"cnn": 200_000, "mlp": 400_000}
-QUICK = {"cnn": 20_000, "mlp": 100_000}
+QUICK = {"cnn": 30_000, "mlp": 150_000}
 ROW_UDF = {"cnn": 3_000, "mlp": 10_000}
 ROW_UDF_QUICK = {"cnn": 600, "mlp": 2_000}
 
@@ -99,15 +103,23 @@ def write_parquet(path: str, rows: int, files: int = 8) -> str:
     return path
 
 
-def timed(fn: Callable[[], Any], rows: int, repeats: int) -> dict[str, Any]:
-    """Median rows/s over ``repeats`` runs of ``fn``."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        rates.append(rows / (time.perf_counter() - start))
-        print(f"  {getattr(fn, '__name__', 'run')}: {rates[-1]:.0f} rows/s", file=sys.stderr, flush=True)
-    return {"rows_per_s": statistics.median(rates), "runs": [round(r, 1) for r in rates], "rows": rows}
+def timed_rounds(runs: dict[str, Callable[[], Any]], rows: dict[str, int], repeats: int) -> dict[str, Any]:
+    """Median rows/s of each contender; contenders alternate within each round.
+
+    Alternating spreads a shared machine's load changes over every contender
+    instead of penalising whichever happened to run during a burst.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for round_no in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            rates[name].append(rows[name] / (time.perf_counter() - start))
+            print(f"  round {round_no}: {name} {rates[name][-1]:.0f} rows/s", file=sys.stderr, flush=True)
+    return {
+        name: {"rows_per_s": statistics.median(r), "runs": [round(x, 1) for x in r], "rows": rows[name]}
+        for name, r in rates.items()
+    }
 
 
 def raw_tf(model_dir: str, data: str, batch: int) -> tuple[Callable[[], Any], dict[str, float]]:
@@ -181,41 +193,58 @@ def spark_jobs(spark: Any, model_dir: str, data: str, out: str, batch: int) -> d
     }
 
 
-def probe_workers(spark: Any) -> list[dict[str, Any]]:
-    """pid, models loaded, load seconds and peak RSS (MiB) of the Python workers.
+def _on_sql_workers(spark: Any, body: Callable[[], dict[str, Any]], tasks: int = 16) -> list[dict[str, Any]]:
+    """Run ``body`` in ``tasks`` short overlapping mapInArrow tasks; one dict per task.
 
-    Sixteen short overlapping tasks reach every idle worker of the pool; only
-    the workers that loaded a model through the scorer are kept (all of them
-    when none has).
+    SQL Python UDFs (mapInArrow, pandas/Arrow UDFs) use another worker pool
+    than RDD jobs, so warming up or probing must go through mapInArrow too.
+    """
+    import json as _json
+
+    def run(batches: Any) -> Any:
+        import pyarrow as pa
+
+        for _ in batches:
+            pass
+        time.sleep(0.3)  # keep tasks overlapping so they spread over the idle workers
+        yield pa.RecordBatch.from_arrays([pa.array([_json.dumps(body())])], names=["info"])
+
+    rows = spark.range(0, tasks, 1, tasks).mapInArrow(run, "info string").collect()
+    return [_json.loads(r.info) for r in rows]
+
+
+def probe_workers(spark: Any, model_dir: str | None = None) -> list[dict[str, Any]]:
+    """pid, peak RSS (MiB) and, for ``model_dir``, the scorer's load seconds per worker.
+
+    Only the workers holding ``model_dir`` in the scorer's cache are kept (all
+    of them when ``model_dir`` is None or none does). RSS is the process peak.
     """
 
-    def probe(_: Any) -> Any:
+    def probe() -> dict[str, Any]:
         import resource
 
         from scoring._model_cache import cache_info
 
-        time.sleep(0.3)  # keep tasks overlapping so they spread over the idle workers
         info = cache_info()
+        mine = [m["load_seconds"] for m in info["models"].values() if m["path"] == model_dir]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        yield {"pid": info["pid"], "loads": info["loads"], "load_s": round(info["load_seconds"], 3),
-               "peak_rss_mib": round(rss, 1)}  # fmt: skip
+        return {"pid": info["pid"], "loads_total": info["loads"], "peak_rss_mib": round(rss, 1),
+                "model_load_s": round(mine[0], 3) if mine else None}  # fmt: skip
 
-    found = spark.sparkContext.parallelize(range(16), 16).mapPartitions(probe).collect()
-    workers = {d["pid"]: d for d in found}.values()
-    loaded = [d for d in workers if d["loads"]] or list(workers)
+    workers = {d["pid"]: d for d in _on_sql_workers(spark, probe)}.values()
+    loaded = [d for d in workers if d["model_load_s"] is not None] or list(workers)
     return sorted(loaded, key=lambda d: d["pid"])
 
 
 def warm_workers(spark: Any) -> None:
-    """Start the Python workers and import TensorFlow in each, before any timing."""
+    """Start the SQL Python workers and import TensorFlow in each, before any timing."""
 
-    def imp(_: Any) -> Any:
+    def imp() -> dict[str, Any]:
         import tensorflow  # noqa: F401
 
-        time.sleep(1.0)
-        yield os.getpid()
+        return {"pid": os.getpid()}
 
-    spark.sparkContext.parallelize(range(2), 2).mapPartitions(imp).collect()
+    _on_sql_workers(spark, imp, tasks=4)
 
 
 def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -228,15 +257,20 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     out = os.path.join(work, f"{kind}-out")
     result: dict[str, Any] = {"rows": rows, "row_udf_rows": slice_rows}
     run, setup = raw_tf(model_dir, data, args.batch_size)
-    result["raw"] = {**timed(run, rows, args.repeats), **setup}
     jobs = spark_jobs(spark, model_dir, data, out, args.batch_size)
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
-    for name in ("data_path", "scorer", "predict_batch_udf"):
-        print(f"{kind} {name}", file=sys.stderr, flush=True)
-        result[name] = timed(lambda: jobs[name](df), rows, args.repeats)
-        if name == "scorer":
-            result["scorer_workers"] = probe_workers(spark)
-    result["row_udf"] = timed(lambda: jobs["row_udf"](df_small), slice_rows, 1)
+    jobs["scorer"](df_small)  # loads the model in each worker; the probe reads load time, RSS
+    result["scorer_workers"] = probe_workers(spark, model_dir)
+    runs: dict[str, Callable[[], Any]] = {
+        "raw": run,
+        "data_path": lambda: jobs["data_path"](df),
+        "scorer": lambda: jobs["scorer"](df),
+        "predict_batch_udf": lambda: jobs["predict_batch_udf"](df),
+    }
+    result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats))
+    result["raw"].update(setup)
+    result.update(timed_rounds({"row_udf": lambda: jobs["row_udf"](df_small)}, {"row_udf": slice_rows}, 1))
+    result["workers_after_all"] = probe_workers(spark, model_dir)
     scorer = result["scorer"]["rows_per_s"]
     ceiling = min(result["raw"]["rows_per_s"], result["data_path"]["rows_per_s"])
     result["ratios"] = {
@@ -262,8 +296,8 @@ def table(results: dict[str, Any]) -> str:
             mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
             lines.append(f"{kind:5} {ratio:30} {value}{mark}")
         for w in res["scorer_workers"]:
-            lines.append(f"{kind:5} worker {w['pid']}: loads={w['loads']} load_s={w['load_s']} "
-                         f"peak_rss={w['peak_rss_mib']} MiB")  # fmt: skip
+            lines.append(f"{kind:5} worker {w['pid']}: model load {w['model_load_s']} s, "
+                         f"peak RSS {w['peak_rss_mib']} MiB")  # fmt: skip
     return "\n".join(lines)
 
 

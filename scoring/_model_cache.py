@@ -146,9 +146,11 @@ def load_count() -> int:
 
 
 def cache_info() -> dict[str, Any]:
-    """Counters and keys: ``loads``, ``hits``, ``load_seconds``, ``keys``, ``pid``."""
+    """Counters and entries: ``loads``, ``hits``, ``load_seconds`` (totals), ``keys``
+    (LRU order), ``models`` ({key: {"path", "load_seconds"}}), ``pid``."""
     with _lock:
-        return {**_stats, "keys": list(_entries), "pid": os.getpid()}
+        models = {k: {"path": m.path, "load_seconds": m.load_seconds} for k, m in _entries.items()}
+        return {**_stats, "keys": list(_entries), "models": models, "pid": os.getpid()}
 
 
 def clear() -> None:
