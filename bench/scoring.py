@@ -25,7 +25,7 @@ concentrated on one contender).
 
 Usage: ``python bench/scoring.py [--quick] [--models cnn,mlp] [--rows N]``.
 Prints a table, then the JSON object as the last line (also written to
-``bench/results/scoring-<UTC date-time>.json``).
+``bench/results/scoring-<UTC date>T<time>[-quick].json``).
 """
 
 from __future__ import annotations
@@ -328,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["load_avg_end"] = os.getloadavg()
     print(table(results))
     os.makedirs(args.results_dir, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = f"scoring-{'quick-' if args.quick else ''}{stamp}.json"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+    name = f"scoring-{stamp}{'-quick' if args.quick else ''}.json"
     with open(os.path.join(args.results_dir, name), "w") as f:
         json.dump(results, f, indent=1)
     print(json.dumps(results))
