@@ -13,7 +13,8 @@ input of ``id`` + ``features`` array<float>[784] (MNIST digits tiled):
 - ``row_udf``: a plain per-row Python UDF (model cached per worker), on a
   slice; its rate is per row, so it scales to the full input.
 
-Spark runs on ``local[2]``; Python workers import TensorFlow in a warm-up job
+Spark runs on ``local[2]`` with ``spark.sql.files.minPartitionNum`` = 4 × cores
+(otherwise two input splits make one straggler idle a core); Python workers import TensorFlow in a warm-up job
 before any timing, so each contender's time includes its model loads but not
 the TensorFlow import. Each figure is the median of ``--repeats`` runs.
 Model load time per worker and peak RSS per worker are probed from the
@@ -317,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"bench": "scoring", "quick": args.quick, "machine": machine(),
                                "repeats": args.repeats, "batch_size": args.batch_size, "models": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as work:
-        spark = spark_session("local[2]")
+        # Same conf for every contender: 4 file splits per core, so a slow task at the end
+        # of a stage leaves a core idle for a quarter of a task, not for half the job.
+        conf = {"spark.sql.files.minPartitionNum": str(4 * (os.cpu_count() or 2))}
+        spark = spark_session("local[2]", conf=conf)
         try:
             warm_workers(spark)
             results["tf_only_workers"] = probe_workers(spark)
