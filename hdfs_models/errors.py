@@ -5,7 +5,7 @@ attributes and in the message, and pickles (errors cross the executor →
 driver boundary in Spark). Leaves also subclass the builtin a caller would
 naturally catch::
 
-    HdfsModelsError(Exception)
+    HdfsModelsError(DetailedError(Exception))
     ├── ModelNotFoundError(FileNotFoundError)      URL / version / alias does not exist
     ├── InvalidModelError(ValueError)              not a SavedModel (B2, B3, B4, B10)
     │   └── IncompleteVersionError                 version without manifest/_SUCCESS/complete files
@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "CacheError",
+    "DetailedError",
     "DistributionError",
     "HdfsModelsError",
     "IncompleteVersionError",
@@ -47,19 +48,57 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: "type[HdfsModelsError]", message: str, attrs: dict[str, Any]) -> "HdfsModelsError":
+def _rebuild(cls: "type[DetailedError]", message: str, attrs: dict[str, Any]) -> "DetailedError":
     err = cls.__new__(cls)
-    HdfsModelsError.__init__(err, message, **attrs)
+    DetailedError.__init__(err, message, **attrs)
     return err
 
 
-class HdfsModelsError(Exception):
+class DetailedError(Exception):
+    """An exception whose context travels with it: named fields plus ``details``.
+
+    Subclasses list their named fields in ``_fields`` (each becomes an
+    attribute, ``None`` when not given); any other keyword lands in
+    ``details`` and is readable as an attribute too (``err.attempts``).
+    Pickles with everything (errors cross the executor → driver boundary).
+    Shared by :class:`HdfsModelsError` and ``scoring.ScoringError``.
+    """
+
+    _fields: tuple[str, ...] = ()
+
+    def __init__(self, message: str, **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        for name in self._fields:
+            setattr(self, name, attrs.pop(name, None))
+        self.details = attrs
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        attrs = {name: getattr(self, name) for name in self._fields}
+        return (_rebuild, (type(self), self.message, {**attrs, **self.details}))
+
+    def __getattr__(self, name: str) -> Any:
+        details = self.__dict__.get("details", {})
+        if name in details:
+            return details[name]
+        raise AttributeError(name)
+
+
+class HdfsModelsError(DetailedError):
     """Base class of every error raised by :mod:`hdfs_models`.
 
     Attributes: ``message``, ``url`` (the store URL, if any), ``path`` (a
     local path, if any), ``reason`` (a short cause) and ``details`` (any
     further keyword arguments, e.g. ``attempts`` or ``elapsed``).
     """
+
+    _fields = ("url", "path", "reason")
+    url: str | None
+    path: str | None
+    reason: str | None
 
     def __init__(
         self,
@@ -70,26 +109,7 @@ class HdfsModelsError(Exception):
         reason: str | None = None,
         **details: Any,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.url = url
-        self.path = path
-        self.reason = reason
-        self.details = details
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        attrs = {"url": self.url, "path": self.path, "reason": self.reason, **self.details}
-        return (_rebuild, (type(self), self.message, attrs))
-
-    def __getattr__(self, name: str) -> Any:
-        # Expose details (attempts, elapsed, version, ...) as attributes.
-        details = self.__dict__.get("details", {})
-        if name in details:
-            return details[name]
-        raise AttributeError(name)
+        super().__init__(message, url=url, path=path, reason=reason, **details)
 
 
 class ModelNotFoundError(HdfsModelsError, FileNotFoundError):

@@ -3,7 +3,7 @@
 Every error names the column, signature or path involved and the reason, and
 pickles (errors raised on executors reach the driver)::
 
-    ScoringError(Exception)
+    ScoringError(hdfs_models.errors.DetailedError(Exception))
     ├── SignatureError(LookupError)           signature / input / output not found in the model
     ├── SignatureMismatchError(ValueError)    DataFrame columns do not fit the signature
     │   ├── ShapeMismatchError                 a row has the wrong number of values
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hdfs_models.errors import DetailedError
+
 __all__ = [
     "ColumnTypeError",
     "ModelLoadError",
@@ -27,18 +29,17 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: "type[ScoringError]", message: str, attrs: dict[str, Any]) -> "ScoringError":
-    err = cls.__new__(cls)
-    ScoringError.__init__(err, message, **attrs)
-    return err
-
-
-class ScoringError(Exception):
+class ScoringError(DetailedError):
     """Base class of every error raised by :mod:`scoring`.
 
     Attributes: ``message``, ``column``, ``path`` (model path or URL),
     ``reason`` and ``details`` (e.g. ``row``, ``expected``).
     """
+
+    _fields = ("column", "path", "reason")
+    column: str | None
+    path: str | None
+    reason: str | None
 
     def __init__(
         self,
@@ -49,25 +50,7 @@ class ScoringError(Exception):
         reason: str | None = None,
         **details: Any,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.column = column
-        self.path = path
-        self.reason = reason
-        self.details = details
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        attrs = {"column": self.column, "path": self.path, "reason": self.reason, **self.details}
-        return (_rebuild, (type(self), self.message, attrs))
-
-    def __getattr__(self, name: str) -> Any:
-        details = self.__dict__.get("details", {})
-        if name in details:
-            return details[name]
-        raise AttributeError(name)
+        super().__init__(message, column=column, path=path, reason=reason, **details)
 
 
 class SignatureError(ScoringError, LookupError):
