@@ -145,7 +145,9 @@ def raw_tf(model_dir: str, data: str, batch: int) -> tuple[Callable[[], Any], di
     return run, {"parquet_read_s": round(read_s, 3), "model_load_s": round(load_s, 3)}
 
 
-def spark_jobs(spark: Any, model_dir: str, data: str, out: str, batch: int) -> dict[str, Callable[[Any], None]]:
+def spark_jobs(
+    spark: Any, model_dir: str, data: str, out: str, batch: int, read_ahead: int
+) -> dict[str, Callable[[Any], None]]:
     """Each Spark contender as ``job(df)`` writing Parquet to ``out``."""
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.functions import col, udf
@@ -185,7 +187,7 @@ def spark_jobs(spark: Any, model_dir: str, data: str, out: str, batch: int) -> d
         x = tf.constant(np.asarray(v, dtype=np.float32)[None, :])
         return int(np.argmax(fn(features=x)["probabilities"].numpy()[0]))
 
-    scorer = Scorer(model_dir, keep_cols=["id"], batch_size=batch)
+    scorer = Scorer(model_dir, keep_cols=["id"], batch_size=batch, read_ahead=read_ahead)
     return {
         "data_path": lambda df: write(df.mapInArrow(ids_only, "id long")),
         "scorer": lambda df: write(scorer.transform(df)),
@@ -258,7 +260,7 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     out = os.path.join(work, f"{kind}-out")
     result: dict[str, Any] = {"rows": rows, "row_udf_rows": slice_rows}
     run, setup = raw_tf(model_dir, data, args.batch_size)
-    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size)
+    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size, args.read_ahead)
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
     jobs["scorer"](df_small)  # loads the model in each worker; the probe reads load time, RSS
     result["scorer_workers"] = probe_workers(spark, model_dir)
@@ -309,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="rows per model (default by model)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--read-ahead", type=int, default=1, help="Scorer(read_ahead=...)")
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -316,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     from hdfs_models.testing.spark import spark_session, stop_spark
 
     results: dict[str, Any] = {"bench": "scoring", "quick": args.quick, "machine": machine(),
-                               "repeats": args.repeats, "batch_size": args.batch_size, "models": {}}  # fmt: skip
+                               "repeats": args.repeats, "batch_size": args.batch_size,
+                               "read_ahead": args.read_ahead, "models": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as work:
         # Same conf for every contender: 4 file splits per core, so a slow task at the end
         # of a stage leaves a core idle for a quarter of a task, not for half the job.

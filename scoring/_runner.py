@@ -18,6 +18,7 @@ import numpy as np
 from scoring._arrow import column_to_tensor
 from scoring._model_cache import LoadedModel, get_model
 from scoring._plan import OutputColumn, Plan
+from scoring._prefetch import prefetch
 from scoring._source import HandleSource, LocalSource, UrlSource
 from scoring.errors import ColumnTypeError
 
@@ -67,6 +68,7 @@ class Runner:
     batch_size: int
     threads: int | None
     capacity: int
+    read_ahead: int = 1
 
     def model(self) -> tuple[LoadedModel, int | None]:
         """Localize (once per node) and load (once per worker) the model."""
@@ -106,7 +108,7 @@ class Runner:
         if self.plan.version_col:
             names.append(self.plan.version_col)
         offset = 0
-        for batch in batches:
+        for batch in prefetch(batches, self.read_ahead):
             n = batch.num_rows
             columns = {c: batch.column(c) for _, c in self.plan.inputs}
             raw = self.predict(model.function, self.tensors(columns, offset), n)

@@ -51,7 +51,9 @@ class Scorer:
     ``"probabilities"`` (array of the output's dtype) or ``"all"`` (one column
     per output, named like it); ``output`` picks the output tensor when the
     signature has several. ``threads``: TF intra-op threads per worker
-    (default: the task's CPUs). The signature is read once, here, on the driver.
+    (default: the task's CPUs). ``read_ahead``: Arrow batches a transform task
+    reads ahead on a thread while TensorFlow computes (0: none). The signature
+    is read once, here, on the driver.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Scorer:
         output: str | None = None,
         prediction_col: str = "prediction",
         cache_capacity: int = DEFAULT_CAPACITY,
+        read_ahead: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
@@ -85,6 +88,7 @@ class Scorer:
         self.version_col = version_col
         self.threads = threads
         self.cache_capacity = cache_capacity
+        self.read_ahead = read_ahead
 
     def __repr__(self) -> str:
         return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, outputs={self.mode!r})"
@@ -98,7 +102,10 @@ class Scorer:
         )
 
     def _runner(self, plan: Plan) -> Runner:
-        return Runner(self._source, self.signature.name, plan, self.batch_size, self.threads, self.cache_capacity)
+        return Runner(
+            self._source, self.signature.name, plan, self.batch_size, self.threads,
+            self.cache_capacity, self.read_ahead,
+        )  # fmt: skip
 
     def output_schema(self, schema: Any) -> Any:
         """The Spark StructType :meth:`transform` returns for an input ``schema``."""
@@ -114,10 +121,18 @@ class Scorer:
     # -- faces ---------------------------------------------------------------------------
 
     def transform(self, df: Any) -> Any:
-        """Score a DataFrame through ``mapInArrow``: keep_cols, outputs, version_col."""
+        """Score a DataFrame through ``mapInArrow``: keep_cols, outputs, version_col.
+
+        Only the input and keep columns are sent to Python. Raises ScoringError
+        subclasses here, before any job, for whatever the schema already shows.
+        """
         schema = self.output_schema(df.schema)
-        runner = self._runner(self.plan([describe_spark_field(f) for f in df.schema.fields]))
-        return df.mapInArrow(runner.score_batches, schema)
+        plan = self.plan([describe_spark_field(f) for f in df.schema.fields])
+        # Ship only the columns the task reads: other columns would cross to Python for nothing.
+        needed = list(dict.fromkeys([*plan.keep_cols, *(column for _, column in plan.inputs)]))
+        if len(needed) < len(df.columns):
+            df = df.select(*(_quoted(c) for c in needed))
+        return df.mapInArrow(self._runner(plan).score_batches, schema)
 
     def predict_arrow(self, batches: Iterable[Any]) -> Iterator[Any]:
         """Score pyarrow RecordBatches in this process (what each transform task runs)."""
@@ -158,6 +173,11 @@ class Scorer:
         if self.mode == "all":
             return pa.struct([pa.field(o.name, arrow_type(o)) for o in self.outputs])
         return arrow_type(self.outputs[0])
+
+
+def _quoted(column: str) -> str:
+    """A column reference Spark does not parse (dots in a name are not struct fields)."""
+    return "`" + column.replace("`", "``") + "`"
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
