@@ -185,6 +185,14 @@ def select_output(signature: Signature, mode: str, output: str | None, predictio
         )
     if mode == "probabilities":
         return (OutputColumn(prediction_col, spec.name, "values", spec.dtype),)
+    one_per_row = spec.shape is not None and len(spec.shape) <= 1
+    if one_per_row and not spec.dtype.startswith(("int", "uint")):
+        raise SignatureError(
+            f"output {spec.name!r} {spec.describe()} holds one {spec.dtype} per row, not class "
+            f"scores: use outputs='probabilities' or 'all'",
+            reason="not class scores",
+            signature=signature.name,
+        )
     return (OutputColumn(prediction_col, spec.name, "class", "int32"),)
 
 

@@ -117,6 +117,9 @@ def test_bad_options(models):
         Scorer(models["dense"], input_cols={"pixels": "features"}).plan([])
     with pytest.raises(SignatureMismatchError, match=r"input_cols='img' names one column but signature 'serving_default' has inputs \['extra', 'image'\]"):
         Scorer(models["multi"], input_cols="img", outputs="all").plan([])
+    with pytest.raises(SignatureError, match=r"output 'score' float32\[-1\] holds one float32 per row, not class scores"):
+        Scorer(models["multi"], output="score")
+    assert Scorer(models["multi"], output="label").outputs[0].kind == "class"  # int64[-1]: classes already
     with pytest.raises(ValueError, match=r"outputs must be one of \('class', 'probabilities', 'all'\), not 'logits'"):
         Scorer(models["dense"], outputs="logits")
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
