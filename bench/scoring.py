@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--read-ahead", type=int, default=1, help="Scorer(read_ahead=...)")
+    parser.add_argument("--arrow-batch", type=int, default=None,
+                        help="spark.sql.execution.arrow.maxRecordsPerBatch for every contender")  # fmt: skip
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -320,11 +322,14 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"bench": "scoring", "quick": args.quick, "machine": machine(),
                                "repeats": args.repeats, "batch_size": args.batch_size,
-                               "read_ahead": args.read_ahead, "models": {}}  # fmt: skip
+                               "read_ahead": args.read_ahead, "arrow_batch": args.arrow_batch,
+                               "models": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as work:
         # Same conf for every contender: 4 file splits per core, so a slow task at the end
         # of a stage leaves a core idle for a quarter of a task, not for half the job.
         conf = {"spark.sql.files.minPartitionNum": str(4 * (os.cpu_count() or 2))}
+        if args.arrow_batch:
+            conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(args.arrow_batch)
         spark = spark_session("local[2]", conf=conf)
         try:
             warm_workers(spark)
