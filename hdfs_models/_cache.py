@@ -37,14 +37,14 @@ import time
 from types import TracebackType
 from typing import Any, Mapping
 
-from hdfs_models._cache_plan import LOCK_SUFFIX, USE_SUFFIX, entry_key
+from hdfs_models._cache_plan import LOCK_SUFFIX, USE_SUFFIX, entry_key, is_entry_name
 from hdfs_models._cache_fill import fill_entry
-from hdfs_models._cache_store import ensure_root, evict, sweep_temps
+from hdfs_models._cache_store import ensure_root, evict, remove_entry, sweep_temps
 from hdfs_models._config import CacheOptions, cache_root, resolve_options
 from hdfs_models._lock import FileLock
 from hdfs_models.errors import CacheError, HdfsModelsError
 
-__all__ = ["LocalModel", "gc", "localize"]
+__all__ = ["LocalModel", "discard", "gc", "localize"]
 
 logger = logging.getLogger(__name__)
 
@@ -280,3 +280,31 @@ def gc(
         return evict(root, keep, max_bytes)
     except OSError as exc:
         raise CacheError(f"cannot evict from the cache root {root}: {exc}", path=root, reason=str(exc)) from exc
+
+
+def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
+    """Remove a cached entry found to be corrupt, so the next :func:`localize` downloads it again.
+
+    For a caller that could not load ``path`` (a :attr:`LocalModel.path`), e.g.
+    TensorFlow raised ``DataLossError`` (RELIABILITY L2). The entry vanishes
+    atomically (renamed away under the entry's download lock, then deleted);
+    processes that already loaded the model keep their copy in memory.
+    Returns False when the entry was already gone. Raises :class:`CacheError`
+    if ``path`` is not a cache entry.
+    """
+    entry = os.path.abspath(os.fspath(path))
+    root, key = os.path.split(entry)
+    if not is_entry_name(key):
+        raise CacheError(f"{entry} is not a node-cache entry", path=entry, reason="not an entry")
+    lock = FileLock(entry + LOCK_SUFFIX)
+    lock.acquire(lock_timeout)  # no downloader may commit this key meanwhile
+    try:
+        if not os.path.isdir(entry):
+            return False
+        remove_entry(root, key)
+    except OSError as exc:
+        raise CacheError(f"cannot discard {entry}: {exc}", path=entry, reason=str(exc)) from exc
+    finally:
+        lock.release()
+    logger.warning("discarded the cache entry %s; the next localize downloads it again", entry)
+    return True

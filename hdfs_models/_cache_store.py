@@ -200,6 +200,15 @@ def list_entries(root: str) -> list[EntryInfo]:
     return entries
 
 
+def remove_entry(root: str, key: str) -> str:
+    """Make ``<root>/<key>`` vanish atomically (rename to a temp name), then delete it."""
+    path = os.path.join(root, key)
+    doomed = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
+    os.rename(path, os.path.join(doomed, "entry"))
+    remove_tree(doomed)
+    return path
+
+
 def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
     """Evict LRU entries until within limits, skipping entries in use (C6).
 
@@ -222,12 +231,8 @@ def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
             locks.pop(key).release()  # readers of kept entries need not wait for the deletes
         removed = []
         for key in chosen:
-            path = os.path.join(root, key)
-            doomed = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
-            os.rename(path, os.path.join(doomed, "entry"))
-            remove_tree(doomed)
-            removed.append(path)
-            logger.info("evicted %s", path)
+            removed.append(remove_entry(root, key))
+            logger.info("evicted %s", removed[-1])
         if busy:
             logger.info("kept %d entries in use: %s", len(busy), sorted(busy))
         return removed

@@ -20,7 +20,7 @@ from scoring._model_cache import LoadedModel, get_model
 from scoring._plan import OutputColumn, Plan
 from scoring._prefetch import prefetch
 from scoring._source import HandleSource, LocalSource, UrlSource
-from scoring.errors import ColumnTypeError
+from scoring.errors import ColumnTypeError, ModelLoadError
 
 __all__ = ["Runner", "arrow_type", "spark_type"]
 
@@ -73,7 +73,13 @@ class Runner:
     def model(self) -> tuple[LoadedModel, int | None]:
         """Localize (once per node) and load (once per worker) the model."""
         local = self.source.localize()
-        model = get_model(local.key, local.path, self.signature, threads=self.threads, capacity=self.capacity)
+        try:
+            model = get_model(local.key, local.path, self.signature, threads=self.threads, capacity=self.capacity)
+        except ModelLoadError:
+            # A cached copy TensorFlow cannot read (DataLossError...) must not be served again:
+            # drop it, so Spark's task retry downloads a fresh one (RELIABILITY L2).
+            self.source.discard(local)
+            raise
         return model, local.version
 
     def tensors(self, columns: Mapping[str, Any], row_offset: int) -> dict[str, np.ndarray]:

@@ -57,6 +57,9 @@ class LocalSource:
         key = f"{os.path.realpath(self.path)}@{stat.st_mtime_ns}:{stat.st_size}"
         return Localized(self.path, dir_version(self.path), key)
 
+    def discard(self, local: Localized) -> None:
+        """A user's own directory is never deleted: nothing to do."""
+
 
 @dataclass(frozen=True)
 class UrlSource:
@@ -83,6 +86,12 @@ class UrlSource:
             local = localize(self.url)
         return Localized(local.path, local.version, f"{local.digest}:{local.path}")
 
+    def discard(self, local: Localized) -> None:
+        """Drop a node-cache entry TensorFlow could not load, so a retry downloads it again (L2)."""
+        from hdfs_models._cache import discard
+
+        discard(local.path)
+
 
 @dataclass(frozen=True)
 class HandleSource:
@@ -106,6 +115,13 @@ class HandleSource:
         digest = getattr(self.handle, "digest", None)
         key = f"{digest}:{path}" if digest else LocalSource(path).localize().key
         return Localized(path, None if version is None else int(version), key)
+
+    def discard(self, local: Localized) -> None:
+        """For a ``fetch`` handle, drop the node-cache entry (L2); Spark-shipped copies stay."""
+        if getattr(self.handle, "strategy", None) == "fetch":
+            from hdfs_models._cache import discard
+
+            discard(local.path)
 
 
 Source = LocalSource | UrlSource | HandleSource

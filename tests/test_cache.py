@@ -421,3 +421,13 @@ def test_truncated_graph_without_a_manifest_is_refused_b4(plain, cache):
     with pytest.raises(InvalidModelError, match=r"mnist/1/saved_model.pb: saved_model.pb is truncated"):
         localize(plain, cache_dir=cache)
     assert _entries(cache) == [] and _leftovers(cache) == []
+
+
+def test_discard_refuses_a_path_that_is_not_a_cache_entry(tmp_path):
+    from hdfs_models._cache import discard
+
+    victim = tmp_path / "my-own-model"
+    victim.mkdir()
+    with pytest.raises(CacheError, match="is not a node-cache entry"):
+        discard(victim)
+    assert victim.is_dir()

@@ -83,3 +83,40 @@ def test_task_cpus_from_the_task_context():
     assert cache.task_cpus(lambda: Context()) == 3
     assert cache.task_cpus(lambda: None) == 1
     assert cache.task_cpus() == 1  # outside a Spark task
+
+
+def test_corrupt_cached_entry_is_discarded_and_fetched_again_l2(model, tmp_path, monkeypatch):
+    """RELIABILITY L2: TensorFlow cannot load a cached entry → it is evicted; the retry downloads again."""
+    import numpy as np
+    import pyarrow as pa
+
+    from hdfs_models import publish
+    from scoring import Scorer
+
+    monkeypatch.setenv("HDFS_MODELS_CACHE", str(tmp_path / "cache"))
+    base = f"memory://l2-{tmp_path.name}/dense"  # a store URL: localized into the node cache
+    publish(model, base, signatures=False)
+    scorer = Scorer(base, input_cols="features", keep_cols=["id"], outputs="probabilities")
+    x = np.random.default_rng(0).random((8, 12), dtype=np.float32)
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(np.arange(8)), pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 12)],
+        names=["id", "features"],
+    )
+
+    def score() -> np.ndarray:
+        out = pa.Table.from_batches(list(scorer.predict_arrow([batch])))
+        return np.stack(out.column("prediction").to_numpy(zero_copy_only=False))
+
+    expected = score()
+    (entry,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for data in (entry / "variables").glob("variables.data*"):
+        data.write_bytes(b"flipped")  # the cached copy rots after it was verified
+    cache.clear()  # a fresh Python worker
+
+    with pytest.raises(ModelLoadError, match=str(entry)):
+        score()
+    assert not entry.exists(), "the corrupt entry must not be served again"
+
+    cache.clear()
+    np.testing.assert_array_equal(score(), expected)  # the retry downloaded a good copy
+    assert entry.is_dir()
