@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         gen_s = time.perf_counter() - started
         print(f"input: {args.rows} rows in {args.files} Parquet files ({gen_s:.0f}s, not timed)", file=sys.stderr)
         env = dict(os.environ, **dfs.env())
-        job = run_job(base, data, os.path.join(work, "out"), env, args.batch_size)
+        # HADOOP_CONF_DIR makes bare paths resolve on HDFS: the Parquet lives on local disk.
+        job = run_job(base, "file://" + data, "file://" + os.path.join(work, "out"), env, args.batch_size)
         assert job["rows"] == args.rows, job
     udf = run_row_udf(model_dir, data, args.udf_rows, work)
 

@@ -51,6 +51,12 @@ def path_exists(spark: Any, url: str) -> bool:
     return bool(fs.exists(path))
 
 
+def qualified(spark: Any, url: str) -> str:
+    """``url`` as Spark resolves it (a bare path lands on ``fs.defaultFS``)."""
+    fs, path = _hadoop_path(spark, url)
+    return str(fs.makeQualified(path).toString())
+
+
 def read_input(spark: Any, table: str | None, path: str | None) -> Any:
     """The input DataFrame; :class:`JobIOError` naming a missing table or path."""
     if table:
@@ -59,7 +65,11 @@ def read_input(spark: Any, table: str | None, path: str | None) -> Any:
         return spark.table(table)
     assert path is not None
     if not path_exists(spark, path):
-        raise JobIOError(f"input path {path} does not exist", path=path, reason="no such path")
+        where = qualified(spark, path).rstrip("/")
+        plain = path.rstrip("/")
+        same = where in (plain, f"file:{plain}", f"file://{plain}") or where.endswith(f"://{plain}")
+        shown = path if same or "://" in path else f"{path} (resolved as {where})"
+        raise JobIOError(f"input path {shown} does not exist", path=path, reason="no such path")
     return spark.read.parquet(path)
 
 
