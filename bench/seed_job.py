@@ -72,7 +72,7 @@ def run_row_udf(model_dir: str, data: str, rows: int, work: str) -> dict[str, An
 
     spark = spark_session("local[2]", {"spark.ui.showConsoleProgress": "false"})
     try:
-        job = spark_jobs(spark, model_dir, data, os.path.join(work, "row_udf_out"), 1024)["row_udf"]
+        job = spark_jobs(spark, model_dir, data, os.path.join(work, "row_udf_out"), 1024, 1)["row_udf"]
         df = spark.read.parquet(data).limit(rows).repartition(2).cache()
         df.count()
         job(df.limit(64))  # warm the two workers: model loaded once each, as in a long job
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         # HADOOP_CONF_DIR makes bare paths resolve on HDFS: the Parquet lives on local disk.
         job = run_job(base, "file://" + data, "file://" + os.path.join(work, "out"), env, args.batch_size)
         assert job["rows"] == args.rows, job
+        print(f"scoring.job: {json.dumps(job)}", file=sys.stderr, flush=True)
     udf = run_row_udf(model_dir, data, args.udf_rows, work)
 
     result = {
