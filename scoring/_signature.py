@@ -71,23 +71,19 @@ class Signature:
 
     def input(self, name: str) -> TensorSpec:
         """The input called ``name``; SignatureError listing the inputs otherwise."""
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        raise SignatureError(
-            f"signature {self.name!r} has no input {name!r}; inputs: {self.input_names}",
-            reason="no such input",
-            signature=self.name,
-        )
+        return self._find(self.inputs, "input", name)
 
     def output(self, name: str) -> TensorSpec:
         """The output called ``name``; SignatureError listing the outputs otherwise."""
-        for spec in self.outputs:
+        return self._find(self.outputs, "output", name)
+
+    def _find(self, specs: tuple[TensorSpec, ...], kind: str, name: str) -> TensorSpec:
+        for spec in specs:
             if spec.name == name:
                 return spec
         raise SignatureError(
-            f"signature {self.name!r} has no output {name!r}; outputs: {self.output_names}",
-            reason="no such output",
+            f"signature {self.name!r} has no {kind} {name!r}; {kind}s: {[s.name for s in specs]}",
+            reason=f"no such {kind}",
             signature=self.name,
         )
 
