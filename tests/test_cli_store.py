@@ -13,7 +13,6 @@ from _store_fakes import make_model, put_model
 
 from hdfs_models import cli
 from hdfs_models._cli_store import _Progress
-from hdfs_models._stores import clear_store_cache
 
 SIGS = {
     "serving_default": {
@@ -22,13 +21,6 @@ SIGS = {
         "outputs": {"probs": {"dtype": "float32", "shape": [-1, 3]}, "raw": {"dtype": "string", "shape": None}},
     }
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_store_cache():
-    clear_store_cache()
-    yield
-    clear_store_cache()
 
 
 @pytest.fixture

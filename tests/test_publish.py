@@ -18,15 +18,7 @@ from _store_fakes import make_model
 import hdfs_models._publish as publish_mod
 from hdfs_models import list_versions, publish, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
-from hdfs_models._stores import clear_store_cache
 from hdfs_models.errors import InvalidModelError, PublishError, StoreError, StorePermissionError, UnsafeNameError
-
-
-@pytest.fixture(autouse=True)
-def _fresh_store_cache():
-    clear_store_cache()
-    yield
-    clear_store_cache()
 
 
 @pytest.fixture

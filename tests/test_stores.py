@@ -7,7 +7,7 @@ import sys
 import fsspec
 import pytest
 
-from hdfs_models._stores import clear_store_cache, join_url, open_store, split_scheme, translate_errors
+from hdfs_models._stores import join_url, open_store, split_scheme, translate_errors
 from hdfs_models.errors import (
     InvalidModelError,
     ModelNotFoundError,
@@ -19,13 +19,6 @@ from hdfs_models.errors import (
 
 def _protocol(fs):
     return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_store_cache():
-    clear_store_cache()
-    yield
-    clear_store_cache()
 
 
 def test_plain_and_file_paths_open_the_local_filesystem(tmp_path):

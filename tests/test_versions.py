@@ -10,7 +10,6 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 import hdfs_models._versions as versions_mod
 from hdfs_models._manifest import MANIFEST_NAME, build_manifest, listing_digest
-from hdfs_models._stores import clear_store_cache
 from hdfs_models._versions import PinnedVersion, list_versions, parse_version, resolve
 from hdfs_models.errors import (
     IncompleteVersionError,
@@ -18,13 +17,6 @@ from hdfs_models.errors import (
     ModelNotFoundError,
     UnsafeNameError,
 )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_store_cache():
-    clear_store_cache()
-    yield
-    clear_store_cache()
 
 
 @pytest.fixture
