@@ -4,7 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-env.sh
-PY=${PYTHON:-python3}
-export PYSPARK_PYTHON="$("$PY" -c 'import sys; print(sys.executable)')"
-export SPARK_LOCAL_IP=127.0.0.1
-exec "$PY" examples/demo.py "$@"
+# demo.py itself points PYSPARK_PYTHON at its interpreter and keeps Spark on loopback.
+exec "${PYTHON:-python3}" examples/demo.py "$@"
