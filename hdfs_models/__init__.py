@@ -28,11 +28,12 @@ from hdfs_models.errors import (
 __version__ = "0.1.0"
 
 from hdfs_models._archive import pack, unpack  # noqa: E402
-from hdfs_models._cache import LocalModel, gc, localize  # noqa: E402
+from hdfs_models._cache import LocalModel, discard, gc, localize  # noqa: E402
 from hdfs_models._config import CacheOptions  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
-from hdfs_models._manifest import FileEntry, Manifest  # noqa: E402
+from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
 from hdfs_models._publish import publish  # noqa: E402
+from hdfs_models._signatures import read_signatures  # noqa: E402
 from hdfs_models._stores import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
 
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidModelError",
     "LocalModel",
     "LockTimeoutError",
+    "MANIFEST_NAME",
     "Manifest",
     "MiniDFSError",
     "ModelHandle",
@@ -59,6 +61,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "discard",
     "distribute",
     "gc",
     "list_versions",
@@ -66,6 +69,7 @@ __all__ = [
     "open_store",
     "pack",
     "publish",
+    "read_signatures",
     "resolve",
     "unpack",
     "__version__",
