@@ -21,6 +21,7 @@ import threading
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
+from hdfs_models._hadoop_conf import SITE_FILES, read_site_file
 from hdfs_models.errors import (
     HdfsModelsError,
     ModelNotFoundError,
@@ -133,19 +134,15 @@ def hdfs_native_defaults(scheme: str, env: Mapping[str, str] | None = None) -> d
 
 def _site_keys(conf_dir: str | None) -> set[str]:
     """Property names set in ``conf_dir``'s core-site.xml and hdfs-site.xml."""
-    import xml.etree.ElementTree as ET
-
     keys: set[str] = set()
-    for name in ("core-site.xml", "hdfs-site.xml"):
+    for name in SITE_FILES:
         path = os.path.join(conf_dir, name) if conf_dir else ""
         if not path or not os.path.isfile(path):
             continue
         try:
-            root = ET.parse(path).getroot()
-        except ET.ParseError:
-            logger.warning("cannot parse %s; using hdfs-models' client defaults", path)
-            continue
-        keys.update(p.findtext("name", "").strip() for p in root.iter("property"))
+            keys.update(read_site_file(path))
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot read %s (%s); using hdfs-models' client defaults", path, exc)
     return keys
 
 

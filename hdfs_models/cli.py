@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "hdfs_models._cli_store",
     "hdfs_models._cli_cache",
     "hdfs_models._cli_archive",
+    "hdfs_models._cli_doctor",
 )
 
 Handler = Callable[[argparse.Namespace], Any]
@@ -36,15 +37,17 @@ def add_command(
     handler: Handler,
     render: Renderer,
     help: str,
+    status: Callable[[Any], int] | None = None,
 ) -> argparse.ArgumentParser:
     """Add a subcommand whose handler returns a JSON-able result.
 
     ``render`` turns that result into the human-readable text printed
-    without ``--json``.
+    without ``--json``; ``status``, when given, turns it into the exit status
+    (a report that is printed whole yet says something failed, like ``doctor``).
     """
     parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    parser.set_defaults(_handler=handler, _render=render)
+    parser.set_defaults(_handler=handler, _render=render, _status=status)
     return parser
 
 
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = args._render(result)
         if text:
             print(text)
-    return 0
+    return args._status(result) if args._status is not None else 0
 
 
 def _fail(args: argparse.Namespace, exc: BaseException) -> int:
