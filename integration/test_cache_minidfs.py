@@ -15,6 +15,7 @@ import pytest
 
 from hdfs_models import localize, resolve
 from hdfs_models._publish import publish
+from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ def test_plain_put_without_manifest_localizes(minidfs, base, tmp_path):
 
 
 def _keras_model(export_dir):
-    tf = pytest.importorskip("tensorflow")
+    tf = require_module("tensorflow", "tf")
     import numpy as np
 
     keras = tf.keras

@@ -22,6 +22,7 @@ from hdfs_models import distribute, publish
 from hdfs_models._distribute import ARCHIVE_STATS, ensure_archive
 from hdfs_models._stores import open_store
 from hdfs_models._versions import resolve
+from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ N_IN, ROWS = 12, 64
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
     """Two different tiny TF models saved locally (seeds 1 and 7)."""
-    pytest.importorskip("tensorflow", reason="needs the 'tf' extra")
+    require_module("tensorflow", "tf")
     from scoring._testmodels import save_dense
 
     root = tmp_path_factory.mktemp("saved")

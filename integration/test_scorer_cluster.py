@@ -9,10 +9,12 @@ import uuid
 import numpy as np
 import pytest
 
+from hdfs_models.testing.pytest_plugin import require_module
+
 pytestmark = pytest.mark.integration
 
-pytest.importorskip("tensorflow", reason="needs the 'tf' extra")
-pytest.importorskip("pyspark", reason="needs the 'spark' extra")
+require_module("tensorflow", "tf")
+require_module("pyspark", "spark")
 
 N_IN, ROWS, PARTS = 12, 600, 12
 

@@ -24,6 +24,7 @@ import pytest
 from hdfs_models import cli, list_versions, localize, publish, resolve
 from hdfs_models._stores import clear_store_cache
 from hdfs_models.errors import IncompleteVersionError, InvalidModelError, ModelNotFoundError, StorePermissionError
+from hdfs_models.testing.pytest_plugin import require_module, require_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +238,7 @@ def _assert_denied_as_other_user(url: str, conf_dir: str) -> None:
 @pytest.fixture(scope="module")
 def real_model(tmp_path_factory):
     """A tiny real SavedModel and its predictions on a fixed batch."""
-    tf = pytest.importorskip("tensorflow")
+    tf = require_module("tensorflow", "tf")
 
     class Dense(tf.Module):
         def __init__(self):
@@ -255,7 +256,7 @@ def real_model(tmp_path_factory):
 
 
 def test_cli_publish_and_plain_put_predict_like_the_original(store, tmp_path, real_model):
-    tf = pytest.importorskip("tensorflow")
+    tf = require_module("tensorflow", "tf")
     export, batch, expected = real_model
     opts = [arg for k, v in store.options.items() for arg in ("-o", f"{k}={v}")]
     assert cli.main(["publish", export, store.base, *opts, "--json"]) == 0
@@ -293,7 +294,7 @@ def test_ha_nameservice_from_hadoop_conf_dir_survives_failover(tmp_path, monkeyp
     from hdfs_models.testing.minidfs import missing_tools
 
     if missing_tools():
-        pytest.skip(missing_tools())
+        require_or_skip(missing_tools())
     src = make_model(str(tmp_path / "export"), payload=os.urandom(100_000))
     with MiniDFS(ha=True, datanodes=2) as cluster:
         monkeypatch.setenv("HADOOP_CONF_DIR", cluster.conf_dir)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-pa = pytest.importorskip("pyarrow")
+from hdfs_models.testing.pytest_plugin import require_module
+
+pa = require_module("pyarrow", "arrow")
 
 from scoring._arrow import column_to_tensor  # noqa: E402
 from scoring._signature import TensorSpec  # noqa: E402

@@ -69,6 +69,29 @@ def _run(ctx, n, base, cache, log, options=None, delay=0.0):
     return out
 
 
+def _wait_until(predicate, timeout=JOIN):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached before the deadline"
+        time.sleep(0.01)
+
+
+def _has_open(pid, path):
+    """Whether process ``pid`` has ``path`` open (Linux /proc)."""
+    fds = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(os.path.join(fds, name)) == path:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _leftovers(cache):
     return [n for n in os.listdir(cache) if n.startswith(".tmp-")]
 
@@ -110,8 +133,7 @@ def test_readers_during_the_first_download_never_see_a_partial_tree_c3(model, tm
     results = ctx.Queue()
     first = ctx.Process(target=_worker, args=(base, cache, log, None, results, {}, 0.5))
     first.start()
-    while not (os.path.isdir(cache) and _leftovers(cache)):
-        time.sleep(0.01)  # the first download is in progress
+    _wait_until(lambda: os.path.isdir(cache) and _leftovers(cache))  # the first download is in progress
     late = [ctx.Process(target=_worker, args=(base, cache, log, None, results, {}, 0.0)) for _ in range(3)]
     for proc in late:
         proc.start()
@@ -134,16 +156,15 @@ def test_killed_lock_holder_others_proceed_and_its_temp_is_swept_c4(model, tmp_p
     results = ctx.Queue()
     holder = ctx.Process(target=_worker, args=(base, cache, log, None, results, {}, 60.0))
     holder.start()
-    deadline = time.monotonic() + JOIN
-    while not (os.path.isdir(cache) and _leftovers(cache)):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    _wait_until(lambda: os.path.isdir(cache) and _leftovers(cache))
     dead_temp = _leftovers(cache)
     assert str(holder.pid) in dead_temp[0]
     waiters = [ctx.Process(target=_worker, args=(base, cache, log, None, results, {}, 0.0)) for _ in range(3)]
     for proc in waiters:
         proc.start()
-    time.sleep(0.3)  # the waiters are blocked on the download lock
+    lock = next(os.path.realpath(os.path.join(cache, n)) for n in os.listdir(cache) if n.endswith(".lock"))
+    # every waiter has the download lock file open: it is polling for the lock the holder has
+    _wait_until(lambda: all(_has_open(proc.pid, lock) for proc in waiters))
     os.kill(holder.pid, signal.SIGKILL)
     start = time.monotonic()
     out = [results.get(timeout=JOIN) for _ in waiters]

@@ -11,7 +11,8 @@ import fsspec
 import pytest
 from _store_fakes import make_model, put_model
 
-from hdfs_models import cli
+from hdfs_models import cli, resolve
+from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models._cli_store import _Progress
 
 SIGS = {
@@ -65,7 +66,11 @@ def test_publish_versions_verify_round_trip(tmp_path, capsys, fake_signatures):
     code, out, _ = run(capsys, "verify", base, "--version", "1")
     assert code == 0 and out.startswith(f"ok: {base}/1 (manifest, 3 files")
     code, out, _ = run(capsys, "verify", os.path.join(base, "2"), "--json")
-    assert code == 0 and json.loads(out)["digest"] == json.loads(out)["digest"] and json.loads(out)["ok"] is True
+    verified = json.loads(out)
+    assert code == 0 and verified["ok"] is True
+    # the digest verify reports is the one published into version 2's manifest
+    assert verified["digest"] == Manifest.from_json(open(os.path.join(base, "2", MANIFEST_NAME), "rb").read(), base).digest
+    assert verified["digest"] == resolve(base, 2).digest
 
 
 def test_verify_reports_a_mismatch_on_one_line(tmp_path, capsys):

@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 
-pytest.importorskip("tensorflow")
+from hdfs_models.testing.pytest_plugin import require_module
+
+require_module("tensorflow", "tf")
 
 from scoring import ModelLoadError, SignatureError  # noqa: E402
 from scoring import _model_cache as cache  # noqa: E402

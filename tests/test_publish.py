@@ -19,6 +19,7 @@ import hdfs_models._publish as publish_mod
 from hdfs_models import list_versions, publish, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.errors import InvalidModelError, PublishError, StoreError, StorePermissionError, UnsafeNameError
+from hdfs_models.testing.pytest_plugin import require_module
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_publish_writes_next_version_with_manifest(model, tmp_path):
 
 
 def test_publish_to_memory_and_pyarrow_stores(model, tmp_path):
-    pafs = pytest.importorskip("pyarrow.fs")
+    pafs = require_module("pyarrow.fs", "arrow")
     url = f"memory://publish-{uuid.uuid4().hex}/m"
     assert publish(model, url, name="digits", signatures=False).name == "digits"
     assert publish(model, url, signatures=False).version == 2
@@ -242,7 +243,7 @@ def test_unreadable_signatures_refuse_the_model(model, tmp_path, monkeypatch):
 
 def test_real_savedmodel_signatures_end_to_end(tmp_path):
     """One real tf.Module: signatures land in the manifest; half a saved_model.pb is refused (B4)."""
-    tf = pytest.importorskip("tensorflow")
+    tf = require_module("tensorflow", "tf")
 
     class Dense(tf.Module):
         def __init__(self):

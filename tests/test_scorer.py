@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("pyspark")
+from hdfs_models.testing.pytest_plugin import require_module
+
+require_module("tensorflow", "tf")
+require_module("pyspark", "spark")
 
 from scoring import Scorer  # noqa: E402
 from scoring._testmodels import predict_in_process, save_dense, save_multi  # noqa: E402

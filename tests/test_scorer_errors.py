@@ -8,8 +8,10 @@ inside Spark's PythonException, message intact.
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("pyspark")
+from hdfs_models.testing.pytest_plugin import require_module
+
+require_module("tensorflow", "tf")
+require_module("pyspark", "spark")
 
 from scoring import (  # noqa: E402
     ColumnTypeError,

@@ -6,7 +6,9 @@ import shutil
 
 import pytest
 
-pytest.importorskip("tensorflow")
+from hdfs_models.testing.pytest_plugin import require_module
+
+require_module("tensorflow", "tf")
 
 from hdfs_models._signatures import read_signatures  # noqa: E402
 from hdfs_models.errors import InvalidModelError, ModelNotFoundError  # noqa: E402

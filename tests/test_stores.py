@@ -15,6 +15,7 @@ from hdfs_models.errors import (
     StorePermissionError,
     UnsupportedProtocolError,
 )
+from hdfs_models.testing.pytest_plugin import require_module
 
 
 def _protocol(fs):
@@ -56,7 +57,7 @@ def test_webhdfs_passes_options():
 
 
 def test_pyarrow_filesystem_object_is_wrapped(tmp_path):
-    pafs = pytest.importorskip("pyarrow.fs")
+    pafs = require_module("pyarrow.fs", "arrow")
     (tmp_path / "a.txt").write_bytes(b"hello")
     fs, path = open_store(str(tmp_path), filesystem=pafs.LocalFileSystem())
     assert type(fs).__name__ == "ArrowFSWrapper"
@@ -243,7 +244,7 @@ def test_hdfs_native_defaults_bound_failover_and_yield_to_site_xml(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_refused_namenode_fails_fast_naming_the_url():
-    pytest.importorskip("hdfs_native")
+    require_module("hdfs_native", "hdfs")
     from hdfs_models import StoreError, list_versions
 
     # Port 1 on loopback refuses connections; hdfs-native alone would retry ~3 minutes.
