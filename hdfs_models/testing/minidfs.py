@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Mapping
 
 from hdfs_models.errors import MiniDFSError
+from hdfs_models.testing.kerberos import DEFAULT_USERS, KerberosMixin, kerberos_launcher_args
 
 __all__ = ["MiniDFS", "ensure_launcher", "missing_tools"]
 
@@ -148,7 +149,7 @@ def _build(project: Path, final: Path, timeout: float) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-class MiniDFS:
+class MiniDFS(KerberosMixin):
     """A MiniDFSCluster in a child JVM; use as a context manager.
 
     Options: ``datanodes`` (3), ``replication`` (min(3, datanodes)),
@@ -156,6 +157,13 @@ class MiniDFS:
     (on), ``ha`` (one nameservice ``minidfs-ns`` with two NameNodes),
     ``base_dir`` (a fresh temp dir, removed on stop), ``startup_timeout``.
     Every port is ephemeral, so parallel clusters never collide.
+
+    ``kerberos=True`` makes it secure, with a KDC in the same JVM:
+    ``protection`` (``authentication``, ``integrity`` or ``privacy``: the
+    SASL quality of protection of RPC and data transfer) and ``users``
+    (principals with keytabs and ``/user/<name>`` homes; ``alice``, ``bob``).
+    See :mod:`hdfs_models.testing.kerberos` for ``kerberos_env(user)`` and
+    ``token_env(user)``.
 
     After :meth:`start`: ``url`` (``hdfs://127.0.0.1:PORT``, or
     ``hdfs://minidfs-ns`` in HA mode), ``webhdfs_url``, ``conf_dir`` (a
@@ -175,6 +183,9 @@ class MiniDFS:
         startup_timeout: float = 180.0,
         command_timeout: float = 120.0,
         java_opts: tuple[str, ...] = ("-Xmx1g",),
+        kerberos: bool = False,
+        protection: str = "authentication",
+        users: tuple[str, ...] = DEFAULT_USERS,
     ) -> None:
         self.datanodes_count = datanodes
         self.replication = replication
@@ -184,6 +195,9 @@ class MiniDFS:
         self.startup_timeout = startup_timeout
         self.command_timeout = command_timeout
         self.java_opts = java_opts
+        self.kerberized = kerberos
+        self.protection = protection
+        self.users = tuple(users)
         self._own_base = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else None
         self.info: dict[str, Any] = {}
@@ -244,7 +258,7 @@ class MiniDFS:
             args.append("--no-permissions")
         if self.ha:
             args.append("--ha")
-        return args
+        return args + kerberos_launcher_args(self.kerberized, self.base_dir, self.protection, self.users)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Ask the JVM to quit (closing its stdin), wait, then kill it if needed."""
@@ -363,8 +377,8 @@ class MiniDFS:
         return self.base_dir / "minidfs.log"
 
     def env(self) -> dict[str, str]:
-        """Environment variables a client process needs (``HADOOP_CONF_DIR``)."""
-        return {"HADOOP_CONF_DIR": self.conf_dir}
+        """Environment variables a client process needs (``HADOOP_CONF_DIR``; ``KRB5_CONFIG`` if secure)."""
+        return self.client_env() if self.kerberized else {"HADOOP_CONF_DIR": self.conf_dir}
 
     def log_tail(self, lines: int = 50) -> str:
         """The last ``lines`` lines of the JVM's log."""
@@ -375,20 +389,32 @@ class MiniDFS:
             return "(no log)"
 
     # -- clients -------------------------------------------------------------
-    def fs(self) -> Any:
+    def fs(self, user: str | None = None) -> Any:
         """A fresh hdfs-native fsspec filesystem on this cluster.
 
-        hdfs-native takes the simple-auth user from the process's
+        Simple auth: hdfs-native takes the user from the process's
         ``HADOOP_USER_NAME`` when it first talks to the NameNode, so one process
-        acts as one user: to act as another, use :meth:`webhdfs_fs` with
-        ``user=`` or a subprocess with ``HADOOP_USER_NAME`` set.
+        acts as one user (``user`` must be None): to act as another, use
+        :meth:`webhdfs_fs` with ``user=`` or a subprocess. With
+        ``kerberos=True`` it logs in from ``user``'s keytab (default ``hdfs``,
+        the superuser); the process needs ``KRB5_CONFIG`` (:meth:`env`).
         """
         from hdfs_native.fsspec import HdfsFileSystem
 
         host_port = self.url.split("://", 1)[1]
         host, _, port = host_port.partition(":")
-        with _env({"HADOOP_CONF_DIR": self.conf_dir}):
-            return HdfsFileSystem(host=host, port=int(port) if port else None, skip_instance_cache=True)
+        with _env(self.env()):
+            fs = HdfsFileSystem(host=host, port=int(port) if port else None, skip_instance_cache=True)
+            if self.kerberized:
+                from hdfs_native import Client
+
+                who = user or "hdfs"
+                fs.client = Client(
+                    self.url, kerberos_principal=self.principal(who), kerberos_keytab=self.keytab(who)
+                )
+            elif user is not None:
+                raise ValueError("fs(user=...) needs kerberos=True; see the docstring")
+        return fs
 
     def webhdfs_fs(self, user: str | None = None) -> Any:
         """A fresh fsspec WebHDFS filesystem on the first NameNode."""

@@ -6,6 +6,12 @@ Fixtures:
     session-scoped :class:`hdfs_models.testing.MiniDFS` (3 DataNodes, 1 MiB
     blocks, permissions on). Skips with a reason when Java or Maven is
     missing, except under ``CI=true`` where that is a failure.
+``secure_minidfs``
+    module-scoped Kerberized :class:`hdfs_models.testing.MiniDFS` (a KDC in
+    the same JVM; users ``alice`` and ``bob``), with ``KRB5_CONFIG`` set for
+    the module. A module may set ``SECURE_MINIDFS_OPTIONS`` (a dict of
+    MiniDFS options, e.g. ``{"ha": True}``). Needs ``kinit`` too; skips, or
+    fails under ``CI=true``, without it.
 ``spark``
     a ``local[2]`` SparkSession (shared; switched, not duplicated).
 ``spark_cluster``
@@ -61,6 +67,21 @@ def minidfs() -> Iterator[Any]:
     if missing:
         require_or_skip(missing)
     with MiniDFS() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def secure_minidfs(request: Any) -> Iterator[Any]:
+    """A Kerberized MiniDFS shared by one test module (options: ``SECURE_MINIDFS_OPTIONS``)."""
+    from hdfs_models.testing.kerberos import missing_kerberos_tools
+    from hdfs_models.testing.minidfs import MiniDFS, missing_tools
+
+    missing = missing_tools() or missing_kerberos_tools()
+    if missing:
+        require_or_skip(missing)
+    options = {"datanodes": 2, **getattr(request.module, "SECURE_MINIDFS_OPTIONS", {})}
+    with MiniDFS(kerberos=True, **options) as cluster, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KRB5_CONFIG", cluster.krb5_conf)
         yield cluster
 
 

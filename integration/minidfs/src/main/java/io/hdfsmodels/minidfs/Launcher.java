@@ -39,7 +39,8 @@ import org.apache.hadoop.metrics2.lib.MutableCounterLong;
  * stderr. The JVM exits on "quit" or when stdin reaches EOF, so it never outlives its parent.
  *
  * <p>Commands: datanodes | stop-datanode ADDR | restart-datanode ADDR | block-locations PATH |
- * corrupt-replica PATH [BLOCK] | corrupt-all PATH [BLOCK] | bytes-read | failover | ping | quit
+ * corrupt-replica PATH [BLOCK] | corrupt-all PATH [BLOCK] | bytes-read | failover |
+ * token USER PATH [SERVICE] (--kerberos only) | ping | quit
  */
 public final class Launcher {
   private static final String NAMESERVICE = "minidfs-ns";
@@ -49,6 +50,7 @@ public final class Launcher {
   private MiniDFSCluster cluster;
   private Configuration clientConf;
   private int activeNameNode = 0;
+  private Kerberos kerberos;
   private final Map<String, MiniDFSCluster.DataNodeProperties> stopped = new HashMap<>();
 
   private Launcher(Options opts, PrintStream proto) {
@@ -77,7 +79,11 @@ public final class Launcher {
     System.exit(rc);
   }
 
-  private void start() throws IOException {
+  private void start() throws Exception {
+    if (opts.kerberosDir != null) {
+      // First: Hadoop's security classes read the default realm once, from the KDC's krb5.conf.
+      kerberos = Kerberos.start(new File(opts.kerberosDir), opts.protection, opts.users);
+    }
     Configuration conf = new Configuration();
     conf.setLong("dfs.blocksize", opts.blockSize);
     conf.setLong("dfs.namenode.fs-limits.min-block-size", Math.min(opts.blockSize, 1024));
@@ -94,6 +100,9 @@ public final class Launcher {
     conf.setInt("dfs.datanode.scan.period.hours", -1);
     conf.setInt("dfs.namenode.replication.max-streams", 0);
     conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, opts.baseDir);
+    if (kerberos != null) {
+      kerberos.configureServer(conf);
+    }
 
     MiniDFSCluster.Builder builder =
         new MiniDFSCluster.Builder(conf, new File(opts.baseDir))
@@ -134,6 +143,9 @@ public final class Launcher {
     } else {
       c.set("fs.defaultFS", "hdfs://" + addr(cluster.getNameNode(0).getNameNodeAddress()));
     }
+    if (kerberos != null) {
+      kerberos.configureClient(c);
+    }
     return c;
   }
 
@@ -144,6 +156,9 @@ public final class Launcher {
       Path p = new Path(dir);
       fs.mkdirs(p);
       fs.setPermission(p, new FsPermission((short) 01777));
+    }
+    if (kerberos != null) {
+      kerberos.createHomes(fs);
     }
   }
 
@@ -158,6 +173,9 @@ public final class Launcher {
     }
     Configuration core = new Configuration(false);
     core.set("fs.defaultFS", clientConf.get("fs.defaultFS"));
+    if (kerberos != null) {
+      kerberos.configureClient(core);
+    }
     writeXml(core, new File(dir, "core-site.xml"));
     writeXml(clientConf, new File(dir, "hdfs-site.xml"));
   }
@@ -190,7 +208,8 @@ public final class Launcher {
         "conf_dir", new File(opts.confDir).getAbsolutePath(),
         "block_size", opts.blockSize,
         "replication", opts.replication,
-        "user", System.getProperty("user.name"));
+        "user", System.getProperty("user.name"),
+        "kerberos", kerberos == null ? null : kerberos.describe());
   }
 
   private void serve() throws IOException {
@@ -237,6 +256,8 @@ public final class Launcher {
         return bytesRead();
       case "failover":
         return failover();
+      case "token":
+        return token(parts);
       default:
         throw new IllegalArgumentException("unknown command " + parts[0]);
     }
@@ -360,6 +381,13 @@ public final class Launcher {
         "active_rpc", "hdfs://" + addr(cluster.getNameNode(to).getNameNodeAddress()));
   }
 
+  private Object token(String[] parts) throws Exception {
+    if (kerberos == null) {
+      throw new IllegalStateException("token needs a secure cluster (--kerberos)");
+    }
+    return kerberos.writeToken(arg(parts, 1), arg(parts, 2), clientConf, parts.length > 3 ? parts[3] : null);
+  }
+
   private void shutdown() {
     if (cluster != null) {
       try {
@@ -367,6 +395,9 @@ public final class Launcher {
       } catch (Throwable t) {
         t.printStackTrace(System.err);
       }
+    }
+    if (kerberos != null) {
+      kerberos.stop();
     }
   }
 

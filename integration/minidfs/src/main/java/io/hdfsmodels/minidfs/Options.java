@@ -1,6 +1,8 @@
 package io.hdfsmodels.minidfs;
 
 import java.io.File;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Command-line options of the launcher; every option has a test-friendly default. */
 final class Options {
@@ -11,6 +13,10 @@ final class Options {
   boolean ha = false;
   String baseDir;
   String confDir;
+  /** Kerberos (Kerberos.java): its dir, or null for simple authentication. */
+  String kerberosDir;
+  String protection = "authentication";
+  List<String> users = new ArrayList<>();
 
   static Options parse(String[] args) {
     Options o = new Options();
@@ -40,6 +46,15 @@ final class Options {
         case "--conf-dir":
           o.confDir = args[++i];
           break;
+        case "--kerberos":
+          o.kerberosDir = args[++i];
+          break;
+        case "--protection":
+          o.protection = args[++i];
+          break;
+        case "--user":
+          o.users.add(args[++i]);
+          break;
         default:
           throw new IllegalArgumentException("unknown option " + a);
       }
@@ -53,6 +68,13 @@ final class Options {
     }
     if (o.baseDir == null) {
       throw new IllegalArgumentException("--base-dir is required");
+    }
+    if (!List.of("authentication", "integrity", "privacy").contains(o.protection)) {
+      throw new IllegalArgumentException(
+          "--protection must be authentication, integrity or privacy, not " + o.protection);
+    }
+    if (o.users.contains("hdfs")) {
+      throw new IllegalArgumentException("--user hdfs: hdfs is the service principal");
     }
     if (o.confDir == null) {
       o.confDir = new File(o.baseDir, "conf").getPath();
