@@ -9,7 +9,8 @@ pickles (errors raised on executors reach the driver)::
     │   ├── ShapeMismatchError                 a row has the wrong number of values
     │   ├── NullValueError                     a row or element is null
     │   └── ColumnTypeError(TypeError)         a column is not numeric / not an array
-    └── ModelLoadError(RuntimeError)          TensorFlow failed to load the model
+    ├── ModelLoadError(RuntimeError)          TensorFlow failed to load the model
+    └── PrecisionError(ValueError)            the precision asked for cannot run on this machine
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "ColumnTypeError",
     "ModelLoadError",
     "NullValueError",
+    "PrecisionError",
     "ScoringError",
     "ShapeMismatchError",
     "SignatureError",
@@ -75,3 +77,7 @@ class ColumnTypeError(SignatureMismatchError, TypeError):
 
 class ModelLoadError(ScoringError, RuntimeError):
     """TensorFlow could not load the model."""
+
+
+class PrecisionError(ScoringError, ValueError):
+    """The requested precision cannot run here (e.g. bfloat16 on a CPU without it)."""
