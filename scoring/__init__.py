@@ -10,6 +10,7 @@ from scoring._scorer import Scorer
 from scoring._signature import Signature, TensorSpec, format_signatures, inspect_signatures
 from scoring.errors import (
     ColumnTypeError,
+    GpuAssignmentError,
     ModelLoadError,
     NullValueError,
     PrecisionError,
@@ -21,6 +22,7 @@ from scoring.errors import (
 
 __all__ = [
     "ColumnTypeError",
+    "GpuAssignmentError",
     "ModelLoadError",
     "NullValueError",
     "PrecisionError",

@@ -10,6 +10,7 @@ pickles (errors raised on executors reach the driver)::
     │   ├── NullValueError                     a row or element is null
     │   └── ColumnTypeError(TypeError)         a column is not numeric / not an array
     ├── ModelLoadError(RuntimeError)          TensorFlow failed to load the model
+    ├── GpuAssignmentError(ValueError)        a task's GPU address names no device the executor sees
     └── PrecisionError(ValueError)            the precision asked for cannot run on this machine
 """
 
@@ -21,6 +22,7 @@ from hdfs_models.errors import DetailedError
 
 __all__ = [
     "ColumnTypeError",
+    "GpuAssignmentError",
     "ModelLoadError",
     "NullValueError",
     "PrecisionError",
@@ -81,3 +83,7 @@ class ModelLoadError(ScoringError, RuntimeError):
 
 class PrecisionError(ScoringError, ValueError):
     """The requested precision cannot run here (e.g. bfloat16 on a CPU without it)."""
+
+
+class GpuAssignmentError(ScoringError, ValueError):
+    """A task's GPU address does not name a device the executor can see."""

@@ -1,0 +1,190 @@
+"""Which device a Spark task's TensorFlow runs on: the task's GPU when Spark assigned one.
+
+With ``spark.executor.resource.gpu.amount`` and ``spark.task.resource.gpu.amount``
+set, ``TaskContext.resources()["gpu"].addresses`` names the GPUs of the running
+task. An address is a CUDA device ordinal, except where the executor already
+runs under ``CUDA_VISIBLE_DEVICES`` (YARN/Kubernetes isolation, a wrapper
+script): there addresses are positions in that list, as Spark's TorchDistributor
+reads them. Without GPU resources nothing changes (:data:`CPU`).
+
+Binding has to happen before TensorFlow initialises CUDA, because CUDA reads
+``CUDA_VISIBLE_DEVICES`` once per process: the first GPU task of a Python
+worker narrows the variable to its own GPU(s), so TensorFlow creates one CUDA
+context, on that GPU, and memory growth is switched on there (TensorFlow would
+otherwise reserve nearly all of the GPU's memory for one worker).
+
+Spark reuses Python workers across tasks (``spark.python.worker.reuse``), and a
+later task may be assigned another GPU than the one the process is bound to.
+CUDA cannot be re-pointed, so that task runs on the worker's GPU and the
+mismatch is logged once per pair; the selection (:class:`Placement`) records
+both, and the model cache keys models by the device they run on.
+
+The rule is pure (:func:`choose`) and the shell (:func:`bind_task`) takes the
+task context, the environment and TensorFlow's GPU list as arguments, so tests
+play any assignment without a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, MutableMapping, Sequence
+
+from scoring.errors import GpuAssignmentError
+
+__all__ = ["CPU", "Placement", "bind_task", "choose", "physical_gpus", "task_gpu_addresses"]
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+# The process's binding: the CUDA_VISIBLE_DEVICES it started with (None: unset) and the
+# physical GPUs it was narrowed to by its first GPU task.
+_state: dict[str, Any] = {}
+_said: set[tuple[str, ...]] = set()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one task runs its model.
+
+    ``device``: ``"cpu"`` or a TensorFlow device (``"/GPU:0"``); ``gpus``: the
+    physical GPUs the process is bound to for this task (CUDA ordinals or
+    UUIDs, after mapping through an inherited ``CUDA_VISIBLE_DEVICES``);
+    ``asked``: the physical GPUs Spark assigned the task (differs from
+    ``gpus`` only for a reused worker bound by an earlier task).
+    """
+
+    device: str
+    gpus: tuple[str, ...] = ()
+    asked: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The model cache's device key: ``cpu`` or ``gpu:<physical id>``."""
+        return "cpu" if self.device == "cpu" else f"gpu:{self.gpus[0]}"
+
+
+CPU = Placement("cpu")
+
+
+def task_gpu_addresses(context_factory: Callable[[], Any] | None = None) -> tuple[str, ...]:
+    """The running task's GPU addresses (``TaskContext.resources()["gpu"]``); () outside a task."""
+    try:
+        if context_factory is None:
+            from pyspark import TaskContext
+
+            context_factory = TaskContext.get
+        context = context_factory()
+        resources = context.resources() if context is not None else {}
+    except ImportError:
+        return ()
+    gpu = resources.get("gpu")
+    return tuple(str(a) for a in gpu.addresses) if gpu is not None else ()
+
+
+def physical_gpus(addresses: Sequence[str], visible: str | None) -> tuple[str, ...]:
+    """Physical GPU ids of ``addresses``: themselves, or positions in ``visible`` when it is set.
+
+    Raises GpuAssignmentError when an address is not a position in ``visible``.
+    """
+    if visible is None or not visible.strip():
+        return tuple(addresses)
+    listed = [v.strip() for v in visible.split(",") if v.strip()]
+    out = []
+    for address in addresses:
+        if not address.isdigit() or int(address) >= len(listed):
+            raise GpuAssignmentError(
+                f"task GPU address {address!r} is not a position in CUDA_VISIBLE_DEVICES={visible!r} "
+                f"({len(listed)} devices): Spark's GPU discovery and the executor's environment disagree",
+                reason="address outside CUDA_VISIBLE_DEVICES",
+            )
+        out.append(listed[int(address)])
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What :func:`choose` decided: the variable to set (if any) and the placement."""
+
+    set_visible: str | None
+    position: int
+    gpus: tuple[str, ...]
+    asked: tuple[str, ...]
+
+
+def choose(asked: tuple[str, ...], bound: tuple[str, ...] | None) -> Choice:
+    """Bind a fresh process to ``asked``, or place a task of a bound one.
+
+    ``asked``: the task's physical GPUs (non-empty); ``bound``: the process's
+    GPUs from its first GPU task, None if it has none yet.
+    """
+    if bound is None:
+        return Choice(",".join(asked), 0, asked, asked)
+    if asked[0] in bound:
+        return Choice(None, bound.index(asked[0]), (asked[0],), asked)
+    return Choice(None, 0, bound[:1], asked)
+
+
+def bind_task(
+    context_factory: Callable[[], Any] | None = None,
+    env: MutableMapping[str, str] | None = None,
+    tf_gpu_count: Callable[[], int] | None = None,
+) -> Placement:
+    """Bind this process to the running task's GPU (first time) and say where to run.
+
+    Returns :data:`CPU` when the task has no GPU, or TensorFlow sees none
+    (tensorflow-cpu, no driver: logged once). ``env`` defaults to
+    ``os.environ``; ``tf_gpu_count`` to TensorFlow's GPU list (memory growth is
+    switched on for each GPU on the first call).
+    """
+    addresses = task_gpu_addresses(context_factory)
+    if not addresses:
+        return CPU
+    env = os.environ if env is None else env
+    with _lock:
+        if "original" not in _state:
+            _state["original"] = env.get("CUDA_VISIBLE_DEVICES")
+        choice = choose(physical_gpus(addresses, _state["original"]), _state.get("bound"))
+        if choice.set_visible is not None:
+            env["CUDA_VISIBLE_DEVICES"] = choice.set_visible
+            _state["bound"] = choice.gpus
+            log.info("Python worker %d bound to GPU %s (task addresses %s)", os.getpid(), choice.set_visible,
+                     ",".join(addresses))  # fmt: skip
+        elif choice.gpus[0] != choice.asked[0]:
+            _say(choice.asked, "task asked for GPU %s but this Python worker (pid %d) is bound to GPU %s by an "
+                 "earlier task (CUDA cannot be re-pointed): running there", ",".join(choice.asked), os.getpid(),
+                 ",".join(choice.gpus))  # fmt: skip
+        count = (tf_gpu_count or _tf_gpu_count)()
+    if count == 0:
+        _say(("none",), "task has GPU %s but TensorFlow sees no GPU (tensorflow-cpu, or no CUDA driver): "
+             "running on the CPU", ",".join(choice.asked))  # fmt: skip
+        return CPU
+    return Placement(f"/GPU:{min(choice.position, count - 1)}", choice.gpus, choice.asked)
+
+
+def _say(key: tuple[str, ...], message: str, *args: Any) -> None:
+    if key not in _said:
+        _said.add(key)
+        log.warning(message, *args)
+
+
+def _tf_gpu_count() -> int:
+    """TensorFlow's GPUs (memory growth switched on for each, while TensorFlow still allows it)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # the runtime started already: the setting is fixed, keep it
+            pass
+    return len(gpus)
+
+
+def reset() -> None:
+    """Forget the process's binding (tests)."""
+    with _lock:
+        _state.clear()
+        _said.clear()
