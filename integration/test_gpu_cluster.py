@@ -1,0 +1,88 @@
+"""GPU assignment on real executors: local-cluster workers that discover fake GPUs.
+
+As Spark's own tests do (pyspark ``TaskContextTestsWithResources``), each
+worker runs a discovery script reporting GPU addresses "0" and "1"; executors
+get both and every task one (``spark.task.resource.gpu.amount=1``). The
+executors also inherit ``CUDA_VISIBLE_DEVICES=4,6``, so addresses are positions
+in that list: a task given "1" must be bound to physical GPU 6.
+
+No GPU is needed: the probe runs :func:`scoring._gpu.bind_task` in each task
+with TensorFlow's GPU count given as 2 (tensorflow-cpu sees none), and reports
+what the task was assigned, what the process's CUDA_VISIBLE_DEVICES became,
+and the placement chosen.
+"""
+
+import json
+import os
+import stat
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+pytest.importorskip("pyspark", reason="needs the 'spark' extra")
+
+PHYSICAL = {"0": "4", "1": "6"}
+
+
+@pytest.fixture
+def gpu_cluster(tmp_path):
+    from hdfs_models.testing.spark import spark_session, stop_spark
+
+    script = tmp_path / "discover-gpus.sh"
+    script.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0", "1"]}\'\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    conf = {
+        "spark.worker.resource.gpu.discoveryScript": str(script),
+        "spark.worker.resource.gpu.amount": "2",
+        "spark.executor.resource.gpu.amount": "2",
+        "spark.task.resource.gpu.amount": "1",
+        "spark.executorEnv.CUDA_VISIBLE_DEVICES": ",".join(PHYSICAL.values()),
+    }
+    spark = spark_session("local-cluster[2,2,1024]", conf)
+    yield spark
+    stop_spark()  # the next test's fixture must not inherit fake GPUs
+
+
+def _make_probe():
+    """The per-task probe, built here so cloudpickle ships it by value (executors cannot import tests)."""
+
+    def _probe(_index, rows):
+        from scoring._gpu import bind_task, task_gpu_addresses
+
+        list(rows)
+        started = time.time()
+        placement = bind_task(tf_gpu_count=lambda: 2)
+        time.sleep(0.2)  # overlap tasks, so both of an executor's GPUs are in use at once
+        yield json.dumps({
+            "pid": os.getpid(), "started": started, "addresses": list(task_gpu_addresses()),
+            "visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "device": placement.device,
+            "gpus": list(placement.gpus), "asked": list(placement.asked),
+        })  # fmt: skip
+
+    return _probe
+
+
+def test_each_task_is_bound_to_the_gpu_spark_assigned_it(gpu_cluster):
+    sc = gpu_cluster.sparkContext
+    reports = [json.loads(r) for r in sc.parallelize(range(16), 16).mapPartitionsWithIndex(_make_probe()).collect()]
+    assert len(reports) == 16
+    assert {a for r in reports for a in r["addresses"]} == {"0", "1"}  # both fake GPUs were handed out
+    for r in reports:
+        assert len(r["addresses"]) == 1, r
+        assert r["asked"] == [PHYSICAL[r["addresses"][0]]], r  # address = position in CUDA_VISIBLE_DEVICES
+    by_worker: dict[int, list[dict]] = {}
+    for r in sorted(reports, key=lambda r: r["started"]):
+        by_worker.setdefault(r["pid"], []).append(r)
+    for pid, tasks in by_worker.items():
+        first = tasks[0]
+        # The worker's first task bound the process to its own GPU...
+        assert first["gpus"] == first["asked"] and first["device"] == "/GPU:0", first
+        for r in tasks:
+            # ...and CUDA_VISIBLE_DEVICES never moves after that: CUDA reads it once per process.
+            assert r["visible"] == first["asked"][0], (pid, r)
+            assert r["gpus"] == first["asked"] and r["device"] == "/GPU:0", (pid, r)
+    switched = [r for t in by_worker.values() for r in t if r["asked"] != r["gpus"]]
+    agreed = [r for t in by_worker.values() for r in t if r["asked"] == r["gpus"]]
+    assert len(switched) + len(agreed) == 16 and len(agreed) >= len(by_worker)
