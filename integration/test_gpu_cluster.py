@@ -19,9 +19,11 @@ import time
 
 import pytest
 
+from hdfs_models.testing.pytest_plugin import require_module
+
 pytestmark = pytest.mark.integration
 
-pytest.importorskip("pyspark", reason="needs the 'spark' extra")
+require_module("pyspark", "spark")
 
 PHYSICAL = {"0": "4", "1": "6"}
 

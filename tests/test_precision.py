@@ -5,6 +5,7 @@ import logging
 import numpy as np
 import pytest
 
+from hdfs_models.testing.pytest_plugin import require_module
 from scoring import PrecisionError
 from scoring._precision import CpuInfo, check_precision, read_cpu, resolve_precision, with_precision
 
@@ -25,6 +26,7 @@ BogoMIPS\t: 243.75
 Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics bf16 i8mm
 """
 
+NO_BF16 = "this CPU has no native bfloat16 (avx512_bf16 / amx_bf16)"  # allowed in .ci/check_junit.py
 BF16_CPU = read_cpu(SAPPHIRE)
 PLAIN_CPU = read_cpu(SKYLAKE)
 
@@ -95,8 +97,7 @@ def test_with_precision_takes_only_a_resolved_precision():
 
 @pytest.fixture(scope="module")
 def dense_fn(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="needs the 'tf' extra")
-    import tensorflow as tf
+    tf = require_module("tensorflow", "tf")
 
     from scoring._testmodels import save_dense
 
@@ -127,7 +128,7 @@ def test_float32_wrapper_stays_float32_even_with_the_rewrite_on_process_wide(den
     np.testing.assert_array_equal(got.numpy(), plain)
 
 
-@pytest.mark.skipif(not read_cpu().bfloat16, reason="this CPU has no native bfloat16 (avx512_bf16 / amx_bf16)")
+@pytest.mark.skipif(not read_cpu().bfloat16, reason=NO_BF16)
 def test_bfloat16_wrapper_computes_in_bfloat16_and_returns_float32(dense_fn):
     import tensorflow as tf
 

@@ -5,14 +5,16 @@ import json
 import numpy as np
 import pytest
 
+from hdfs_models.testing.pytest_plugin import require_module
 from scoring import PrecisionError, SignatureError
 from scoring._precision import CpuInfo, read_cpu
 
-pytest.importorskip("tensorflow", reason="needs the 'tf' extra")
-pa = pytest.importorskip("pyarrow", reason="needs the 'spark' extra")
+require_module("tensorflow", "tf")
+pa = require_module("pyarrow", "arrow")
 
+NO_BF16 = "this CPU has no native bfloat16 (avx512_bf16 / amx_bf16)"  # allowed in .ci/check_junit.py
 PLAIN = CpuInfo("Plain CPU 9000", frozenset({"avx2", "avx512f"}))
-needs_bf16 = pytest.mark.skipif(not read_cpu().bfloat16, reason="this CPU has no native bfloat16")
+needs_bf16 = pytest.mark.skipif(not read_cpu().bfloat16, reason=NO_BF16)
 N_IN, ROWS = 64, 700
 
 
