@@ -33,7 +33,7 @@ from hdfs_models._config import CacheOptions  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
 from hdfs_models._publish import publish  # noqa: E402
-from hdfs_models._signatures import read_signatures  # noqa: E402
+from hdfs_models._signatures import import_tensorflow, read_signatures  # noqa: E402
 from hdfs_models._stores import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
 
@@ -64,6 +64,7 @@ __all__ = [
     "discard",
     "distribute",
     "gc",
+    "import_tensorflow",
     "list_versions",
     "localize",
     "open_store",

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from hdfs_models import import_tensorflow
 from scoring.errors import ModelLoadError, SignatureError
 
 __all__ = ["LoadedModel", "cache_info", "clear", "get_model", "load_count"]
@@ -86,10 +87,7 @@ def get_model(
 
 def _load(key: str, path: str, signature: str) -> LoadedModel:
     start = time.perf_counter()
-    try:
-        import tensorflow as tf
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("scoring needs TensorFlow: pip install 'hdfs-models[tf]'") from exc
+    tf = import_tensorflow()
     try:
         loaded = tf.saved_model.load(path)
     except Exception as exc:  # TF raises many types (DataLossError, OSError, ValueError...)
@@ -129,7 +127,7 @@ def configure_threads(threads: int | None) -> None:
     if _threads_set:
         return
     intra = threads if threads is not None else task_cpus()
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
