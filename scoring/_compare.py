@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from hdfs_models import import_tensorflow
 from scoring._precision import resolve_precision, with_precision
 from scoring._signature import parse_signature
 from scoring._source import model_source
@@ -79,7 +80,7 @@ def compare_precision(
     PrecisionError when ``precision`` cannot run on this CPU (``"auto"`` that
     falls back to float32 compares float32 with itself).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     source = model_source(model)
     sig = parse_signature(source.signatures(), signature, source.describe())
@@ -109,7 +110,7 @@ def _only(names: list[str], kind: str, signature: str) -> str:
 
 
 def _run(function: Any, inputs: Mapping[str, np.ndarray], output: str, rows: int, batch: int) -> tuple[Any, float]:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def call(start: int) -> np.ndarray:
         chunk = {k: tf.constant(v[start : start + batch]) for k, v in inputs.items()}

@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, MutableMapping, Sequence
 
+from hdfs_models import import_tensorflow
 from scoring.errors import GpuAssignmentError
 
 __all__ = ["CPU", "Placement", "bind_task", "choose", "physical_gpus", "task_gpu_addresses"]
@@ -172,7 +173,7 @@ def _say(key: tuple[str, ...], message: str, *args: Any) -> None:
 
 def _tf_gpu_count() -> int:
     """TensorFlow's GPUs (memory growth switched on for each, while TensorFlow still allows it)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:

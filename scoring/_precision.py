@@ -34,6 +34,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from hdfs_models import import_tensorflow
 from scoring.errors import PrecisionError
 
 __all__ = [
@@ -159,7 +160,7 @@ class _Rewritten:
         self.bfloat16 = bfloat16
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         with _call_lock:
             before = bool(tf.config.optimizer.get_experimental_options().get(_OPTION, False))
