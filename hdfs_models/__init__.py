@@ -25,8 +25,7 @@ from hdfs_models.errors import (
     UnsupportedProtocolError,
 )
 
-__version__ = "0.1.0"
-
+from hdfs_models._version import __version__  # noqa: E402
 from hdfs_models._archive import pack, unpack  # noqa: E402
 from hdfs_models._cache import LocalModel, discard, gc, localize  # noqa: E402
 from hdfs_models._config import CacheOptions  # noqa: E402

@@ -16,25 +16,28 @@ is involved anywhere; archive names are used literally.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 import uuid
-from typing import IO, Any, Iterator, Mapping
+import zipfile
+from typing import IO, Any, Callable, Iterator, Mapping
+
+import fsspec
 
 from hdfs_models._archive_check import DIR, FILE, normalise_name, resolve_limits, unsafe
-from hdfs_models._archive_io import (
-    Extracted,
-    audit_tree,
-    extract_into,
-    rename_noreplace,
-    scan_tree,
-    sniff_format,
-    verify_extracted,
-)
+from hdfs_models._archive_io import audit_tree, extract_into, scan_tree, sniff_format, verify_extracted
+from hdfs_models._manifest import MANIFEST_NAME, Manifest, build_manifest
+from hdfs_models._progress import Progress, ProgressCounter
+from hdfs_models._savedmodel import local_model_dir
+from hdfs_models._stores import open_store
+from hdfs_models._tree import rename_noreplace
+from hdfs_models._versions import PinnedVersion, resolve
 from hdfs_models.errors import IntegrityError
 
 __all__ = ["FORMATS", "audit_tree", "pack", "scan_tree", "unpack", "verify_extracted"]
@@ -42,7 +45,6 @@ __all__ = ["FORMATS", "audit_tree", "pack", "scan_tree", "unpack", "verify_extra
 log = logging.getLogger(__name__)
 
 FORMATS = ("tar", "tar.gz", "zip")
-MANIFEST = "MANIFEST.json"
 FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z, the earliest date a zip can hold
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _FIXED_CREATED_AT = "1980-01-01T00:00:00+00:00"
@@ -71,7 +73,7 @@ def plan_members(manifest: Any) -> list[tuple[str, str, int, str | None]]:
     ``MANIFEST.json`` first, then every directory (parents of files and the
     manifest's empty dirs) and file, sorted by name. Pure.
     """
-    files = {e.path: e for e in manifest.files if e.path != MANIFEST}
+    files = {e.path: e for e in manifest.files if e.path != MANIFEST_NAME}
     dirs: set[str] = set()
     for path in list(files) + list(manifest.empty_dirs):
         normalise_name(path)  # a manifest naming ../x must not be packed
@@ -79,7 +81,7 @@ def plan_members(manifest: Any) -> list[tuple[str, str, int, str | None]]:
         while parent:
             dirs.add(parent)
             parent = os.path.dirname(parent)
-    members: list[tuple[str, str, int, str | None]] = [(MANIFEST, FILE, -1, None)]
+    members: list[tuple[str, str, int, str | None]] = [(MANIFEST_NAME, FILE, -1, None)]
     for name in sorted(dirs | set(files)):
         if name in files:
             members.append((name, FILE, files[name].size, files[name].sha256))
@@ -96,7 +98,8 @@ def pack(
     version: int | str = "latest",
     storage_options: Mapping[str, Any] | None = None,
     filesystem: Any = None,
-    pinned: Any = None,
+    pinned: PinnedVersion | None = None,
+    progress: Progress | None = None,
 ) -> str:
     """Pack one model version into ``out`` (a local path) and return ``out``.
 
@@ -110,6 +113,8 @@ def pack(
     1980-01-01, mode 0644/0755, owner 0:0 without names; ``tar.gz`` uses a
     gzip header with mtime 0 and no file name. ``out`` is written to a temp
     name beside it and renamed, so it never exists half-written.
+    ``progress(done_bytes, total_bytes)`` counts the model bytes packed
+    (:data:`~hdfs_models._progress.Progress`).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown archive format {format!r}; use one of {', '.join(FORMATS)}")
@@ -118,11 +123,12 @@ def pack(
         members = plan_members(src.manifest)
         tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{uuid.uuid4().hex}")
         try:
+            report = ProgressCounter(progress, src.manifest.total_bytes).add
             with open(tmp, "wb") as fh:
                 if format == "zip":
-                    _write_zip(src, members, fh)
+                    _write_zip(src, members, fh, report)
                 else:
-                    _write_tar(src, members, fh, gz=format == "tar.gz")
+                    _write_tar(src, members, fh, format == "tar.gz", report)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, out)
@@ -140,15 +146,12 @@ def _open_source(
     version: int | str,
     storage_options: Mapping[str, Any] | None,
     filesystem: Any,
-    pinned: Any,
+    pinned: PinnedVersion | None,
 ) -> Iterator[_Source]:
-    local = _local_version_dir(url_or_dir) if pinned is None else None
+    local = local_model_dir(url_or_dir) if pinned is None else None
     if local is not None:
         yield _local_source(local)
         return
-    from hdfs_models._stores import open_store
-    from hdfs_models._versions import resolve
-
     if pinned is None:
         pinned = resolve(url_or_dir, version, storage_options=storage_options, filesystem=filesystem)
     fs, root = open_store(pinned.url, storage_options, filesystem)
@@ -160,26 +163,11 @@ def _open_source(
         yield _local_source(tmp, name=pinned.name, version=pinned.version, label=pinned.url)
 
 
-def _local_version_dir(url_or_dir: str) -> str | None:
-    path = url_or_dir[len("file://"):] if url_or_dir.startswith("file://") else url_or_dir
-    if "://" in path or not os.path.isdir(path):
-        return None
-    if any(os.path.isfile(os.path.join(path, n)) for n in (MANIFEST, "saved_model.pb")):
-        return path
-    return None
-
-
 def _local_source(
     path: str, *, name: str | None = None, version: int | None = None, label: str | None = None
 ) -> _Source:
-    import dataclasses
-
-    import fsspec
-
-    from hdfs_models._manifest import Manifest, build_manifest
-
     fs = fsspec.filesystem("file")
-    manifest_path = os.path.join(path, MANIFEST)
+    manifest_path = os.path.join(path, MANIFEST_NAME)
     if os.path.isfile(manifest_path):
         with open(manifest_path, "rb") as fh:
             manifest = Manifest.from_json(fh.read(), manifest_path)
@@ -196,7 +184,7 @@ def _local_source(
         created_at=_FIXED_CREATED_AT,
         files=tuple(dataclasses.replace(e, mtime=None) for e in built.files),
     )
-    log.info("%s has no %s; packing one built from its files", label or path, MANIFEST)
+    log.info("%s has no %s; packing one built from its files", label or path, MANIFEST_NAME)
     return _Source(fs, os.path.abspath(path), built, label or path)
 
 
@@ -216,10 +204,11 @@ def _download(fs: Any, root: str, pinned: Any, tmp: str) -> None:
 
 
 class _Hashing:
-    """A reader that hashes and counts what passes through it."""
+    """A reader that hashes, counts and ``report``-s what passes through it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], report: Callable[[int], None] | None = None) -> None:
         self.raw = raw
+        self.report = report
         self.sha = hashlib.sha256()
         self.size = 0
 
@@ -227,6 +216,8 @@ class _Hashing:
         data = self.raw.read(n)
         self.sha.update(data)
         self.size += len(data)
+        if self.report is not None and data:
+            self.report(len(data))
         return data
 
 
@@ -242,9 +233,9 @@ def _check_packed(src: _Source, name: str, reader: _Hashing, size: int, sha: str
         )
 
 
-def _write_tar(src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes], gz: bool) -> None:
-    import tarfile
-
+def _write_tar(
+    src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes], gz: bool, report: Callable[[int], None]
+) -> None:
     raw: IO[bytes] = gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) if gz else fh  # type: ignore[assignment]
     with contextlib.ExitStack() as stack:
         if gz:
@@ -256,21 +247,21 @@ def _write_tar(src: _Source, members: list[tuple[str, str, int, str | None]], fh
             if kind == DIR:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(info)
-            elif name == MANIFEST:
+            elif name == MANIFEST_NAME:
                 data = src.manifest.to_json()
                 info.mode, info.size = 0o644, len(data)
                 tar.addfile(info, _Hashing(_BytesReader(data)))  # type: ignore[arg-type]
             else:
                 info.mode, info.size = 0o644, size
                 with src.open(name) as f:
-                    reader = _Hashing(f)
+                    reader = _Hashing(f, report)
                     tar.addfile(info, reader)
                     _check_packed(src, name, reader, size, sha)
 
 
-def _write_zip(src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes]) -> None:
-    import zipfile
-
+def _write_zip(
+    src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes], report: Callable[[int], None]
+) -> None:
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, kind, size, sha in members:
             info = zipfile.ZipInfo(name + ("/" if kind == DIR else ""), date_time=_FIXED_DATE)
@@ -281,12 +272,12 @@ def _write_zip(src: _Source, members: list[tuple[str, str, int, str | None]], fh
                 continue
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            if name == MANIFEST:
+            if name == MANIFEST_NAME:
                 zf.writestr(info, src.manifest.to_json())
                 continue
             info.file_size = size
             with src.open(name) as f, zf.open(info, "w", force_zip64=size > 2**31) as dst:
-                reader = _Hashing(f)
+                reader = _Hashing(f, report)
                 while chunk := reader.read(_CHUNK):
                     dst.write(chunk)
                 _check_packed(src, name, reader, size, sha)
@@ -313,6 +304,7 @@ def unpack(
     max_bytes: int | None = None,
     max_members: int | None = None,
     max_ratio: float | None = None,
+    progress: Progress | None = None,
 ) -> str:
     """Extract ``archive`` (tar, tar.gz or zip, told apart by content) into ``dest``.
 
@@ -325,6 +317,8 @@ def unpack(
     sha256, no extra files) and empty directories are recreated;
     :class:`IntegrityError` on a mismatch or a missing manifest. Returns
     ``dest``; on error nothing is left at ``dest`` or beside it.
+    ``progress(done_bytes, total_bytes)`` counts the bytes extracted against
+    the uncompressed size the headers declare.
     """
     archive, dest = os.fspath(archive), os.fspath(dest)
     limits = resolve_limits(max_bytes=max_bytes, max_members=max_members, max_ratio=max_ratio)
@@ -335,7 +329,7 @@ def unpack(
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.unpack-", dir=parent)
     try:
-        extracted = extract_into(archive, kind, tmp, limits)
+        extracted = extract_into(archive, kind, tmp, limits, progress)
         audit_tree(tmp, archive)
         if verify:
             verify_extracted(tmp, extracted, archive)

@@ -15,8 +15,6 @@ process just made, so nothing can redirect a write.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import hashlib
 import os
 import stat
@@ -24,18 +22,19 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass, field
-from typing import IO, Any, Iterator
+from dataclasses import dataclass, field, replace
+from typing import IO, Callable, Iterator
 
 from hdfs_models._archive_check import DIR, FILE, Limits, Member, Planner, check_spans, normalise_name, unsafe
-from hdfs_models._manifest import MANIFEST_NAME
+from hdfs_models._manifest import MANIFEST_NAME, Manifest
+from hdfs_models._progress import Progress, ProgressCounter
+from hdfs_models._tree import compare_tree, walk_tree
 from hdfs_models.errors import IntegrityError
 
 __all__ = [
     "Extracted",
     "audit_tree",
     "extract_into",
-    "rename_noreplace",
     "scan_tree",
     "sniff_format",
     "verify_extracted",
@@ -51,29 +50,6 @@ class Extracted:
 
     files: dict[str, tuple[int, str]] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=set)
-
-
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-
-
-def rename_noreplace(src: str, dst: str) -> None:
-    """Rename ``src`` to ``dst``; FileExistsError if ``dst`` exists, even as an empty dir.
-
-    Plain ``os.rename`` silently replaces an empty directory, so Linux's
-    ``renameat2(RENAME_NOREPLACE)`` is used where the libc has it; elsewhere
-    a check right before the rename narrows the window to microseconds.
-    """
-    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if fn is not None:
-        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), dst)
-    if os.path.lexists(dst):
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
-    os.rename(src, dst)
 
 
 def sniff_format(archive: str) -> str:
@@ -92,8 +68,14 @@ def sniff_format(archive: str) -> str:
     raise unsafe(archive, None, "not a tar, tar.gz or zip archive")
 
 
-def extract_into(archive: str, kind: str, root: str, limits: Limits) -> Extracted:
-    """Check every member of ``archive``, then extract them under ``root``."""
+def extract_into(
+    archive: str, kind: str, root: str, limits: Limits, progress: Progress | None = None
+) -> Extracted:
+    """Check every member of ``archive``, then extract them under ``root``.
+
+    ``progress(done_bytes, total_bytes)`` counts the bytes written against
+    the uncompressed size the headers declare.
+    """
     size = os.path.getsize(archive)
     members = _zip_members if kind == "zip" else _tar_members
     with _unreadable(archive):
@@ -101,6 +83,7 @@ def extract_into(archive: str, kind: str, root: str, limits: Limits) -> Extracte
         for member, _ in members(archive, with_data=False):
             planner.add(member)
         planner.finish(size)
+        counter = ProgressCounter(progress, planner.total)
         out = Extracted()
         check = Planner(archive, limits)
         for member, data in members(archive, with_data=True):
@@ -109,7 +92,7 @@ def extract_into(archive: str, kind: str, root: str, limits: Limits) -> Extracte
                 _mkdirs(root, rel, out)
             else:
                 assert data is not None
-                out.files[rel] = _write(archive, root, rel, member, data, out)
+                out.files[rel] = _write(archive, root, rel, member, data, out, counter.add)
         check.finish(size)
     return out
 
@@ -139,7 +122,13 @@ def _mkdirs(root: str, rel: str, out: Extracted) -> None:
 
 
 def _write(
-    archive: str, root: str, rel: str, member: Member, data: IO[bytes], out: Extracted
+    archive: str,
+    root: str,
+    rel: str,
+    member: Member,
+    data: IO[bytes],
+    out: Extracted,
+    report: Callable[[int], None] | None = None,
 ) -> tuple[int, str]:
     _mkdirs(root, os.path.dirname(rel), out)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -153,6 +142,8 @@ def _write(
                 raise unsafe(archive, member.name, f"holds more data than its header's {member.size} bytes")
             fh.write(chunk)
             sha.update(chunk)
+            if report is not None:
+                report(len(chunk))
     if written != member.size:
         raise unsafe(archive, member.name, f"truncated: {written} of {member.size} bytes")
     os.chmod(os.path.join(root, rel), mode)  # not subject to the umask
@@ -251,42 +242,28 @@ def _zip_members(archive: str, *, with_data: bool) -> Iterator[tuple[Member, IO[
 
 
 def audit_tree(root: str, archive: str) -> None:
-    """S12: an lstat walk of ``root`` finds only files and dirs, all inside it."""
-    import stat
+    """S12: an lstat walk of ``root`` finds only regular files and directories.
 
-    real_root = os.path.realpath(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-                raise unsafe(archive, os.path.relpath(path, root), "extracted a link or special file")
-            if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
-                raise unsafe(archive, os.path.relpath(path, root), "extracted outside the target")
+    Nothing that is not a link can lead outside ``root``, so this is also
+    the check that everything lies inside it.
+    """
+    others = walk_tree(root).others
+    if others:
+        raise unsafe(archive, others[0], "extracted a link or special file")
 
 
 def scan_tree(root: str) -> Extracted:
     """Hash every file under ``root`` (relative posix path → size, sha256) and list its dirs."""
-    out = Extracted()
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        for name in dirnames:
-            out.dirs.add(name if rel_dir == "." else f"{rel_dir}/{name}")
-        for name in filenames:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            sha, size = hashlib.sha256(), 0
-            with open(os.path.join(dirpath, name), "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    sha.update(chunk)
-                    size += len(chunk)
-            out.files[rel] = (size, sha.hexdigest())
-    return out
+    tree = walk_tree(root)
+    return Extracted({rel: (size, tree.sha256(rel)) for rel, size in tree.files.items()}, set(tree.dirs))
 
 
-def verify_extracted(root: str, extracted: Extracted, archive: str) -> Any:
-    """Check the extracted files against the ``MANIFEST_NAME.json`` among them; return the manifest."""
-    from hdfs_models._manifest import Manifest
+def verify_extracted(root: str, extracted: Extracted, archive: str) -> Manifest:
+    """Check the extracted files against the ``MANIFEST.json`` among them; return the manifest.
 
+    Every listed file must be there with its size and sha256, and no other
+    file; the manifest's empty directories are recreated.
+    """
     if MANIFEST_NAME not in extracted.files:
         raise IntegrityError(
             f"archive {archive} has no {MANIFEST_NAME} at its root, so its files cannot be verified; "
@@ -297,24 +274,29 @@ def verify_extracted(root: str, extracted: Extracted, archive: str) -> Any:
     with open(os.path.join(root, MANIFEST_NAME), "rb") as fh:
         manifest = Manifest.from_json(fh.read(), archive)
     listed = {_manifest_path(archive, e.path): e for e in manifest.files if e.path != MANIFEST_NAME}
-    for path, entry in sorted(listed.items()):
-        got = extracted.files.get(path)
-        if got is None or got[0] != entry.size or (entry.sha256 and got[1] != entry.sha256):
-            what = "is missing" if got is None else f"has size {got[0]} sha256 {got[1]}"
-            raise IntegrityError(
-                f"archive {archive}: {path} {what}; the manifest lists size {entry.size} "
-                f"sha256 {entry.sha256}",
-                path=archive,
-                reason="manifest mismatch",
-                member=path,
-            )
-    extra = sorted(set(extracted.files) - set(listed) - {MANIFEST_NAME})
-    if extra:
+    sizes = {path: size for path, (size, _) in extracted.files.items()}
+    mismatch = compare_tree(
+        [replace(entry, path=path) for path, entry in listed.items()],
+        sizes,
+        lambda path: extracted.files[path][1],
+        ignore=(MANIFEST_NAME,),
+    )
+    bad = sorted([*mismatch.missing, *(path for path, _ in mismatch.wrong)])
+    if bad:
+        path, entry, got = bad[0], listed[bad[0]], extracted.files.get(bad[0])
+        what = "is missing" if got is None else f"has size {got[0]} sha256 {got[1]}"
         raise IntegrityError(
-            f"archive {archive} holds files its manifest does not list: {', '.join(extra[:5])}",
+            f"archive {archive}: {path} {what}; the manifest lists size {entry.size} sha256 {entry.sha256}",
+            path=archive,
+            reason="manifest mismatch",
+            member=path,
+        )
+    if mismatch.extra:
+        raise IntegrityError(
+            f"archive {archive} holds files its manifest does not list: {', '.join(mismatch.extra[:5])}",
             path=archive,
             reason="unlisted files",
-            member=extra[0],
+            member=mismatch.extra[0],
         )
     for d in manifest.empty_dirs:
         os.makedirs(os.path.join(root, _manifest_path(archive, d)), mode=0o755, exist_ok=True)

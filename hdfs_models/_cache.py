@@ -42,6 +42,7 @@ from hdfs_models._cache_fill import fill_entry
 from hdfs_models._cache_store import ensure_root, evict, remove_entry, sweep_temps
 from hdfs_models._config import CacheOptions, cache_root, resolve_options
 from hdfs_models._lock import FileLock
+from hdfs_models._progress import Progress
 from hdfs_models.errors import CacheError, HdfsModelsError
 
 __all__ = ["LocalModel", "discard", "gc", "localize"]
@@ -149,7 +150,7 @@ def localize(
     storage_options: Mapping[str, Any] | None = None,
     filesystem: Any = None,
     pinned: Any = None,
-    progress: Any = None,
+    progress: Progress | None = None,
     **options: Any,
 ) -> LocalModel:
     """Make one model version available on local disk, once per node; return it.
@@ -159,8 +160,9 @@ def localize(
     :func:`hdfs_models._versions.resolve`, e.g. resolved on the Spark driver)
     skips the resolution, so a cached version costs no store I/O at all.
     ``options`` are :class:`~hdfs_models._config.CacheOptions` fields
-    (unknown names raise ``TypeError``); ``progress(nbytes)`` is called as
-    bytes arrive. The cache root is ``cache_dir`` > ``HDFS_MODELS_CACHE`` >
+    (unknown names raise ``TypeError``); ``progress(done_bytes, total_bytes)``
+    is called as bytes arrive (:data:`~hdfs_models._progress.Progress`).
+    The cache root is ``cache_dir`` > ``HDFS_MODELS_CACHE`` >
     ``SPARK_LOCAL_DIRS`` > YARN ``LOCAL_DIRS`` > ``~/.cache/hdfs-models``.
 
     Errors carry ``url``, ``version``, ``path`` (local), ``elapsed`` and, for
@@ -188,7 +190,7 @@ def _localize_pinned(
     key: str,
     opts: CacheOptions,
     filesystem: Any,
-    progress: Any,
+    progress: Progress | None,
     start: float,
 ) -> LocalModel:
     entry = os.path.join(root, key)
@@ -218,7 +220,7 @@ def _download_once(
     key: str,
     opts: CacheOptions,
     filesystem: Any,
-    progress: Any,
+    progress: Progress | None,
     start: float,
 ) -> None:
     """Under the entry's download lock, download it unless another process did."""

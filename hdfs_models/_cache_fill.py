@@ -13,12 +13,14 @@ import os
 import warnings
 from typing import Any, Callable, TypeVar
 
-from hdfs_models._cache_plan import MANIFEST_NAME, Plan, changed_files, extra_files, plan_download
+from hdfs_models._cache_plan import Plan, changed_files, extra_files, plan_download
 from hdfs_models._cache_store import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
 from hdfs_models._config import CacheOptions
 from hdfs_models._download import DownloadJob, download_tree
+from hdfs_models._manifest import MANIFEST_NAME
+from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._retry import Deadline, RetryPolicy
-from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_saved_model_pb
+from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_graph_file
 from hdfs_models._stores import open_store
 from hdfs_models.errors import CacheError, IntegrityError, SourceChangedError
 
@@ -81,15 +83,6 @@ def _check_unchanged(fs: Any, src: str, pinned: Any, tmp: str) -> None:
         )
 
 
-def _check_graph(tmp: str, url: str) -> None:
-    """B4: a truncated or corrupt ``saved_model.pb`` is refused before the commit
-    (a manifest catches it by digest; a listing-only version needs this)."""
-    path = os.path.join(tmp, SAVED_MODEL_PB)
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            check_saved_model_pb(handle.read(), f"{url}/{SAVED_MODEL_PB}")
-
-
 def _write_manifest(tmp: str, data: bytes, root: str) -> None:
     path = os.path.join(tmp, MANIFEST_NAME)
     try:
@@ -110,7 +103,7 @@ def fill_entry(
     opts: CacheOptions,
     *,
     filesystem: Any = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> tuple[int, bool]:
     """Download ``pinned`` into ``<root>/<key>``; return (bytes fetched, committed by us).
 
@@ -128,7 +121,8 @@ def fill_entry(
         job = DownloadJob(
             fs=fs, src=src, url=pinned.url, dest=tmp, cache_root=root,
             policy=RetryPolicy(attempts=opts.attempts, backoff=opts.backoff, backoff_max=opts.backoff_max),
-            deadline=Deadline(opts.deadline), manifest=has_manifest, file_mode=opts.file_mode, progress=progress,
+            deadline=Deadline(opts.deadline), manifest=has_manifest, file_mode=opts.file_mode,
+            progress=ProgressCounter(progress, plan.total_bytes) if progress is not None else None,
         )
         nbytes = download_tree(job, plan, opts.parallelism)
         if extras is not None:
@@ -148,7 +142,8 @@ def fill_entry(
 def _seal(tmp: str, plan: Plan, url: str, root: str, opts: CacheOptions) -> None:
     """Last checks before the commit: exact tree, sound graph; then modes and fsync (C8)."""
     verify_tree(tmp, plan, url, extra_ok=(MANIFEST_NAME,))
-    _check_graph(tmp, url)
+    # B4: a manifest catches a corrupt graph by digest; a listing-only version needs this.
+    check_graph_file(tmp, f"{url}/{SAVED_MODEL_PB}")
     try:
         finalize_tree(tmp, opts.dir_mode, opts.file_mode)
     except OSError as exc:

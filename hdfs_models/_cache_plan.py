@@ -17,12 +17,12 @@ import posixpath
 import re
 from typing import Collection, Iterable, Mapping, Sequence
 
-from hdfs_models._names import safe_join
+from hdfs_models._manifest import MANIFEST_NAME, FileEntry
+from hdfs_models._names import safe_join, sanitize_name
 from hdfs_models.errors import IntegrityError, UnsafeNameError
 
 __all__ = [
     "EntryInfo",
-    "FileTask",
     "Plan",
     "TEMP_PREFIX",
     "changed_files",
@@ -39,18 +39,6 @@ __all__ = [
 TEMP_PREFIX = ".tmp-"
 LOCK_SUFFIX = ".lock"
 USE_SUFFIX = ".use"
-MANIFEST_NAME = "MANIFEST.json"
-
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._]+")
-_MAX_NAME = 64
-
-
-def sanitize_name(name: str) -> str:
-    """A file-name-safe form of a model name (``[A-Za-z0-9._-]``, no leading dot)."""
-    cleaned = _UNSAFE_CHARS.sub("_", name).strip("._") or "model"
-    return cleaned[:_MAX_NAME]
-
-
 def entry_key(name: str, version: int, digest: str) -> str:
     """``<sanitised name>-<version>-<digest[:16]>``: a new digest gives a new entry."""
     digest_part = re.sub(r"[^0-9a-fA-F]", "", digest)[:16].lower()
@@ -94,19 +82,10 @@ def _check_relative(path: str, where: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class FileTask:
-    """One file to fetch: relative path, expected size, expected sha256 (or ``None``)."""
-
-    path: str
-    size: int
-    sha256: str | None
-
-
-@dataclasses.dataclass(frozen=True)
 class Plan:
-    """What a download must produce: files (largest first), every directory, total bytes."""
+    """What a download must produce: files (largest first; no mtime), every directory, total bytes."""
 
-    files: tuple[FileTask, ...]
+    files: tuple[FileEntry, ...]
     dirs: tuple[str, ...]
     total_bytes: int
 
@@ -126,7 +105,7 @@ def plan_download(
     manifest itself (the cache writes it from the pinned manifest). ``dirs``
     holds every directory the tree needs, parents first.
     """
-    tasks: dict[str, FileTask] = {}
+    tasks: dict[str, FileEntry] = {}
     for path, size, sha256 in files:
         rel = _check_relative(path, where)
         if rel == MANIFEST_NAME:
@@ -135,7 +114,7 @@ def plan_download(
             raise UnsafeNameError(f"duplicate file {rel!r} in {where}", url=where, reason="duplicate name")
         if size < 0:
             raise IntegrityError(f"negative size for {rel!r} in {where}", url=where, reason="bad size")
-        tasks[rel] = FileTask(rel, int(size), sha256)
+        tasks[rel] = FileEntry(rel, int(size), sha256)
     dirs: set[str] = set()
     for rel in [*tasks, *(_check_relative(d, where) for d in empty_dirs)]:
         parent = posixpath.dirname(rel) if rel in tasks else rel
@@ -151,7 +130,7 @@ def plan_download(
     return Plan(tuple(ordered), tuple(sorted(dirs, key=lambda d: (d.count("/"), d))), sum(t.size for t in ordered))
 
 
-def verify_file(task: FileTask, size: int, sha256: str | None, *, url: str, path: str) -> None:
+def verify_file(task: FileEntry, size: int, sha256: str | None, *, url: str, path: str) -> None:
     """Raise :class:`IntegrityError` if a downloaded file's size or digest is wrong."""
     if size != task.size:
         kind = "short read" if size < task.size else "too many bytes"

@@ -24,8 +24,8 @@ from hdfs_models._cache_plan import (
     parse_temp_name,
     select_evictions,
 )
-from hdfs_models._download import fsync_dir
 from hdfs_models._lock import FileLock
+from hdfs_models._tree import compare_tree, fsync_dir, rename_noreplace, walk_tree
 from hdfs_models.errors import CacheError, IntegrityError
 
 __all__ = [
@@ -79,17 +79,9 @@ def remove_tree(path: str) -> None:
 def verify_tree(tmp: str, plan: Plan, url: str, extra_ok: Collection[str] = ()) -> None:
     """Check the downloaded tree is exactly the plan: every file with its size,
     no leftovers (``.part`` files), every directory (B3, B10, F3)."""
-    expected = plan.sizes()
-    found: dict[str, int] = {}
-    for dirpath, dirnames, filenames in os.walk(tmp):
-        rel_dir = os.path.relpath(dirpath, tmp)
-        for name in filenames:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-            found[rel] = os.lstat(os.path.join(dirpath, name)).st_size
-    for rel in extra_ok:
-        found.pop(rel, None)
-    problems = sorted(p for p in set(expected) | set(found) if expected.get(p) != found.get(p))
-    missing_dirs = [d for d in plan.dirs if not os.path.isdir(os.path.join(tmp, *d.split("/")))]
+    tree = walk_tree(tmp)
+    problems = compare_tree(plan.files, tree.files, ignore=extra_ok).paths
+    missing_dirs = [d for d in plan.dirs if d not in tree.dirs]
     if problems or missing_dirs:
         raise IntegrityError(
             f"{url}: downloaded tree differs from the plan at {(problems + missing_dirs)[:5]}",
@@ -111,15 +103,16 @@ def finalize_tree(tmp: str, dir_mode: int, file_mode: int) -> None:
 def commit_entry(tmp: str, entry: str) -> bool:
     """Atomically rename ``tmp`` to ``entry``; ``False`` if another process won (C5).
 
-    The loser's ``tmp`` is removed; the winner's entry is left untouched.
+    The loser's ``tmp`` is removed; whatever is at ``entry`` is left
+    untouched, even an empty directory (:func:`~hdfs_models._tree.rename_noreplace`).
     """
     try:
-        os.rename(tmp, entry)
+        rename_noreplace(tmp, entry)
+    except FileExistsError:
+        logger.info("%s was committed by another process; using its copy", entry)
+        remove_tree(tmp)
+        return False
     except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.path.isdir(entry):
-            logger.info("%s was committed by another process; using its copy", entry)
-            remove_tree(tmp)
-            return False
         raise _cache_error(os.path.dirname(entry), f"rename {tmp} to {entry}", exc) from exc
     fsync_dir(os.path.dirname(entry))
     return True
@@ -175,14 +168,10 @@ def sweep_temps(root: str, *, locking: bool, held: Collection[str] = ()) -> list
 
 
 def _tree_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirnames, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
+    try:
+        return walk_tree(path).total_bytes
+    except OSError:
+        return 0  # removed meanwhile (entries vanish by one atomic rename)
 
 
 def list_entries(root: str) -> list[EntryInfo]:

@@ -10,11 +10,11 @@ shell is involved.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from typing import Any
 
 from hdfs_models import cli
+from hdfs_models._tree import sha256_file
 
 __all__ = ["register"]
 
@@ -58,21 +58,13 @@ def format_for(out: str, explicit: str | None) -> str:
     return "tar"
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _pack(args: argparse.Namespace) -> dict[str, Any]:
     from hdfs_models._archive import pack
 
     fmt = format_for(args.out, args.format)
     version: int | str = int(args.version) if str(args.version).isdigit() else args.version
     out = pack(args.source, args.out, fmt, version=version)
-    return {"archive": out, "format": fmt, "bytes": os.path.getsize(out), "sha256": _sha256(out)}
+    return {"archive": out, "format": fmt, "bytes": os.path.getsize(out), "sha256": sha256_file(out)}
 
 
 def _render_pack(result: dict[str, Any]) -> str:

@@ -9,10 +9,7 @@ dead downloads and evicts least recently used entries nobody uses.
 from __future__ import annotations
 
 import argparse
-import sys
-import threading
-import time
-from typing import Any, Callable, TextIO
+from typing import Any
 
 from hdfs_models import cli
 
@@ -40,46 +37,14 @@ def _non_negative(text: str) -> int:
     return value
 
 
-class _Progress:
-    """Bytes and MB/s on one rewritten terminal line, at most ten times a second."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.done = 0
-        self.start = time.monotonic()
-        self.shown = 0.0
-        self.lock = threading.Lock()
-
-    def __call__(self, nbytes: int) -> None:
-        with self.lock:
-            self.done += nbytes
-            now = time.monotonic()
-            if now - self.shown < 0.1 and self.done < self.total:
-                return
-            self.shown = now
-            rate = self.done / 1e6 / max(now - self.start, 1e-9)
-            self.stream.write(f"\r{self.done / 1e6:8.1f} / {self.total / 1e6:.1f} MB  {rate:7.1f} MB/s")
-            self.stream.flush()
-
-    def finish(self) -> None:
-        if self.done:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
     from hdfs_models._cache import localize
     from hdfs_models._versions import resolve
 
     pinned = resolve(args.url, args.version)
-    progress: Callable[[int], None] | None = None
-    bar = None
-    if sys.stderr.isatty() and not args.json:
-        bar = _Progress(pinned.total_bytes, sys.stderr)
-        progress = bar
+    bar = cli.progress_bar(args)
     try:
-        model = localize(args.url, cache_dir=args.cache, pinned=pinned, progress=progress)
+        model = localize(args.url, cache_dir=args.cache, pinned=pinned, progress=bar)
     finally:
         if bar is not None:
             bar.finish()

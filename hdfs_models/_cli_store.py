@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import tempfile
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Mapping
 
 from hdfs_models import cli
-from hdfs_models._manifest import MANIFEST_NAME, Manifest, sha256_file, walk_local
-from hdfs_models._publish import check_local_model, publish
-from hdfs_models._savedmodel import SAVED_MODEL_PB
-from hdfs_models._stores import open_store, split_scheme, translate_errors
+from hdfs_models._manifest import MANIFEST_NAME, Manifest, walk_local
+from hdfs_models._publish import publish
+from hdfs_models._savedmodel import SAVED_MODEL_PB, check_local_model, local_model_dir
+from hdfs_models._stores import open_store, translate_errors
+from hdfs_models._tree import compare_tree, sha256_file
 from hdfs_models._versions import PinnedVersion, list_tree, list_versions, resolve
 from hdfs_models.errors import IntegrityError
 
@@ -74,26 +74,8 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
 # -- publish -----------------------------------------------------------------
 
 
-class _Progress:
-    """``bytes done/total, MB/s`` on a TTY stream, rewritten in place."""
-
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream, self.clock, self.start, self.last = stream, clock, clock(), 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = self.clock()
-        if done < total and now - self.last < 0.2:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-6) / 1e6
-        self.stream.write(f"\r{done / 1e6:9.1f} / {total / 1e6:.1f} MB  {rate:7.1f} MB/s")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
 def _publish(args: argparse.Namespace) -> dict[str, Any]:
-    progress = _Progress(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    progress = cli.progress_bar(args)
     started = time.monotonic()
     pinned = publish(args.local, args.base, name=args.name, storage_options=_options(args),
                      progress=progress, signatures=not args.no_signatures)
@@ -134,35 +116,20 @@ def _render_versions(result: dict[str, Any]) -> str:
 # -- verify ------------------------------------------------------------------
 
 
-def _is_local_version_dir(target: str) -> bool:
-    scheme, _ = split_scheme(target)
-    path = target[len("file://"):] if target.startswith("file://") else target
-    return scheme == "file" and os.path.isdir(path) and (
-        os.path.exists(os.path.join(path, SAVED_MODEL_PB)) or os.path.exists(os.path.join(path, MANIFEST_NAME)))
-
-
-def _compare(where: str, manifest: Manifest, actual: dict[str, tuple[int, Callable[[], str]]],
+def _compare(where: str, manifest: Manifest, sizes: Mapping[str, int], sha256: Callable[[str], str],
              strict: bool) -> dict[str, Any]:
-    """Check sizes then hashes of ``actual`` (path → size, hash thunk) against ``manifest``."""
-    problems: list[str] = []
-    for entry in manifest.files:
-        if entry.path not in actual:
-            problems.append(f"missing {entry.path}")
-            continue
-        size, digest = actual[entry.path]
-        if size != entry.size:
-            problems.append(f"{entry.path}: size {size} != {entry.size}")
-        elif entry.sha256 is not None and digest() != entry.sha256:
-            problems.append(f"{entry.path}: sha256 mismatch")
-    extra = sorted(set(actual) - {f.path for f in manifest.files} - {MANIFEST_NAME})
+    """Check sizes then hashes of the files found (path → size) against ``manifest``."""
+    mismatch = compare_tree(manifest.files, sizes, sha256, ignore=(MANIFEST_NAME,))
+    problems = [f"missing {path}" for path in mismatch.missing] + [f"{path}: {what}" for path, what in mismatch.wrong]
+    problems.sort(key=lambda text: text.removeprefix("missing "))
     if strict:
-        problems += [f"unlisted file {name}" for name in extra]
+        problems += [f"unlisted file {name}" for name in mismatch.extra]
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise IntegrityError(f"{where}: does not match its manifest: {problems[0]}{more}",
                              url=where, reason="manifest mismatch", problems=problems)
     return {"target": where, "ok": True, "checked": "manifest", "files": len(manifest.files),
-            "total_bytes": manifest.total_bytes, "digest": manifest.digest, "extra": extra}
+            "total_bytes": manifest.total_bytes, "digest": manifest.digest, "extra": list(mismatch.extra)}
 
 
 def _verify_local(path: str, strict: bool) -> dict[str, Any]:
@@ -174,14 +141,9 @@ def _verify_local(path: str, strict: bool) -> dict[str, Any]:
     with open(manifest_path, "rb") as fh:
         manifest = Manifest.from_json(fh.read(), manifest_path)
     sizes, _ = walk_local(path)
-    actual = {rel: (size, _local_hash(path, rel)) for rel, size in sizes.items()}
-    result = _compare(path, manifest, actual, strict)
+    result = _compare(path, manifest, sizes, lambda rel: sha256_file(os.path.join(path, *rel.split("/"))), strict)
     check_local_model(path)
     return result
-
-
-def _local_hash(root: str, rel: str) -> Callable[[], str]:
-    return lambda: sha256_file(os.path.join(root, *rel.split("/")))
 
 
 def _verify_store(url: str, version: str, options: dict[str, str], strict: bool) -> dict[str, Any]:
@@ -191,13 +153,16 @@ def _verify_store(url: str, version: str, options: dict[str, str], strict: bool)
                 "total_bytes": pinned.total_bytes, "digest": pinned.digest, "extra": []}
     fs, path = open_store(pinned.url, options)
     files, _ = list_tree(fs, path, pinned.url)
-    actual = {f.path: (f.size, _store_hash(fs, f"{path.rstrip('/')}/{f.path}", pinned.url)) for f in files}
-    return {**_compare(pinned.url, pinned.manifest, actual, strict), "version": pinned.version}
+    sizes = {f.path: f.size for f in files}
+    return {**_compare(pinned.url, pinned.manifest, sizes, _store_sha256(fs, path, pinned.url), strict),
+            "version": pinned.version}
 
 
-def _store_hash(fs: Any, path: str, url: str) -> Callable[[], str]:
-    def digest() -> str:
+def _store_sha256(fs: Any, root: str, url: str) -> Callable[[str], str]:
+    """rel path → sha256 of the store file ``root/rel``, read in chunks."""
+    def digest(rel: str) -> str:
         sha = hashlib.sha256()
+        path = f"{root.rstrip('/')}/{rel}"
         with translate_errors(url, f"reading {path}"), fs.open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(_CHUNK), b""):
                 sha.update(chunk)
@@ -207,8 +172,8 @@ def _store_hash(fs: Any, path: str, url: str) -> Callable[[], str]:
 
 
 def _verify(args: argparse.Namespace) -> dict[str, Any]:
-    if _is_local_version_dir(args.target):
-        path = args.target[len("file://"):] if args.target.startswith("file://") else args.target
+    path = local_model_dir(args.target)
+    if path is not None:
         return _verify_local(path, args.strict)
     return _verify_store(args.target, args.version, _options(args), args.strict)
 
@@ -229,7 +194,7 @@ def _inspect(args: argparse.Namespace) -> dict[str, Any]:
         return {"url": pinned.url, "version": pinned.version, "source": "manifest", "signatures": pinned.signatures}
     from hdfs_models._signatures import read_signatures  # TensorFlow is imported there
 
-    if _is_local_version_dir(pinned.url):
+    if local_model_dir(pinned.url) is not None:
         return {"url": pinned.url, "version": pinned.version, "source": "saved_model.pb",
                 "signatures": read_signatures(pinned.url)}
     fs, path = open_store(pinned.url, options)

@@ -25,14 +25,21 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from hdfs_models.errors import DistributionError, ModelNotFoundError
+from hdfs_models._archive import audit_tree, pack, scan_tree, verify_extracted
+from hdfs_models._archive_io import Extracted
+from hdfs_models._cache import localize
+from hdfs_models._manifest import MANIFEST_NAME
+from hdfs_models._names import sanitize_name, validate_name
+from hdfs_models._stores import join_url, open_store, translate_errors
+from hdfs_models._tree import compare_tree
+from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models.errors import DistributionError, IntegrityError, ModelNotFoundError
 
 __all__ = ["ARCHIVE_STATS", "STRATEGIES", "ModelHandle", "archive_name", "distribute"]
 
@@ -65,8 +72,6 @@ def archive_url(base_url: str, version_url: str, name: str, version: int, digest
     to it as ``PARENT/_archives/<name>-<v>-<digest16>.tar``, never inside it
     (that would change the version's listing).
     """
-    from hdfs_models._stores import join_url
-
     if base_url.rstrip("/") != version_url.rstrip("/"):
         return join_url(base_url, ARCHIVES_DIR, archive_name(version, digest))
     parent = version_url.rstrip("/").rsplit("/", 1)[0]
@@ -75,8 +80,7 @@ def archive_url(base_url: str, version_url: str, name: str, version: int, digest
 
 def alias_for(name: str, version: int, digest: str) -> str:
     """A Spark alias naming model, version and digest (safe as a directory name). Pure."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._") or "model"
-    return f"{safe}-v{version}-{digest[:16]}"
+    return f"{sanitize_name(name)}-v{version}-{digest[:16]}"
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,6 @@ class ModelHandle:
 
         ``version``: when given, the archive's manifest must name it.
         """
-        from hdfs_models._names import validate_name
-
         validate_name(alias, "archive alias")
         return cls("submitted", alias=alias, expected_version=version)
 
@@ -173,8 +175,6 @@ def distribute(
     ``cache_dir``: the node cache root for ``fetch`` (default: see
     :func:`hdfs_models.localize`). Returns a picklable :class:`ModelHandle`.
     """
-    from hdfs_models._versions import resolve
-
     if strategy not in STRATEGIES[:3]:
         hint = " (use ModelHandle.submitted(alias))" if strategy == "submitted" else ""
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES[:3])}{hint}")
@@ -212,9 +212,6 @@ def ensure_archive(pinned: Any, storage_options: Mapping[str, Any] | None = None
     wins the race its archive is used (pack is deterministic, so both are
     the same bytes). Counts builds and reuses in :data:`ARCHIVE_STATS`.
     """
-    from hdfs_models._archive import pack
-    from hdfs_models._stores import open_store, translate_errors
-
     target = archive_url(pinned.base_url, pinned.url, pinned.name, pinned.version, pinned.digest)
     fs, path = open_store(target, storage_options)
     with translate_errors(target, "checking the stored archive"):
@@ -251,8 +248,6 @@ def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
 
 def _fetched(handle: ModelHandle) -> str:
     """Localize once per process; keep the LocalModel so its in-use claim lasts (no eviction)."""
-    from hdfs_models._cache import localize
-
     key = (os.getpid(), str(handle.pinned.digest), handle.cache_dir)
     with _verified_lock:
         model = _fetched_models.get(key)
@@ -312,10 +307,6 @@ def _verify_once(path: str, handle: ModelHandle) -> Any:
 
 
 def _verify_tree(path: str, handle: ModelHandle) -> Any:
-    from hdfs_models._archive import audit_tree, scan_tree, verify_extracted
-    from hdfs_models._manifest import MANIFEST_NAME
-    from hdfs_models.errors import IntegrityError
-
     audit_tree(path, path)
     extracted = scan_tree(path)
     if MANIFEST_NAME not in extracted.files and handle.pinned is not None and handle.pinned.manifest is None:
@@ -333,14 +324,10 @@ def _verify_tree(path: str, handle: ModelHandle) -> Any:
         raise
 
 
-def _listing_manifest(path: str, extracted: Any, handle: ModelHandle) -> Any:
+def _listing_manifest(path: str, extracted: Extracted, handle: ModelHandle) -> Any:
     """A version published without a manifest, shipped by ``files``: check sizes against the pin."""
-    from hdfs_models.errors import IntegrityError
-
     pinned = handle.pinned
-    want = {e.path: e.size for e in pinned.files}
-    got = {p: size for p, (size, _) in extracted.files.items()}
-    if want != got:
+    if compare_tree(pinned.files, {p: size for p, (size, _) in extracted.files.items()}):
         raise IntegrityError(
             f"shipped model {path} differs from the pinned listing of {pinned.url}",
             path=path,

@@ -21,7 +21,9 @@ import queue
 import threading
 from typing import Any, Callable, IO
 
-from hdfs_models._cache_plan import FileTask, Plan, verify_file
+from hdfs_models._cache_plan import Plan, verify_file
+from hdfs_models._manifest import FileEntry
+from hdfs_models._progress import ProgressCounter
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
 from hdfs_models._stores import join_url, translate_errors
 from hdfs_models.errors import (
@@ -34,15 +36,13 @@ from hdfs_models.errors import (
     StorePermissionError,
 )
 
-__all__ = ["CHUNK", "Cancelled", "DownloadJob", "download_tree", "fsync_dir"]
+__all__ = ["CHUNK", "Cancelled", "DownloadJob", "download_tree"]
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 4 * 1024 * 1024
 _QUEUE_CHUNKS = 4  # at most 16 MiB in flight per file
 _LOCAL_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
-
-Progress = Callable[[int], None]
 
 
 class Cancelled(Exception):
@@ -55,7 +55,8 @@ class DownloadJob:
     ``fs``/``src`` are the store and the version dir's path on it; ``url``
     names it in errors; ``dest`` is the private temp dir; ``cache_root`` is
     named by local write errors; ``manifest`` says whether digests come from a
-    manifest (a missing file is then an integrity failure, not a changed source).
+    manifest (a missing file is then an integrity failure, not a changed source);
+    ``progress`` counts the bytes fetched.
     """
 
     def __init__(
@@ -70,7 +71,7 @@ class DownloadJob:
         deadline: Deadline,
         manifest: bool,
         file_mode: int = 0o644,
-        progress: Progress | None = None,
+        progress: ProgressCounter | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.fs = fs
@@ -82,7 +83,7 @@ class DownloadJob:
         self.deadline = deadline
         self.manifest = manifest
         self.file_mode = file_mode
-        self.progress = progress
+        self.progress = progress or ProgressCounter(None, 0)
         self.sleep = sleep
         self.cancel = threading.Event()
         self.attempts = 0
@@ -204,8 +205,8 @@ class _Writer:
         return self.digest.hexdigest() if self.digest is not None else None
 
 
-def _pump(job: DownloadJob, task: FileTask, writer: _Writer) -> int:
-    """Read the remote file chunk by chunk into ``writer``; return the bytes read."""
+def _pump(job: DownloadJob, task: FileEntry, writer: _Writer, report: Callable[[int], None]) -> int:
+    """Read the remote file chunk by chunk into ``writer`` (``report``-ing each); return the bytes read."""
     size = 0
     remote = join_url(job.src, task.path)
     with translate_errors(job.url, f"reading {task.path}"):
@@ -218,14 +219,15 @@ def _pump(job: DownloadJob, task: FileTask, writer: _Writer) -> int:
                     break
                 writer.put(chunk)
                 size += len(chunk)
-                if job.progress is not None:
-                    job.progress(len(chunk))
+                report(len(chunk))
                 if size > task.size:
                     break  # longer than listed: no need to read the rest
     return size
 
 
-def _read_remote(job: DownloadJob, task: FileTask, sink: IO[bytes], part: str) -> tuple[int, str | None]:
+def _read_remote(
+    job: DownloadJob, task: FileEntry, sink: IO[bytes], part: str, report: Callable[[int], None]
+) -> tuple[int, str | None]:
     """Stream one remote file into ``sink``; return (bytes, sha256 hex or None).
 
     The sha256 is computed only when the plan has one to compare with (a
@@ -233,14 +235,14 @@ def _read_remote(job: DownloadJob, task: FileTask, sink: IO[bytes], part: str) -
     """
     writer = _Writer(job, sink, part, hashlib.sha256() if task.sha256 is not None else None)
     try:
-        size = _pump(job, task, writer)
+        size = _pump(job, task, writer, report)
     except BaseException:
         writer.stop()
         raise
     return size, writer.finish()
 
 
-def _fetch_once(job: DownloadJob, task: FileTask, attempt: int) -> int:
+def _fetch_once(job: DownloadJob, task: FileEntry, attempt: int) -> int:
     """One attempt at one file: stream, fsync, verify, rename into place."""
     with job._count_lock:
         job.attempts += 1
@@ -250,27 +252,28 @@ def _fetch_once(job: DownloadJob, task: FileTask, attempt: int) -> int:
         sink = _open_part(part)
     except OSError as exc:
         raise job.local_error(exc, part) from exc
-    try:
-        with sink:
-            try:
-                size, sha256 = _read_remote(job, task, sink, part)
-            except ModelNotFoundError as exc:
-                raise _vanished(job, task, part) from exc
-            try:
-                sink.flush()
-                os.fdatasync(sink.fileno())
-            except OSError as exc:
-                raise job.local_error(exc, part) from exc
-        verify_file(task, size, sha256, url=job.url, path=part)
-        os.chmod(part, job.file_mode)
-        os.replace(part, final)
-    except BaseException:
-        _remove_quietly(part)
-        raise
+    with job.progress.attempt() as report:  # a failed attempt's bytes are taken back
+        try:
+            with sink:
+                try:
+                    size, sha256 = _read_remote(job, task, sink, part, report)
+                except ModelNotFoundError as exc:
+                    raise _vanished(job, task, part) from exc
+                try:
+                    sink.flush()
+                    os.fdatasync(sink.fileno())
+                except OSError as exc:
+                    raise job.local_error(exc, part) from exc
+            verify_file(task, size, sha256, url=job.url, path=part)
+            os.chmod(part, job.file_mode)
+            os.replace(part, final)
+        except BaseException:
+            _remove_quietly(part)
+            raise
     return size
 
 
-def _vanished(job: DownloadJob, task: FileTask, part: str) -> IntegrityError:
+def _vanished(job: DownloadJob, task: FileEntry, part: str) -> IntegrityError:
     if job.manifest:
         return IntegrityError(
             f"{job.url}: the manifest lists {task.path} but the store has no such file",
@@ -295,7 +298,7 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _fetch_with_retry(job: DownloadJob, task: FileTask) -> int:
+def _fetch_with_retry(job: DownloadJob, task: FileEntry) -> int:
     try:
         kwargs: dict[str, Any] = {} if job.sleep is None else {"sleep": job.sleep}
         return call_with_retry(
@@ -313,7 +316,7 @@ def _fetch_with_retry(job: DownloadJob, task: FileTask) -> int:
         raise
 
 
-def _give_up(job: DownloadJob, task: FileTask, exhausted: RetryExhausted) -> HdfsModelsError:
+def _give_up(job: DownloadJob, task: FileEntry, exhausted: RetryExhausted) -> HdfsModelsError:
     """The error raised when a file still fails after its retries (F2, F3, F4, B7)."""
     job.cancel.set()
     last = exhausted.last
@@ -360,12 +363,3 @@ def download_tree(job: DownloadJob, plan: Plan, parallelism: int) -> int:
     if real or errors:
         raise (real or errors)[0]
     return sum(f.result() for f in futures)
-
-
-def fsync_dir(path: str) -> None:
-    """fsync a directory so a rename or new entries in it survive a crash."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

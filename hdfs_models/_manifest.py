@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from hdfs_models._names import safe_join, validate_name
+from hdfs_models._tree import sha256_file, walk_tree
+from hdfs_models._version import __version__
 from hdfs_models.errors import InvalidModelError, UnsafeNameError
 
 __all__ = [
@@ -28,13 +30,12 @@ __all__ = [
     "Manifest",
     "build_manifest",
     "listing_digest",
-    "sha256_file",
+    "make_manifest",
     "walk_local",
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
 FORMAT_VERSION = 1
-_CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -179,44 +180,24 @@ def listing_digest(files: Iterable[FileEntry]) -> str:
     return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
-def sha256_file(path: str) -> str:
-    """sha256 hex of a local file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def walk_local(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
-    """``({relative file path: size}, empty dirs)`` of a local tree, excluding the manifest.
+    """``({relative file path: size}, empty dirs)`` of a local model dir, excluding the manifest.
 
     Raises :class:`InvalidModelError` for a missing directory or any
-    symlink (a SavedModel never needs one, and a link could point anywhere).
+    symlink or special file (a SavedModel never needs one, and a link could
+    point anywhere).
     """
-    if not os.path.isdir(local_dir):
-        raise InvalidModelError(f"{local_dir}: not a directory", path=local_dir, reason="not a directory")
-    files: dict[str, int] = {}
-    empty: list[str] = []
-    for root, dirs, names in os.walk(local_dir):
-        rel_root = os.path.relpath(root, local_dir).replace(os.sep, "/")
-        for name in dirs + names:
-            full = os.path.join(root, name)
-            if os.path.islink(full):
-                raise InvalidModelError(f"{full}: symbolic links are not allowed in a model", path=full, reason="symlink")
-        for name in names:
-            rel = name if rel_root == "." else f"{rel_root}/{name}"
-            if rel != MANIFEST_NAME:
-                files[rel] = os.path.getsize(os.path.join(root, name))
-        if not dirs and not names and rel_root != ".":
-            empty.append(rel_root)
-    return files, tuple(sorted(empty))
-
-
-def _producer() -> str:
-    from hdfs_models import __version__
-
-    return f"hdfs-models {__version__}"
+    try:
+        tree = walk_tree(local_dir)
+    except OSError as exc:
+        raise InvalidModelError(f"{local_dir}: not a directory", path=local_dir, reason="not a directory") from exc
+    if tree.others:
+        full = tree.local_path(tree.others[0])
+        raise InvalidModelError(
+            f"{full}: symbolic links and special files are not allowed in a model", path=full, reason="symlink"
+        )
+    files = {rel: size for rel, size in tree.files.items() if rel != MANIFEST_NAME}
+    return files, tree.empty_dirs
 
 
 def build_manifest(
@@ -252,5 +233,5 @@ def make_manifest(
         total_bytes=sum(f.size for f in files),
         signatures=dict(signatures or {}),
         created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        producer=_producer(),
+        producer=f"hdfs-models {__version__}",
     )

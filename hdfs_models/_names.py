@@ -8,15 +8,18 @@ caller or a store supplies can point outside the directory it belongs to.
 from __future__ import annotations
 
 import posixpath
+import re
 from urllib.parse import unquote, urlsplit
 
 from hdfs_models.errors import UnsafeNameError
 
-__all__ = ["safe_join", "validate_name", "validate_url"]
+__all__ = ["safe_join", "sanitize_name", "validate_name", "validate_url"]
 
 # Percent-encoded forms of ".", "/", "\" and NUL, checked case-insensitively.
 _ENCODED = ("%2e", "%2f", "%5c", "%00")
 _FORBIDDEN_CHARS = ("/", "\\", "\x00", "#")
+_NOT_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._]+")
+_MAX_SANITIZED = 64
 
 
 def _decoded_forms(value: str) -> list[str]:
@@ -106,3 +109,16 @@ def safe_join(root: str, relative: str) -> str:
     if escapes:
         raise _unsafe("relative path", relative, f"escapes {root}")
     return joined
+
+
+def sanitize_name(name: str) -> str:
+    """A file-name-safe form of a model name, for the names this library makes up.
+
+    Every run of characters outside ``[A-Za-z0-9._]`` becomes one ``_``
+    (``-`` too: it separates the fields of cache keys and Spark aliases,
+    ``<name>-<version>-<digest>``, which are parsed back); leading and
+    trailing dots and underscores are dropped (never a hidden name, ``.`` or
+    ``..``); an empty result is ``model``; at most 64 characters. Pure.
+    """
+    cleaned = _NOT_IN_FILE_NAMES.sub("_", name).strip("._") or "model"
+    return cleaned[:_MAX_SANITIZED]

@@ -8,8 +8,8 @@ the post-check sees a foreign manifest) and we retry with ``n + 1``; an
 existing version is never overwritten. The temp dir is removed on failure.
 
 The rename is atomic and refuses an existing target on HDFS (hdfs-native,
-WebHDFS with ``renameoptions=NONE``) and on local disks (``os.rename`` fails
-on a non-empty target). Other fsspec stores get a check-then-move, which
+WebHDFS with ``renameoptions=NONE``) and on local disks
+(:func:`~hdfs_models._tree.rename_noreplace`). Other fsspec stores get a check-then-move, which
 is best effort under concurrency.
 """
 
@@ -23,9 +23,11 @@ import time
 import uuid
 from typing import Any, Callable, Mapping
 
-from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, make_manifest, walk_local
+from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, make_manifest
 from hdfs_models._names import validate_name, validate_url
-from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_saved_model_pb
+from hdfs_models._progress import Progress, ProgressCounter
+from hdfs_models._savedmodel import check_local_model
+from hdfs_models._tree import rename_noreplace
 from hdfs_models._stores import join_url, open_store, translate_errors
 from hdfs_models._versions import PinnedVersion, _base_name, _children, _version_names, resolve
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
@@ -42,7 +44,6 @@ __all__ = ["publish"]
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 _CHUNK = 4 << 20
 _MAX_ATTEMPTS = 100
 # Per-file upload retries: HDFS writes can fail transiently (a DataNode
@@ -50,16 +51,6 @@ _MAX_ATTEMPTS = 100
 _UPLOAD_POLICY = RetryPolicy(attempts=3, backoff=0.5, backoff_max=5.0)
 _UPLOAD_DEADLINE_S = 600.0
 _sleep = time.sleep
-
-
-def check_local_model(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
-    """Walk and check a local SavedModel dir (B3, B4, B10); returns (sizes, empty dirs)."""
-    sizes, empty = walk_local(local_dir)
-    check_complete(sizes, local_dir)
-    if SAVED_MODEL_PB in sizes:
-        with open(os.path.join(local_dir, SAVED_MODEL_PB), "rb") as fh:
-            check_saved_model_pb(fh.read(), os.path.join(local_dir, SAVED_MODEL_PB))
-    return sizes, empty
 
 
 def local_signatures(local_dir: str) -> dict[str, Any]:
@@ -85,14 +76,14 @@ def local_signatures(local_dir: str) -> dict[str, Any]:
 
 
 def _copy_file(fs: Any, src_path: str, dst_path: str, report: Callable[[int], None]) -> tuple[int, str]:
-    """Stream one local file to the store; returns (bytes, sha256). ``report(bytes_so_far)``."""
+    """Stream one local file to the store; returns (bytes, sha256). ``report(chunk bytes)``."""
     digest, size = hashlib.sha256(), 0
     with open(src_path, "rb") as src, fs.open(dst_path, "wb") as dst:
         for chunk in iter(lambda: src.read(_CHUNK), b""):
             dst.write(chunk)
             digest.update(chunk)
             size += len(chunk)
-            report(size)
+            report(len(chunk))
     return size, digest.hexdigest()
 
 
@@ -103,10 +94,10 @@ def _retryable(exc: BaseException) -> int:
     return _UPLOAD_POLICY.attempts if isinstance(exc, StoreError) else 0
 
 
-def _upload_one(fs: Any, url: str, src_path: str, dst_path: str, report: Callable[[int], None]) -> tuple[int, str]:
+def _upload_one(fs: Any, url: str, src_path: str, dst_path: str, counter: ProgressCounter) -> tuple[int, str]:
     """:func:`_copy_file` with bounded retries (a write rewrites the file from scratch)."""
     def attempt(_: int) -> tuple[int, str]:
-        with translate_errors(url, f"uploading {posixpath.basename(dst_path)}"):
+        with translate_errors(url, f"uploading {posixpath.basename(dst_path)}"), counter.attempt() as report:
             return _copy_file(fs, src_path, dst_path, report)
 
     try:
@@ -118,29 +109,21 @@ def _upload_one(fs: Any, url: str, src_path: str, dst_path: str, report: Callabl
                          reason=getattr(last, "reason", None), attempts=exc.attempts) from last
 
 
-def _reporter(progress: Progress | None, before: int, total: int) -> Callable[[int], None]:
-    """Per-file byte counts → ``progress(bytes_done, bytes_total)`` for the whole upload."""
-    if progress is None:
-        return lambda n: None
-    return lambda n: progress(before + n, total)
-
-
 def _upload(
     fs: Any, url: str, local_dir: str, tmp: str, sizes: Mapping[str, int], empty: tuple[str, ...],
     progress: Progress | None,
 ) -> tuple[FileEntry, ...]:
     """Copy files (hashing each) and empty dirs into ``tmp``; return the manifest entries."""
-    total, done = sum(sizes.values()), 0
+    total = sum(sizes.values())
+    counter = ProgressCounter(progress, total)
     entries = []
     for parent in sorted({posixpath.dirname(f"{tmp}/{rel}") for rel in sizes} | {f"{tmp}/{rel}" for rel in empty}):
         with translate_errors(url, "creating directories"):
             fs.makedirs(parent, exist_ok=True)
     for rel in sorted(sizes):
-        size, sha = _upload_one(fs, url, os.path.join(local_dir, *rel.split("/")), f"{tmp}/{rel}",
-                                _reporter(progress, done, total))
+        size, sha = _upload_one(fs, url, os.path.join(local_dir, *rel.split("/")), f"{tmp}/{rel}", counter)
         if size != sizes[rel]:
             raise PublishError(f"{local_dir}/{rel}: changed while publishing", path=local_dir, reason="source changed")
-        done += size
         entries.append(FileEntry(rel, size, sha))
     if progress is not None and total == 0:
         progress(0, 0)
@@ -152,7 +135,7 @@ def _rename_no_replace(fs: Any, src: str, dst: str) -> None:
     from fsspec.implementations.local import LocalFileSystem
 
     if isinstance(fs, LocalFileSystem):
-        os.rename(src, dst)  # ENOTEMPTY/EEXIST on an existing version
+        rename_noreplace(src, dst)  # FileExistsError on an existing version, even an empty one
         return
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if protocol in ("webhdfs", "swebhdfs"):
@@ -222,7 +205,8 @@ def publish(
 ) -> PinnedVersion:
     """Publish ``local_dir`` as the next integer version under ``base``; returns it pinned.
 
-    ``progress(bytes_done, bytes_total)`` is called as bytes upload.
+    ``progress(done_bytes, total_bytes)`` is called as bytes upload
+    (:data:`~hdfs_models._progress.Progress`).
     ``signatures=False`` skips reading them with TensorFlow. Raises
     :class:`InvalidModelError` for an incomplete or corrupt local model
     (nothing is uploaded), :class:`PublishError` when no version could be

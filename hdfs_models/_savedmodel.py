@@ -1,20 +1,33 @@
-"""Completeness checks of a SavedModel tree, without TensorFlow (RELIABILITY B3, B4, B10).
+"""Is this a complete SavedModel? Checked without TensorFlow (RELIABILITY B3, B4, B10).
 
 A SavedModel directory holds ``saved_model.pb`` (or ``saved_model.pbtxt``),
 ``variables/variables.index`` and every ``variables/variables.data-K-of-N``
 shard. :func:`check_complete` works on a ``{relative path: size}`` mapping,
 so it runs the same on a local walk and a store listing, before anything is
-downloaded or TensorFlow is imported.
+downloaded or TensorFlow is imported. :func:`check_local_model` is the one
+check of a local directory (publish, ``verify``, the node cache's last look
+before its commit); :func:`local_model_dir` tells a local version dir from
+a URL (``pack``, ``verify``, ``inspect``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Collection, Mapping
 
+from hdfs_models._manifest import MANIFEST_NAME, walk_local
 from hdfs_models.errors import InvalidModelError
 
-__all__ = ["SAVED_MODEL_PB", "check_complete", "check_saved_model_pb", "is_saved_model_listing"]
+__all__ = [
+    "SAVED_MODEL_PB",
+    "check_complete",
+    "check_graph_file",
+    "check_local_model",
+    "check_saved_model_pb",
+    "is_saved_model_listing",
+    "local_model_dir",
+]
 
 SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"
@@ -123,3 +136,41 @@ def check_saved_model_pb(data: bytes, where: str) -> None:
             url=where,
             reason="corrupt saved_model.pb",
         )
+
+
+def check_graph_file(local_dir: str, where: str | None = None) -> None:
+    """B4 on a local dir: its ``saved_model.pb``, if present, must not be empty or truncated.
+
+    ``where`` (default: the file's local path) is named in the error.
+    """
+    path = os.path.join(local_dir, SAVED_MODEL_PB)
+    if os.path.exists(path):
+        with open(path, "rb") as fh:
+            check_saved_model_pb(fh.read(), where or path)
+
+
+def check_local_model(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Walk and check a local SavedModel dir (B3, B4, B10); return (sizes, empty dirs).
+
+    The sizes leave ``MANIFEST.json`` out. Raises :class:`InvalidModelError`
+    naming ``local_dir`` for a missing dir, a link, an incomplete tree or a
+    corrupt ``saved_model.pb``.
+    """
+    sizes, empty = walk_local(local_dir)
+    check_complete(sizes, local_dir)
+    check_graph_file(local_dir)
+    return sizes, empty
+
+
+def local_model_dir(url_or_dir: str) -> str | None:
+    """The local path when ``url_or_dir`` (plain or ``file://``) is a local version dir, else ``None``.
+
+    A local version dir holds ``MANIFEST.json`` or ``saved_model.pb``; a
+    base dir (``BASE/<n>/``) or any other URL gives ``None``.
+    """
+    path = url_or_dir[len("file://"):] if url_or_dir.startswith("file://") else url_or_dir
+    if "://" in path or not os.path.isdir(path):
+        return None
+    if any(os.path.isfile(os.path.join(path, name)) for name in (MANIFEST_NAME, SAVED_MODEL_PB)):
+        return path
+    return None

@@ -16,7 +16,8 @@ import importlib
 import json
 import logging
 import sys
-from typing import Any, Callable, Sequence
+import time
+from typing import Any, Callable, Sequence, TextIO
 
 from hdfs_models.errors import HdfsModelsError
 
@@ -49,6 +50,42 @@ def add_command(
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(_handler=handler, _render=render, _status=status)
     return parser
+
+
+class ProgressBar:
+    """``done / total MB  rate MB/s`` rewritten in place on a terminal, at most five times a second.
+
+    A :data:`~hdfs_models._progress.Progress` callback; the line ends when
+    ``done`` reaches ``total`` (or at :meth:`finish`, after a failure).
+    """
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream, self.clock, self.start, self.last = stream, clock, clock(), 0.0
+        self.open = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        if done < total and now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6) / 1e6
+        self.stream.write(f"\r{done / 1e6:9.1f} / {total / 1e6:.1f} MB  {rate:7.1f} MB/s")
+        self.open = done < total
+        if not self.open:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End a line left open (the operation stopped before its total)."""
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
+def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
+    """A bar on stderr when it is a terminal and the output is not ``--json``."""
+    return ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from hdfs_models.testing.pytest_plugin import require_module
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
-from _faulty_fs import make_model_dir, tree_digest  # noqa: E402
+from hdfs_models.testing import tree_digest, write_fake_model  # noqa: E402
 
 DATA = "variables/variables.data-00000-of-00001"
 
@@ -41,7 +41,7 @@ def _size(tree_dir):
 
 
 def test_sixteen_processes_read_the_model_once_from_hdfs_c1(minidfs, base, tmp_path):
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=8_000_000, shards=2)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=8_000_000, shards=2)
     publish(src, base, signatures=False)
     size = _size(src)
     cache = str(tmp_path / "cache")
@@ -67,7 +67,7 @@ def test_sixteen_processes_read_the_model_once_from_hdfs_c1(minidfs, base, tmp_p
 
 @pytest.mark.parametrize("client", ["hdfs", "webhdfs"])
 def test_localize_and_warm_hit_reads_no_data_l4(minidfs, base, tmp_path, client):
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=3_000_000)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=3_000_000)
     publish(src, base, signatures=False)
     url = base if client == "hdfs" else base.replace(minidfs.url, minidfs.webhdfs_url)
     cache = str(tmp_path / "cache")
@@ -82,7 +82,7 @@ def test_localize_and_warm_hit_reads_no_data_l4(minidfs, base, tmp_path, client)
 
 
 def test_plain_put_without_manifest_localizes(minidfs, base, tmp_path):
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=2_000_000)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=2_000_000)
     fs = minidfs.fs()
     fs.put(src, base.replace(minidfs.url, "") + "/1", recursive=True)
     pinned = resolve(base)

@@ -29,7 +29,7 @@ from hdfs_models.testing.pytest_plugin import require_module, require_or_skip
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
-from _store_fakes import make_model  # noqa: E402
+from hdfs_models.testing import tree_digest, write_fake_model  # noqa: E402
 
 WEBHDFS_USER = "modeler"
 
@@ -78,19 +78,6 @@ def store(request, tmp_path):
     clear_store_cache()
 
 
-def _tree(root: str) -> dict[str, str]:
-    """relative path → sha256 for files, ``"dir"`` for empty dirs."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            with open(full, "rb") as fh:
-                out[os.path.relpath(full, root)] = hashlib.sha256(fh.read()).hexdigest()
-        if not dirs and not files:
-            out[os.path.relpath(dirpath, root)] = "dir"
-    return out
-
-
 def _put_plain(store: Store, local: str, version: int) -> None:
     """Upload like ``hdfs dfs -put`` would: a recursive copy, no manifest, no marker."""
     target = store.path(str(version))
@@ -103,7 +90,7 @@ def _put_plain(store: Store, local: str, version: int) -> None:
 
 
 def test_publish_list_resolve_localize(store, tmp_path):
-    src = make_model(str(tmp_path / "export"), shards=2, payload=os.urandom(200_000))
+    src = write_fake_model(str(tmp_path / "export"), shards=2, data_bytes=400_000)
     first = publish(src, store.base, storage_options=store.options, signatures=False)
     second = publish(src, store.base, storage_options=store.options, signatures=False)
     assert (first.version, second.version) == (1, 2)
@@ -114,26 +101,26 @@ def test_publish_list_resolve_localize(store, tmp_path):
     assert not [p for p in store.raw.ls(store.raw_base, detail=False) if "_tmp-" in p]
     local = localize(store.base, cache_dir=str(tmp_path / "cache"), storage_options=store.options)
     assert (local.version, local.digest) == (2, pinned.digest)
-    tree = _tree(local.path)
+    tree = tree_digest(local.path)
     tree.pop("MANIFEST.json", None)
-    assert tree == _tree(src)  # same bytes, empty assets/ recreated
+    assert tree == tree_digest(src)  # same bytes, empty assets/ recreated
 
 
 def test_plain_put_without_manifest_localizes(store, tmp_path):
-    src = make_model(str(tmp_path / "export"), shards=3, payload=os.urandom(50_000))
+    src = write_fake_model(str(tmp_path / "export"), shards=3, data_bytes=150_000)
     _put_plain(store, src, 7)
     pinned = resolve(store.base, storage_options=store.options)
     assert pinned.version == 7 and pinned.manifest is None
-    assert sorted(f.path for f in pinned.files) == sorted(p for p, v in _tree(src).items() if v != "dir")
+    assert sorted(f.path for f in pinned.files) == sorted(p for p, v in tree_digest(src).items() if v != "<dir>")
     assert resolve(store.base, 7, storage_options=store.options).digest == pinned.digest  # stable fingerprint
     local = localize(store.base, 7, cache_dir=str(tmp_path / "cache"), storage_options=store.options)
     assert local.digest == pinned.digest
-    files = {k: v for k, v in _tree(local.path).items() if v != "dir"}
-    assert files == {k: v for k, v in _tree(src).items() if v != "dir"}
+    files = {k: v for k, v in tree_digest(local.path).items() if v != "<dir>"}
+    assert files == {k: v for k, v in tree_digest(src).items() if v != "<dir>"}
 
 
 def test_latest_skips_incomplete_and_ignores_other_names(store, tmp_path):  # H2, H5
-    src = make_model(str(tmp_path / "export"))
+    src = write_fake_model(str(tmp_path / "export"))
     publish(src, store.base, storage_options=store.options, signatures=False)
     store.raw.makedirs(store.path("2", "variables"), exist_ok=True)
     store.raw.pipe_file(store.path("2", "saved_model.pb"), b"\x08\x01\x12\x00")  # being written
@@ -160,7 +147,7 @@ def test_missing_and_file_urls(store, tmp_path):  # B1, B2
 def test_concurrent_publishers_never_share_a_version(store, tmp_path):
     if store.kind == "memory":
         pytest.skip("the memory store has no atomic rename: publish there is check-then-move")
-    src = make_model(str(tmp_path / "export"))
+    src = write_fake_model(str(tmp_path / "export"))
     publish(src, store.base, storage_options=store.options, signatures=False)
     got, errors = [], []
 
@@ -187,7 +174,7 @@ def _versions_in_child(base, options, queue):
 def test_client_made_before_fork_is_not_reused_after(store, tmp_path):  # F8
     import multiprocessing
 
-    src = make_model(str(tmp_path / "export"))
+    src = write_fake_model(str(tmp_path / "export"))
     publish(src, store.base, storage_options=store.options, signatures=False)
     assert list_versions(store.base, storage_options=store.options) == [1]  # parent's client now cached
     ctx = multiprocessing.get_context("fork")
@@ -277,7 +264,7 @@ def test_viewfs_mount_reaches_the_same_versions(minidfs, tmp_path):
         "fs.viewfs.mounttable.lake.link./models": f"{minidfs.url}/tmp/{unique}",
         "fs.viewfs.mounttable.lake.linkFallback": f"{minidfs.url}/",
     }
-    src = make_model(str(tmp_path / "export"))
+    src = write_fake_model(str(tmp_path / "export"))
     try:
         pinned = publish(src, "viewfs://lake/models/mnist", storage_options=mounts, signatures=False)
         assert pinned.url == "viewfs://lake/models/mnist/1"
@@ -295,7 +282,7 @@ def test_ha_nameservice_from_hadoop_conf_dir_survives_failover(tmp_path, monkeyp
 
     if missing_tools():
         require_or_skip(missing_tools())
-    src = make_model(str(tmp_path / "export"), payload=os.urandom(100_000))
+    src = write_fake_model(str(tmp_path / "export"), data_bytes=100_000)
     with MiniDFS(ha=True, datanodes=2) as cluster:
         monkeypatch.setenv("HADOOP_CONF_DIR", cluster.conf_dir)
         clear_store_cache()

@@ -14,7 +14,8 @@ import pytest
 from hdfs_models._archive import FIXED_MTIME, pack, unpack
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.errors import IntegrityError
-from test_archive_helpers import MODEL_FILES, make_model, tar_with, tree, walk_is_safe
+from test_archive_helpers import MODEL_FILES, make_model, tar_with, walk_is_safe
+from hdfs_models.testing import tree_digest
 
 FORMATS = ["tar", "tar.gz", "zip"]
 
@@ -30,10 +31,23 @@ def test_round_trip_gives_the_same_tree_and_empty_dirs(tmp_path, fmt):
     out = pack(src, tmp_path / f"m.{fmt}", fmt)
     dest = unpack(out, tmp_path / "dest")
     assert dest == str(tmp_path / "dest")
-    assert tree(dest) == tree(src)
+    assert tree_digest(dest) == tree_digest(src)
     assert os.path.isdir(os.path.join(dest, "assets"))
     assert walk_is_safe(dest)
     assert sorted(os.listdir(tmp_path)) == ["base", "dest", f"m.{fmt}"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pack_and_unpack_report_done_and_total_bytes(tmp_path, fmt):
+    src = make_model(tmp_path / "base" / "3")
+    packed, unpacked = [], []
+    out = pack(src, tmp_path / f"m.{fmt}", fmt, progress=lambda done, total: packed.append((done, total)))
+    model_bytes = sum(len(data) for data in MODEL_FILES.values())
+    assert packed[-1] == (model_bytes, model_bytes) and {t for _, t in packed} == {model_bytes}
+    unpack(out, tmp_path / "dest", progress=lambda done, total: unpacked.append((done, total)))
+    with_manifest = model_bytes + os.path.getsize(os.path.join(src, MANIFEST_NAME))
+    assert unpacked[-1] == (with_manifest, with_manifest) and {t for _, t in unpacked} == {with_manifest}
+    assert [d for d, _ in unpacked] == sorted(d for d, _ in unpacked)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -133,7 +147,7 @@ def test_unpack_without_manifest_says_how_to_ship_one(tmp_path):
     assert not os.path.exists(tmp_path / "dest")
     # verify=False extracts a manifest-less archive (the caller takes the risk).
     dest = unpack(archive, tmp_path / "dest", verify=False)
-    assert tree(dest)["saved_model.pb"] == MODEL_FILES["saved_model.pb"]
+    assert tree_digest(dest)["saved_model.pb"] == hashlib.sha256(MODEL_FILES["saved_model.pb"]).hexdigest()
 
 
 def test_unpack_accepts_dot_slash_names_from_plain_tar(tmp_path):
@@ -142,7 +156,7 @@ def test_unpack_accepts_dot_slash_names_from_plain_tar(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:  # what `tar czf m.tgz -C dir .` writes
         tar.add(src, arcname=".")
     dest = unpack(archive, tmp_path / "dest")
-    assert tree(dest) == tree(src)
+    assert tree_digest(dest) == tree_digest(src)
 
 
 def test_truncated_archive_is_an_error_and_leaves_nothing(tmp_path):
@@ -179,9 +193,9 @@ def test_pack_from_a_store_url_matches_the_local_pack(tmp_path, with_manifest):
     try:
         remote = pack(f"memory://{base}", tmp_path / "remote.tar", version=2)
         dest = unpack(remote, tmp_path / "dest")
-        got = tree(dest)
+        got = tree_digest(dest)
         got.pop(MANIFEST_NAME)
-        want = tree(local)
+        want = tree_digest(local)
         want.pop(MANIFEST_NAME, None)
         got.pop("_SUCCESS", None)
         assert got == want

@@ -9,25 +9,14 @@ import tarfile
 import zipfile
 
 from hdfs_models._manifest import MANIFEST_NAME, build_manifest
+from hdfs_models.testing import fake_model_files, write_fake_model
 
-MODEL_FILES = {
-    # A well-formed protobuf: field 1 (varint) and one MetaGraphDef (field 2, 1000 bytes).
-    "saved_model.pb": b"\x08\x01\x12\xe8\x07" + b"graph" * 200,
-    "fingerprint.pb": b"fp" * 10,
-    "variables/variables.index": b"index" * 30,
-    "variables/variables.data-00000-of-00001": os.urandom(4096),
-}
+MODEL_FILES = fake_model_files(fingerprint=True)
 
 
 def make_model(root, *, manifest=True, name="mnist", version=3):
-    """A fake SavedModel version dir (no TensorFlow needed) with an empty assets/."""
-    root = str(root)
-    for rel, data in MODEL_FILES.items():
-        path = os.path.join(root, *rel.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as fh:
-            fh.write(data)
-    os.makedirs(os.path.join(root, "assets"), exist_ok=True)
+    """A fake SavedModel version dir (:data:`MODEL_FILES`, an empty assets/), with its manifest."""
+    root = write_fake_model(root, fingerprint=True)
     if manifest:
         m = build_manifest(root, name, version)
         with open(os.path.join(root, MANIFEST_NAME), "wb") as fh:
@@ -73,15 +62,3 @@ def walk_is_safe(root):
             assert os.path.commonpath([real, os.path.realpath(path)]) == real, path
             assert not mode & 0o7000, path
     return True
-
-
-def tree(root):
-    """{relative path: bytes or None for dirs} of a local tree."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, name), root)] = None
-        for name in filenames:
-            with open(os.path.join(dirpath, name), "rb") as fh:
-                out[os.path.relpath(os.path.join(dirpath, name), root)] = fh.read()
-    return out

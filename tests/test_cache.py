@@ -11,7 +11,9 @@ import fsspec
 import pytest
 
 import hdfs_models._download as download_module
-from _faulty_fs import Fault, FaultyFS, bytes_read, make_model_dir, read_log, tree_digest
+from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
+
+from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
 from hdfs_models import (
     CacheError,
     IntegrityError,
@@ -29,11 +31,13 @@ from hdfs_models._publish import publish
 
 FAST = {"backoff": 0.01, "attempts": 3}
 DATA = "variables/variables.data-00000-of-00001"
+DATA_BYTES = 300_000
+MODEL_BYTES = sum(len(data) for data in fake_model_files(data_bytes=DATA_BYTES).values())
 
 
 @pytest.fixture
 def model_dir(tmp_path):
-    return make_model_dir(str(tmp_path / "src"), data_bytes=300_000)
+    return write_fake_model(str(tmp_path / "src"), data_bytes=DATA_BYTES)
 
 
 @pytest.fixture
@@ -97,7 +101,7 @@ def test_hit_and_miss_are_logged_with_bytes_and_duration_l3(published, cache, ca
     caplog.set_level(logging.INFO, logger="hdfs_models")
     localize(published, cache_dir=cache)
     miss = [r.getMessage() for r in caplog.records if "cache miss" in r.getMessage()]
-    assert len(miss) == 1 and "300103 bytes" in miss[0] and "MB/s" in miss[0]
+    assert len(miss) == 1 and f"{MODEL_BYTES} bytes" in miss[0] and "MB/s" in miss[0]
     caplog.clear()
     localize(published, cache_dir=cache)
     hit = [r.getMessage() for r in caplog.records if "cache hit" in r.getMessage()]
@@ -109,7 +113,7 @@ def test_warm_localize_reads_nothing_but_the_resolution_l4(published, cache, tmp
     log = str(tmp_path / "io.log")
     fs = FaultyFS(log)
     first = localize(published, cache_dir=cache, filesystem=fs)
-    assert bytes_read(log) == 300_103
+    assert bytes_read(log) == MODEL_BYTES
     os.unlink(log)
     second = localize(published, cache_dir=cache, filesystem=fs)
     assert second.path == first.path
@@ -189,6 +193,19 @@ def test_read_failure_is_retried_into_a_new_temp_name_f1(published, cache, tmp_p
     assert not any(name.endswith((".part1", ".part2")) for name in os.listdir(os.path.join(model.path, "variables")))
 
 
+def test_progress_reports_done_and_total_bytes_and_takes_back_a_failed_attempt(published, cache):
+    calls = []
+    fs = FaultyFS(None, {DATA: Fault(flip=True, times=1)})  # the first copy fails its digest check
+    localize(published, cache_dir=cache, filesystem=fs, progress=lambda done, total: calls.append((done, total)), **FAST)
+    assert {total for _, total in calls} == {MODEL_BYTES}
+    assert calls[-1] == (MODEL_BYTES, MODEL_BYTES)
+    assert max(done for done, _ in calls) <= MODEL_BYTES  # the failed copy's bytes were taken back
+    assert any(b < a for (a, _), (b, _) in zip(calls, calls[1:]))
+    calls.clear()
+    localize(published, cache_dir=cache, progress=lambda done, total: calls.append((done, total)))
+    assert calls == []  # a hit moves no bytes
+
+
 def test_persistent_failure_gives_up_with_attempts_and_elapsed_f2_l3(published, cache):
     fs = FaultyFS(None, {DATA: Fault(fail_after=10)})
     with pytest.raises(StoreError, match=r"failed after 3 attempt\(s\)") as info:
@@ -211,7 +228,7 @@ def test_deadline_bounds_the_retries_f2(published, cache):
 def test_short_read_is_detected_and_retried_f3(kind, published, plain, cache):
     base = published if kind == "manifest" else plain
     model = localize(base, cache_dir=cache, filesystem=FaultyFS(None, {DATA: Fault(short_after=5, times=1)}), **FAST)
-    assert os.path.getsize(os.path.join(model.path, DATA)) == 300_000
+    assert os.path.getsize(os.path.join(model.path, DATA)) == DATA_BYTES
     model.release()
     shutil.rmtree(cache)
     with pytest.raises(IntegrityError, match="short read"):
@@ -274,7 +291,7 @@ class _FullDisk:
 def test_disk_full_names_the_root_and_keeps_earlier_entries_f6(published, tmp_path, cache, monkeypatch):
     first = localize(published, cache_dir=cache)
     before = tree_digest(first.path)
-    publish(make_model_dir(str(tmp_path / "v2"), data_bytes=200_000, seed=2), published, signatures=False)
+    publish(write_fake_model(str(tmp_path / "v2"), data_bytes=200_000, seed=2), published, signatures=False)
     real_open = download_module._open_part
     monkeypatch.setattr(download_module, "_open_part", lambda path: _FullDisk(real_open(path), 1000))
     with pytest.raises(CacheError, match=f"cache root {cache}.*No space left") as info:
@@ -339,8 +356,8 @@ def test_local_model_release_pickle_and_context(published, cache):
 
 def test_gc_evicts_least_recently_used_not_in_use(published, tmp_path, cache):
     v1 = localize(published, version=1, cache_dir=cache)
-    publish(make_model_dir(str(tmp_path / "v2"), data_bytes=1000, seed=2), published, signatures=False)
-    publish(make_model_dir(str(tmp_path / "v3"), data_bytes=1000, seed=3), published, signatures=False)
+    publish(write_fake_model(str(tmp_path / "v2"), data_bytes=1000, seed=2), published, signatures=False)
+    publish(write_fake_model(str(tmp_path / "v3"), data_bytes=1000, seed=3), published, signatures=False)
     v2 = localize(published, version=2, cache_dir=cache)
     v3 = localize(published, version=3, cache_dir=cache)
     os.utime(v2.path + ".use", (1, 1))  # v2 is the oldest use
@@ -357,7 +374,7 @@ def test_gc_evicts_least_recently_used_not_in_use(published, tmp_path, cache):
 
 def test_localize_evicts_by_max_versions(published, tmp_path, cache):
     localize(published, version=1, cache_dir=cache).release()
-    publish(make_model_dir(str(tmp_path / "v2"), data_bytes=1000, seed=2), published, signatures=False)
+    publish(write_fake_model(str(tmp_path / "v2"), data_bytes=1000, seed=2), published, signatures=False)
     v2 = localize(published, cache_dir=cache, max_versions=1)
     assert _entries(cache) == [os.path.basename(v2.path)]
 
@@ -381,7 +398,7 @@ def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch
     import hdfs_models._cache_store as store
 
     winner = {}
-    real_rename = os.rename
+    real_rename = store.rename_noreplace
 
     def racing_rename(src, dst):
         if os.path.basename(src).startswith(".tmp-") and not winner:
@@ -389,14 +406,25 @@ def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch
             winner["tree"] = tree_digest(dst)
         return real_rename(src, dst)
 
-    monkeypatch.setattr(store.os, "rename", racing_rename)
+    monkeypatch.setattr(store, "rename_noreplace", racing_rename)
     model = localize(published, cache_dir=cache)
     assert tree_digest(model.path) == winner["tree"]
     assert _leftovers(cache) == []
 
 
+def test_commit_never_replaces_what_is_at_the_entry_even_an_empty_dir_c5(tmp_path):
+    from hdfs_models._cache_store import commit_entry
+
+    tmp, entry = tmp_path / ".tmp-m-1-0123456789abcdef-1-x", tmp_path / "m-1-0123456789abcdef"
+    tmp.mkdir()
+    (tmp / "saved_model.pb").write_bytes(b"ours")
+    entry.mkdir()  # plain os.rename would silently replace an empty directory
+    assert commit_entry(str(tmp), str(entry)) is False
+    assert os.listdir(entry) == [] and not tmp.exists()
+
+
 def test_a_file_larger_than_the_chunks_streams_through_the_writer(tmp_path, cache):
-    src = make_model_dir(str(tmp_path / "big"), data_bytes=20_000_000)
+    src = write_fake_model(str(tmp_path / "big"), data_bytes=20_000_000)
     base = str(tmp_path / "store" / "big")
     publish(src, base, signatures=False)
     log = str(tmp_path / "io.log")

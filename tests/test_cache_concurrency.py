@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from _faulty_fs import Fault, FaultyFS, bytes_read, make_model_dir, tree_digest
+from _faulty_fs import Fault, FaultyFS, bytes_read
+
+from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models import gc, localize
 from hdfs_models._publish import publish
 
@@ -49,7 +51,7 @@ def _watch(cache, expected, stop, results):
 
 @pytest.fixture
 def model(tmp_path):
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=SIZE)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=SIZE)
     base = str(tmp_path / "store" / "big")
     publish(src, base, signatures=False)
     expected = tree_digest(src)

@@ -4,7 +4,6 @@ import pytest
 
 from hdfs_models._cache_plan import (
     EntryInfo,
-    FileTask,
     changed_files,
     entry_key,
     extra_files,
@@ -14,6 +13,7 @@ from hdfs_models._cache_plan import (
     temp_name,
     verify_file,
 )
+from hdfs_models._manifest import FileEntry
 from hdfs_models.errors import IntegrityError, UnsafeNameError
 
 DIGEST = "9439eda466b3c9f41a504c9b9810a9e1707a89123b6bd5748b094323ee39da06"
@@ -94,15 +94,15 @@ def test_plan_rejects_unsafe_empty_dirs_and_clashes():
     ],
 )
 def test_verify_file_rejects_wrong_size_or_digest(size, sha, match):
-    task = FileTask("f", 10, "a" * 64)
+    task = FileEntry("f", 10, "a" * 64)
     with pytest.raises(IntegrityError, match=match) as info:
         verify_file(task, size, sha, url="hdfs://nn/m/1", path="/tmp/x.part1")
     assert info.value.url == "hdfs://nn/m/1" and info.value.file == "f"
 
 
 def test_verify_file_accepts_matching_bytes_and_listing_without_digest():
-    verify_file(FileTask("f", 10, "A" * 64), 10, "a" * 64, url="u", path="p")
-    verify_file(FileTask("f", 10, None), 10, "whatever", url="u", path="p")
+    verify_file(FileEntry("f", 10, "A" * 64), 10, "a" * 64, url="u", path="p")
+    verify_file(FileEntry("f", 10, None), 10, "whatever", url="u", path="p")
 
 
 def test_changed_files_and_extras():

@@ -9,7 +9,8 @@ import pytest
 
 from hdfs_models import cli
 from hdfs_models._cli_archive import format_for
-from test_archive_helpers import make_model, tar_with, tree
+from test_archive_helpers import make_model, tar_with
+from hdfs_models.testing import tree_digest
 
 
 def run(capsys, *argv):
@@ -28,7 +29,7 @@ def test_pack_then_unpack_json(tmp_path, capsys):
     code, out, _ = run(capsys, "unpack", str(tmp_path / "m.tgz"), str(tmp_path / "d"), "--json")
     assert code == 0
     assert json.loads(out) == {"archive": str(tmp_path / "m.tgz"), "dest": str(tmp_path / "d"), "files": 5, "verified": True}
-    assert tree(tmp_path / "d") == tree(src)
+    assert tree_digest(tmp_path / "d") == tree_digest(src)
 
 
 def test_text_output(tmp_path, capsys):

@@ -6,18 +6,17 @@ import os
 
 import pytest
 
-from _faulty_fs import make_model_dir, tree_digest
+from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models import cli
-from hdfs_models._cli_cache import _Progress
 from hdfs_models._publish import publish
 
 
 @pytest.fixture
 def base(tmp_path):
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=50_000)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=50_000)
     base = str(tmp_path / "store" / "mnist")
     publish(src, base, signatures=False)
-    publish(make_model_dir(str(tmp_path / "src2"), data_bytes=1000, seed=2), base, signatures=False)
+    publish(write_fake_model(str(tmp_path / "src2"), data_bytes=1000, seed=2), base, signatures=False)
     return base
 
 
@@ -63,13 +62,3 @@ def test_gc_evicts_and_reports(base, tmp_path, capsys):
 def test_gc_usage_error_is_exit_2(capsys):
     assert cli.main(["gc", "--keep", "-1"]) == 2
     assert "must be >= 0" in capsys.readouterr().err
-
-
-def test_progress_shows_bytes_and_rate():
-    out = io.StringIO()
-    bar = _Progress(2_000_000, out)
-    bar(1_000_000)
-    bar(1_000_000)
-    bar.finish()
-    text = out.getvalue()
-    assert "2.0 / 2.0 MB" in text and "MB/s" in text and text.endswith("\n")

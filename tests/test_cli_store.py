@@ -9,11 +9,10 @@ import uuid
 
 import fsspec
 import pytest
-from _store_fakes import make_model, put_model
+from hdfs_models.testing import write_fake_model
 
 from hdfs_models import cli, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
-from hdfs_models._cli_store import _Progress
 
 SIGS = {
     "serving_default": {
@@ -46,7 +45,7 @@ def run(capsys, *argv):
 
 
 def test_publish_versions_verify_round_trip(tmp_path, capsys, fake_signatures):
-    model = make_model(str(tmp_path / "export"))
+    model = write_fake_model(str(tmp_path / "export"))
     base = str(tmp_path / "store" / "mnist")
     code, out, _ = run(capsys, "publish", model, base, "--json")
     assert code == 0
@@ -74,7 +73,7 @@ def test_publish_versions_verify_round_trip(tmp_path, capsys, fake_signatures):
 
 
 def test_verify_reports_a_mismatch_on_one_line(tmp_path, capsys):
-    model = make_model(str(tmp_path / "export"), shards=2)
+    model = write_fake_model(str(tmp_path / "export"), shards=2)
     base = str(tmp_path / "store")
     assert run(capsys, "publish", model, base, "--no-signatures")[0] == 0
     shard = os.path.join(base, "1", "variables", "variables.data-00001-of-00002")
@@ -94,7 +93,7 @@ def test_verify_reports_a_mismatch_on_one_line(tmp_path, capsys):
 
 
 def test_verify_strict_fails_on_unlisted_files(tmp_path, capsys):
-    model = make_model(str(tmp_path / "export"))
+    model = write_fake_model(str(tmp_path / "export"))
     base = str(tmp_path / "store")
     run(capsys, "publish", model, base, "--no-signatures")
     open(os.path.join(base, "1", "stray.txt"), "w").write("x")
@@ -105,7 +104,7 @@ def test_verify_strict_fails_on_unlisted_files(tmp_path, capsys):
 
 
 def test_verify_local_dir_without_manifest_checks_completeness(tmp_path, capsys):
-    model = make_model(str(tmp_path / "export"), shards=3)
+    model = write_fake_model(str(tmp_path / "export"), shards=3)
     code, out, _ = run(capsys, "verify", model)
     assert code == 0 and "(completeness, 5 files" in out
     os.remove(os.path.join(model, "variables", "variables.data-00002-of-00003"))
@@ -120,7 +119,7 @@ def test_verify_missing_url_exits_1_naming_it(tmp_path, capsys):
 
 
 def test_inspect_prints_manifest_signatures(tmp_path, capsys, fake_signatures):
-    model = make_model(str(tmp_path / "export"))
+    model = write_fake_model(str(tmp_path / "export"))
     base = str(tmp_path / "store")
     run(capsys, "publish", model, base)
     fake_signatures.seen.clear()
@@ -137,7 +136,7 @@ def test_inspect_prints_manifest_signatures(tmp_path, capsys, fake_signatures):
 def test_inspect_without_manifest_reads_only_saved_model_pb(capsys, fake_signatures):
     fs = fsspec.filesystem("memory")
     base = f"/inspect-{uuid.uuid4().hex}"
-    put_model(fs, f"{base}/4")
+    write_fake_model(f"{base}/4", fs=fs, empty_assets=False)
     code, out, _ = run(capsys, "inspect", f"memory://{base}", "--json")
     assert code == 0
     assert json.loads(out)["source"] == "saved_model.pb" and json.loads(out)["version"] == 4
@@ -156,8 +155,19 @@ def test_bad_storage_option_is_an_error(tmp_path, capsys):
 
 
 def test_progress_line_shows_bytes_and_rate():
-    stream, ticks = io.StringIO(), iter([0.0, 1.0, 2.0])
-    progress = _Progress(stream, clock=lambda: next(ticks))
+    stream, ticks = io.StringIO(), iter([0.0, 1.0, 1.1, 2.0])
+    progress = cli.ProgressBar(stream, clock=lambda: next(ticks))
     progress(5_000_000, 10_000_000)
-    progress(10_000_000, 10_000_000)
+    progress(6_000_000, 10_000_000)  # 0.1 s later: not redrawn
+    progress(10_000_000, 10_000_000)  # the total is always drawn, and ends the line
     assert stream.getvalue() == "\r      5.0 / 10.0 MB      5.0 MB/s\r     10.0 / 10.0 MB      5.0 MB/s\n"
+    progress.finish()  # nothing left open
+    assert stream.getvalue().endswith("MB/s\n")
+
+
+def test_progress_finish_ends_a_line_left_open():
+    stream, ticks = io.StringIO(), iter([0.0, 1.0])
+    progress = cli.ProgressBar(stream, clock=lambda: next(ticks))
+    progress(1_000_000, 2_000_000)  # the operation fails here
+    progress.finish()
+    assert stream.getvalue() == "\r      1.0 / 2.0 MB      1.0 MB/s\n"

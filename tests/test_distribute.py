@@ -25,7 +25,8 @@ from hdfs_models._distribute import (
     spark_uri,
 )
 from hdfs_models.errors import DistributionError, ModelNotFoundError
-from test_archive_helpers import make_model, tar_with, tree
+from test_archive_helpers import make_model, tar_with
+from hdfs_models.testing import tree_digest
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,7 +68,7 @@ def on_workers(spark, handle, parts=4):
 
     def task(_):
         path = handle.local_path()
-        yield (handle.version, handle.digest, sorted(tree(path).items()), os.getpid())
+        yield (handle.version, handle.digest, sorted(tree_digest(path).items()), os.getpid())
 
     return spark.sparkContext.parallelize(range(parts), parts).mapPartitions(task).collect()
 
@@ -93,14 +94,14 @@ def test_fetch_handle_is_small_picklable_and_pinned(tmp_path, base):
     path = back.local_path()
     assert back.local_path() == path and len(_distribute._fetched_models) == 1  # once per process
     assert path.startswith(str(tmp_path / "cache"))
-    assert tree(path) == tree(os.path.join(base, "3"))
+    assert tree_digest(path) == tree_digest(os.path.join(base, "3"))
     assert back.digest == handle.digest and back.version == 3
 
 
 def test_fetch_on_workers(spark, tmp_path, base):
     handle = distribute(spark, base, cache_dir=str(tmp_path / "cache"))
     rows = on_workers(spark, handle)
-    expected = sorted(tree(os.path.join(base, "3")).items())
+    expected = sorted(tree_digest(os.path.join(base, "3")).items())
     assert {(v, d) for v, d, _, _ in rows} == {(3, handle.digest)}
     assert all(t == expected for _, _, t, _ in rows)
 
@@ -115,7 +116,7 @@ def test_archive_is_built_once_and_reused(spark, base):
     assert open(stored, "rb").read() == open(local, "rb").read()  # deterministic
     assert first.alias == second.alias == f"mnist-v3-{first.digest[:16]}"
     rows = on_workers(spark, first)
-    expected = sorted(tree(os.path.join(base, "3")).items())
+    expected = sorted(tree_digest(os.path.join(base, "3")).items())
     assert all(t == expected and v == 3 for v, _, t, _ in rows)
 
 
@@ -124,8 +125,8 @@ def test_files_strategy_recreates_empty_dirs(spark, base):
     rows = on_workers(spark, handle, parts=2)
     for version, _, items, _ in rows:
         assert version == 3
-        assert dict(items)["assets"] is None  # the empty dir exists
-        assert dict(items)["saved_model.pb"] == open(os.path.join(base, "3", "saved_model.pb"), "rb").read()
+        assert dict(items)["assets"] == "<dir>"  # the empty dir exists
+        assert dict(items)["saved_model.pb"] == tree_digest(os.path.join(base, "3"))["saved_model.pb"]
 
 
 def test_submitted_alias_found_and_verified(spark, tmp_path, base):
@@ -217,4 +218,4 @@ def test_files_strategy_for_a_version_without_manifest(spark, tmp_path):
     handle = distribute(spark, str(root), strategy="files")
     assert handle.version == 5 and handle.pinned.manifest is None
     rows = on_workers(spark, handle, parts=2)
-    assert all(dict(items)["assets"] is None and v == 5 for v, _, items, _ in rows)
+    assert all(dict(items)["assets"] == "<dir>" and v == 5 for v, _, items, _ in rows)

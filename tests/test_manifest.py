@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from _store_fakes import make_model
+from hdfs_models.testing import write_fake_model
 
 from hdfs_models._manifest import (
     MANIFEST_NAME,
@@ -20,7 +20,7 @@ from hdfs_models.errors import InvalidModelError, UnsafeNameError
 
 @pytest.fixture
 def model_dir(tmp_path):
-    return make_model(str(tmp_path / "mnist"), shards=2)
+    return write_fake_model(str(tmp_path / "mnist"), shards=2)
 
 
 def test_build_manifest_hashes_every_file_and_records_empty_dirs(model_dir):

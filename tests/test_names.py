@@ -2,7 +2,7 @@
 
 import pytest
 
-from hdfs_models._names import safe_join, validate_name, validate_url
+from hdfs_models._names import safe_join, sanitize_name, validate_name, validate_url
 from hdfs_models.errors import UnsafeNameError
 
 
@@ -89,3 +89,18 @@ def test_safe_join_inside_root(root, relative, expected):
 def test_safe_join_refuses_escapes(root, relative):
     with pytest.raises(UnsafeNameError, match="unsafe relative path"):
         safe_join(root, relative)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("mnist_v2.keras", "mnist_v2.keras"),
+        ("my-model", "my_model"),  # '-' separates the fields of keys and aliases
+        ("my model/../x", "my_model_.._x"),
+        ("..hidden.", "hidden"),
+        ("", "model"),
+        ("x" * 100, "x" * 64),
+    ],
+)
+def test_sanitize_name_keeps_only_letters_digits_dot_underscore(name, expected):
+    assert sanitize_name(name) == expected

@@ -13,7 +13,7 @@ import uuid
 import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
 import pytest
-from _store_fakes import make_model
+from hdfs_models.testing import tree_digest, write_fake_model
 
 import hdfs_models._publish as publish_mod
 from hdfs_models import list_versions, publish, resolve
@@ -24,18 +24,7 @@ from hdfs_models.testing.pytest_plugin import require_module
 
 @pytest.fixture
 def model(tmp_path):
-    return make_model(str(tmp_path / "export"), shards=2, payload=os.urandom(3000))
-
-
-def _tree(root):
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            out[os.path.relpath(full, root)] = hashlib.sha256(open(full, "rb").read()).hexdigest()
-        if not dirs and not files:
-            out[os.path.relpath(dirpath, root) + "/"] = "dir"
-    return out
+    return write_fake_model(str(tmp_path / "export"), shards=2, data_bytes=6_000)
 
 
 def test_publish_writes_next_version_with_manifest(model, tmp_path):
@@ -45,13 +34,13 @@ def test_publish_writes_next_version_with_manifest(model, tmp_path):
     assert (first.version, second.version) == (1, 2)
     assert list_versions(base) == [1, 2]
     assert sorted(os.listdir(base)) == ["1", "2"]  # no _tmp-* left
-    copied = _tree(os.path.join(base, "1"))
+    copied = tree_digest(os.path.join(base, "1"))
     manifest_sha = copied.pop(MANIFEST_NAME)
-    assert copied == _tree(model)  # same bytes, empty assets/ recreated
+    assert copied == tree_digest(model)  # same bytes, empty assets/ recreated
     manifest = Manifest.from_json(open(os.path.join(base, "1", MANIFEST_NAME), "rb").read(), base)
     assert manifest_sha == hashlib.sha256(manifest.to_json()).hexdigest()
     assert (manifest.name, manifest.version, manifest.empty_dirs) == ("mnist", 1, ("assets",))
-    assert {f.path: f.sha256 for f in manifest.files} == {k: v for k, v in _tree(model).items() if v != "dir"}
+    assert {f.path: f.sha256 for f in manifest.files} == {k: v for k, v in tree_digest(model).items() if v != "<dir>"}
     assert first.digest == manifest.digest and first.manifest == manifest
     assert resolve(base).version == 2
 
@@ -145,7 +134,7 @@ def test_transient_upload_failure_is_retried(model, sleeps):
     base = f"/retry-{uuid.uuid4().hex}"
     pinned = publish(model, f"memory://{base}", filesystem=fs, signatures=False)
     assert pinned.version == 1 and sleeps == [0.5]
-    assert {f.path: f.sha256 for f in pinned.files} == {k: v for k, v in _tree(model).items() if v != "dir"}
+    assert {f.path: f.sha256 for f in pinned.files} == {k: v for k, v in tree_digest(model).items() if v != "<dir>"}
     assert fs.ls(base, detail=False) == [f"{base}/1"]
 
 

@@ -1,7 +1,7 @@
 """SavedModel completeness without TensorFlow (RELIABILITY B3, B4, B10)."""
 
 import pytest
-from _store_fakes import SAVED_MODEL_PB
+from hdfs_models.testing import SAVED_MODEL_PB
 
 from hdfs_models._savedmodel import check_complete, check_saved_model_pb
 from hdfs_models.errors import InvalidModelError

@@ -5,7 +5,7 @@ import uuid
 
 import fsspec
 import pytest
-from _store_fakes import SAVED_MODEL_PB, make_model, put_model
+from hdfs_models.testing import SAVED_MODEL_PB, write_fake_model
 from fsspec.implementations.memory import MemoryFileSystem
 
 import hdfs_models._versions as versions_mod
@@ -31,7 +31,7 @@ def mem():
 
 def _publish_manifest(fs, tmp_path, path, version):
     """Write a fake model plus its MANIFEST.json at ``path`` (what publish leaves)."""
-    local = make_model(str(tmp_path / f"src{version}"), payload=f"v{version}".encode())
+    local = write_fake_model(str(tmp_path / f"src{version}"), seed=version)
     fs.put(local, path, recursive=True)
     fs.makedirs(f"{path}/assets", exist_ok=True)
     manifest = build_manifest(local, "mnist", version)
@@ -42,12 +42,12 @@ def _publish_manifest(fs, tmp_path, path, version):
 def test_latest_is_highest_complete_version_ignoring_other_names(mem, tmp_path):  # H2, H5
     fs, base = mem
     _publish_manifest(fs, tmp_path, f"{base}/1", 1)
-    put_model(fs, f"{base}/2")  # no manifest, complete SavedModel
-    put_model(fs, f"{base}/3", marker="_SUCCESS")
+    write_fake_model(f"{base}/2", fs=fs, empty_assets=False)  # no manifest, complete SavedModel
+    write_fake_model(f"{base}/3", fs=fs, marker="_SUCCESS", empty_assets=False)
     fs.pipe_file(f"{base}/4/saved_model.pb", SAVED_MODEL_PB)  # being written: no variables yet
-    put_model(fs, f"{base}/_tmp-abc")
-    put_model(fs, f"{base}/_logs")
-    put_model(fs, f"{base}/007")  # not canonical: ignored
+    write_fake_model(f"{base}/_tmp-abc", fs=fs, empty_assets=False)
+    write_fake_model(f"{base}/_logs", fs=fs, empty_assets=False)
+    write_fake_model(f"{base}/007", fs=fs, empty_assets=False)  # not canonical: ignored
     fs.pipe_file(f"{base}/9", b"a file, not a version dir")
     assert list_versions(f"memory://{base}") == [1, 2, 3]
     assert list_versions(f"memory://{base}", complete_only=False) == [1, 2, 3, 4]
@@ -58,7 +58,7 @@ def test_latest_is_highest_complete_version_ignoring_other_names(mem, tmp_path):
 
 def test_incomplete_version_asked_explicitly_raises(mem):  # H2
     fs, base = mem
-    put_model(fs, f"{base}/1")
+    write_fake_model(f"{base}/1", fs=fs, empty_assets=False)
     fs.pipe_file(f"{base}/2/saved_model.pb", SAVED_MODEL_PB)
     with pytest.raises(IncompleteVersionError, match=f"memory://{base}/2: version 2 is incomplete: .*variables.index"):
         resolve(f"memory://{base}", 2)
@@ -88,7 +88,7 @@ def test_manifest_version_pins_manifest_digest(mem, tmp_path):
 
 def test_manifestless_version_pins_listing_digest(mem):
     fs, base = mem
-    put_model(fs, f"{base}/1", shards=2)
+    write_fake_model(f"{base}/1", fs=fs, shards=2, empty_assets=False)
     fs.makedirs(f"{base}/1/assets/empty", exist_ok=True)
     pinned = resolve(f"memory://{base}", "latest")
     assert pinned.manifest is None
@@ -116,7 +116,7 @@ def test_version_dir_url_resolves_to_itself(mem, tmp_path):
 
 
 def test_plain_savedmodel_dir_is_version_zero(tmp_path):
-    local = make_model(str(tmp_path / "export"))
+    local = write_fake_model(str(tmp_path / "export"))
     pinned = resolve(local)
     assert (pinned.version, pinned.name, pinned.base_url, pinned.url) == (0, "export", local, local)
 
@@ -139,7 +139,7 @@ def test_missing_base_or_version_names_the_url(mem, tmp_path):  # B1
     assert isinstance(info.value, FileNotFoundError) and info.value.url == f"memory://{base}"
     with pytest.raises(ModelNotFoundError, match="not found"):
         list_versions(str(tmp_path / "nope"))
-    put_model(fs, f"{base}/1")
+    write_fake_model(f"{base}/1", fs=fs, empty_assets=False)
     with pytest.raises(ModelNotFoundError, match=rf"memory://{base}: version 7 not found \(versions: \[1\]\)"):
         resolve(f"memory://{base}", 7)
     fs.makedirs(f"{base}-empty", exist_ok=True)
@@ -203,7 +203,7 @@ class _EvilListing(MemoryFileSystem):
 @pytest.mark.parametrize("bad_name", ["{base}/..", "/etc", "{base}/../other", "../x"])
 def test_listing_with_unsafe_child_names_is_refused(mem, bad_name):  # B6
     fs, base = mem
-    put_model(fs, f"{base}/1")
+    write_fake_model(f"{base}/1", fs=fs, empty_assets=False)
     evil = _EvilListing(skip_instance_cache=True)
     evil.extra = {base: [(bad_name.format(base=base), {"type": "directory", "size": 0})]}
     with pytest.raises(UnsafeNameError, match="listing returned"):
@@ -215,7 +215,7 @@ def test_listing_with_unsafe_child_names_is_refused(mem, bad_name):  # B6
 
 def test_pinned_version_is_a_frozen_plain_value(mem):
     fs, base = mem
-    put_model(fs, f"{base}/1")
+    write_fake_model(f"{base}/1", fs=fs, empty_assets=False)
     pinned = resolve(f"memory://{base}", storage_options={"anything": 1} and None)
     assert isinstance(pinned, PinnedVersion)
     with pytest.raises(AttributeError):
@@ -224,14 +224,14 @@ def test_pinned_version_is_a_frozen_plain_value(mem):
 
 
 def test_unnumbered_dir_with_manifest_takes_the_manifest_version(tmp_path):
-    local = make_model(str(tmp_path / "unpacked"))
+    local = write_fake_model(str(tmp_path / "unpacked"))
     open(f"{local}/{MANIFEST_NAME}", "wb").write(build_manifest(local, "mnist", 6).to_json())
     pinned = resolve(local)
     assert (pinned.version, pinned.name, pinned.url) == (6, "mnist", local)
     assert resolve(local, 6).digest == pinned.digest
     with pytest.raises(ModelNotFoundError, match="is version 6 itself; version 2 was asked for"):
         resolve(local, 2)
-    plain = make_model(str(tmp_path / "plain"))
+    plain = write_fake_model(str(tmp_path / "plain"))
     assert resolve(plain, 0).version == 0
     with pytest.raises(ModelNotFoundError, match="is version 0 itself"):
         resolve(plain, 1)

@@ -5,6 +5,8 @@
   (:mod:`hdfs_models.testing.kerberos`).
 - :func:`spark_session`: a SparkSession switched between ``local[N]`` and
   ``local-cluster[...]`` (real executor JVMs).
+- :func:`write_fake_model`: a fake SavedModel tree (valid protobuf, no
+  TensorFlow); :func:`tree_digest`: every file's sha256, to compare trees.
 - pytest fixtures ``minidfs``, ``spark`` and ``spark_cluster`` come from the
   plugin :mod:`hdfs_models.testing.pytest_plugin`, registered automatically
   when hdfs-models is installed.
@@ -13,14 +15,19 @@
 from __future__ import annotations
 
 from hdfs_models.testing.kerberos import missing_kerberos_tools
+from hdfs_models.testing.fake_model import SAVED_MODEL_PB, fake_model_files, tree_digest, write_fake_model
 from hdfs_models.testing.minidfs import MiniDFS, ensure_launcher, missing_tools
 from hdfs_models.testing.spark import spark_session, stop_spark
 
 __all__ = [
+    "SAVED_MODEL_PB",
     "MiniDFS",
     "ensure_launcher",
+    "fake_model_files",
     "missing_kerberos_tools",
     "missing_tools",
     "spark_session",
     "stop_spark",
+    "tree_digest",
+    "write_fake_model",
 ]

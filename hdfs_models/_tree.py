@@ -1,0 +1,208 @@
+"""A local directory tree: walk it, hash it, compare it with what it should hold, commit it.
+
+The one home of four local-disk operations that the node cache, archives,
+publish, ``verify`` and distribution all need:
+
+- :func:`walk_tree`: every file (relative posix path → size), every
+  directory, the empty ones, and anything that is neither (links, fifos,
+  devices), which is reported, never followed;
+- :func:`sha256_file`: the sha256 of one file, read in chunks;
+- :func:`compare_tree`: which expected files are missing, have the wrong
+  size or sha256, and which files nobody expected (pure);
+- :func:`rename_noreplace`: the atomic commit of a finished tree, which
+  never replaces what is already at the target (not even an empty dir);
+  and :func:`fsync_dir`, so that the rename survives a crash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from typing import Callable, Collection, Iterable, Mapping, Protocol
+
+__all__ = [
+    "LocalTree",
+    "TreeMismatch",
+    "compare_tree",
+    "fsync_dir",
+    "rename_noreplace",
+    "sha256_file",
+    "walk_tree",
+]
+
+_CHUNK = 1 << 20
+
+
+class Expected(Protocol):
+    """What a tree should hold at one path (a ``FileEntry`` or a download plan's file)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sha256(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class LocalTree:
+    """One walk of a local directory (paths are posix and relative to ``root``).
+
+    ``files``: regular file → size; ``dirs``: every directory below the
+    root; ``empty_dirs``: those holding nothing; ``others``: entries that
+    are neither a regular file nor a directory (symbolic links, fifos,
+    devices), never followed.
+    """
+
+    root: str
+    files: Mapping[str, int]
+    dirs: tuple[str, ...]
+    empty_dirs: tuple[str, ...]
+    others: tuple[str, ...]
+
+    def local_path(self, rel: str) -> str:
+        """The local path of the relative posix path ``rel``."""
+        return os.path.join(self.root, *rel.split("/"))
+
+    def sha256(self, rel: str) -> str:
+        """sha256 hex of the file ``rel``."""
+        return sha256_file(self.local_path(rel))
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the file sizes."""
+        return sum(self.files.values())
+
+
+def walk_tree(root: str) -> LocalTree:
+    """Walk ``root`` with ``lstat`` (no link is followed); see :class:`LocalTree`.
+
+    Raises ``NotADirectoryError`` (or ``FileNotFoundError``) when ``root``
+    is not a directory.
+    """
+    if not os.path.isdir(root):
+        code = errno.ENOTDIR if os.path.lexists(root) else errno.ENOENT
+        raise (NotADirectoryError if code == errno.ENOTDIR else FileNotFoundError)(code, os.strerror(code), root)
+    files: dict[str, int] = {}
+    dirs: list[str] = []
+    empty: list[str] = []
+    others: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        if prefix and not dirnames and not filenames:
+            empty.append(rel_dir)
+        for name in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISREG(st.st_mode):
+                files[prefix + name] = st.st_size
+            elif stat.S_ISDIR(st.st_mode):
+                dirs.append(prefix + name)
+            else:
+                others.append(prefix + name)
+    return LocalTree(root, dict(sorted(files.items())), tuple(sorted(dirs)), tuple(sorted(empty)), tuple(sorted(others)))
+
+
+def sha256_file(path: str) -> str:
+    """sha256 hex of a local file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TreeMismatch:
+    """How a tree differs from what it should hold (all sorted by path).
+
+    ``missing``: expected, not found; ``wrong``: ``(path, what differs)``;
+    ``extra``: found, not expected. False when the tree matches.
+    """
+
+    missing: tuple[str, ...] = ()
+    wrong: tuple[tuple[str, str], ...] = ()
+    extra: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.wrong or self.extra)
+
+    @property
+    def paths(self) -> list[str]:
+        """Every differing path, sorted."""
+        return sorted([*self.missing, *(p for p, _ in self.wrong), *self.extra])
+
+
+def compare_tree(
+    expected: Iterable[Expected],
+    sizes: Mapping[str, int],
+    sha256: Callable[[str], str | None] | None = None,
+    *,
+    ignore: Collection[str] = (),
+) -> TreeMismatch:
+    """Compare the files found (``sizes``: path → size) with the ``expected`` ones.
+
+    A file's sha256 is compared only when its size matches, the expected
+    entry has one and ``sha256`` (path → hex, e.g. :meth:`LocalTree.sha256`
+    or hashes taken while writing) is given; hex case is ignored. Paths in
+    ``ignore`` (e.g. the manifest itself) are neither expected nor extra.
+    Pure, apart from what ``sha256`` does.
+    """
+    missing: list[str] = []
+    wrong: list[tuple[str, str]] = []
+    listed: set[str] = set()
+    for entry in sorted(expected, key=lambda e: e.path):
+        if entry.path in ignore:
+            continue
+        listed.add(entry.path)
+        if entry.path not in sizes:
+            missing.append(entry.path)
+        elif sizes[entry.path] != entry.size:
+            wrong.append((entry.path, f"size {sizes[entry.path]} != {entry.size}"))
+        elif entry.sha256 is not None and sha256 is not None:
+            found = sha256(entry.path)
+            if found is not None and found.lower() != entry.sha256.lower():
+                wrong.append((entry.path, "sha256 mismatch"))
+    extra = sorted(p for p in sizes if p not in listed and p not in ignore)
+    return TreeMismatch(tuple(missing), tuple(wrong), tuple(extra))
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst``; ``FileExistsError`` if ``dst`` exists, even as an empty dir.
+
+    Plain ``os.rename`` silently replaces an empty directory, so Linux's
+    ``renameat2(RENAME_NOREPLACE)`` is used where the libc has it; elsewhere
+    (or on a file system that does not support the flag) a check right
+    before the rename narrows the window to microseconds.
+    """
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is not None:
+        if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), dst)
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), dst)
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+    os.rename(src, dst)
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so a rename or new entries in it survive a crash."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
