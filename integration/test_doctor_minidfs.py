@@ -25,7 +25,7 @@ from hdfs_models.testing.pytest_plugin import require_or_skip
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
-from _faulty_fs import make_model_dir  # noqa: E402
+from hdfs_models.testing import write_fake_model  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -45,7 +45,7 @@ def lines(out, name):
 @pytest.fixture(scope="module")
 def model_url(minidfs, tmp_path_factory):
     base = f"{minidfs.url}/models/{uuid.uuid4().hex[:8]}/doctor"
-    publish(make_model_dir(str(tmp_path_factory.mktemp("doctor") / "m"), data_bytes=50_000), base,
+    publish(write_fake_model(str(tmp_path_factory.mktemp("doctor") / "m"), data_bytes=50_000), base,
             signatures=False)
     return base
 

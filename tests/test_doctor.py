@@ -8,7 +8,7 @@ import socket
 import time
 
 import pytest
-from _store_fakes import make_model
+from hdfs_models.testing import write_fake_model
 
 from hdfs_models import cli, publish
 from hdfs_models._doctor import World, exit_status, model_check, parse_klist, render, run_checks
@@ -315,7 +315,7 @@ def test_java_missing_or_not_needed():
 
 def test_model_check_resolves_a_local_store(tmp_path):
     base = str(tmp_path / "store" / "m")
-    publish(make_model(str(tmp_path / "export")), base, signatures=False)
+    publish(write_fake_model(str(tmp_path / "export")), base, signatures=False)
     check, size = model_check(base, "latest")
     assert check.status == "ok" and check.detail.startswith(f"{base}/1: version 1, 3 files") and size > 0
     check, size = model_check(str(tmp_path / "nope"), "latest")
@@ -340,7 +340,7 @@ def test_run_checks_order_and_exit_status(tmp_path):
 
 def test_cli_doctor_json_and_exit_codes(tmp_path, capsys, monkeypatch):
     base = str(tmp_path / "store" / "m")
-    publish(make_model(str(tmp_path / "export")), base, signatures=False)
+    publish(write_fake_model(str(tmp_path / "export")), base, signatures=False)
     monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
     code = cli.main(["doctor", base, "--cache", str(tmp_path / "cache"), "--json"])
     report = json.loads(capsys.readouterr().out)
