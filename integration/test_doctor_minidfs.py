@@ -1,7 +1,8 @@
 """``hdfs-models doctor`` as a user runs it: a subprocess against a real MiniDFS.
 
-Healthy cluster → exit 0; a refused NameNode and a cache root this user
-cannot write each give their line and exit 1. The tests run as root, who
+Healthy cluster → exit 0; a refused NameNode, a cache root this user
+cannot write and (on a Kerberized MiniDFS with a real KDC) a missing ticket
+each give their line and exit 1. The tests run as root, who
 writes anywhere, so the read-only case drops the capabilities that let
 root ignore permissions (``setpriv --bounding-set -dac_override``): the
 doctor then meets a 0555 root-owned directory exactly as any user would.
@@ -32,9 +33,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 def doctor(*args, env=None, prefix=()):
     command = [*prefix, sys.executable, "-m", "hdfs_models.cli", "doctor", *args]
-    full_env = {k: v for k, v in os.environ.items() if k not in ("HADOOP_CONF_DIR", "HADOOP_TOKEN_FILE_LOCATION")}
-    done = subprocess.run(command, cwd=ROOT, env={**full_env, **(env or {})}, capture_output=True, text=True,
-                          timeout=120)
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in ("HADOOP_CONF_DIR", "HADOOP_TOKEN_FILE_LOCATION", "KRB5CCNAME")}
+    merged = {k: v for k, v in {**inherited, **(env or {})}.items() if v != ""}  # "" means unset
+    done = subprocess.run(command, cwd=ROOT, env=merged, capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -103,3 +105,32 @@ def test_read_only_cache_root_gives_its_line_and_exits_1(minidfs, model_url, tmp
                     f"(fix: chown or chmod {cache} for this user, or set HDFS_MODELS_CACHE to a "
                     "directory this user can write)")
     assert [line for line in out.splitlines() if line.startswith("FAIL")] == [line]
+
+
+# -- Kerberized MiniDFS (real KDC, kinit, klist) ---------------------------------------
+
+
+def test_kerberos_ticket_line_and_exit_0(secure_minidfs, tmp_path):
+    code, out, err = doctor("--cache", str(tmp_path / "cache"), env=secure_minidfs.kerberos_env("alice"))
+    [line] = lines(out, "kerberos")
+    assert code == 0, out + err
+    assert line.startswith("OK   kerberos: Kerberos required (hadoop.security.authentication=kerberos); "
+                           "ticket for alice@EXAMPLE.COM, expires in ")
+    assert lines(out, "namenode")[0].startswith("OK")
+
+
+def test_missing_ticket_gives_its_line_and_exits_1(secure_minidfs, tmp_path):
+    code, out, _ = doctor("--cache", str(tmp_path / "cache"), env=secure_minidfs.no_ticket_env())
+    assert code == 1, out
+    [line] = lines(out, "kerberos")
+    assert line.startswith("FAIL kerberos: Kerberos required (hadoop.security.authentication=kerberos) "
+                           "and there is no ticket (klist: No credentials cache found")
+    assert line.endswith("(fix: kinit PRINCIPAL (or kinit -kt KEYTAB PRINCIPAL for a service account))")
+    assert [x for x in out.splitlines() if x.startswith("FAIL")] == [line]
+
+
+def test_a_token_file_stands_in_for_the_ticket(secure_minidfs, tmp_path):
+    code, out, err = doctor("--cache", str(tmp_path / "cache"), env=secure_minidfs.token_env("alice"))
+    assert code == 0, out + err
+    assert lines(out, "token-file")[0].startswith("OK   token-file: HADOOP_TOKEN_FILE_LOCATION=")
+    assert lines(out, "kerberos")[0].startswith("OK")
