@@ -63,7 +63,12 @@ def _pack(args: argparse.Namespace) -> dict[str, Any]:
 
     fmt = format_for(args.out, args.format)
     version: int | str = int(args.version) if str(args.version).isdigit() else args.version
-    out = pack(args.source, args.out, fmt, version=version)
+    bar = cli.progress_bar(args)
+    try:
+        out = pack(args.source, args.out, fmt, version=version, progress=bar)
+    finally:
+        if bar is not None:
+            bar.finish()
     return {"archive": out, "format": fmt, "bytes": os.path.getsize(out), "sha256": sha256_file(out)}
 
 
@@ -74,14 +79,13 @@ def _render_pack(result: dict[str, Any]) -> str:
 def _unpack(args: argparse.Namespace) -> dict[str, Any]:
     from hdfs_models._archive import unpack
 
-    dest = unpack(
-        args.archive,
-        args.dest,
-        verify=not args.no_verify,
-        max_bytes=args.max_bytes,
-        max_members=args.max_members,
-        max_ratio=args.max_ratio,
-    )
+    bar = cli.progress_bar(args)
+    try:
+        dest = unpack(args.archive, args.dest, verify=not args.no_verify, max_bytes=args.max_bytes,
+                      max_members=args.max_members, max_ratio=args.max_ratio, progress=bar)
+    finally:
+        if bar is not None:
+            bar.finish()
     files = sum(len(names) for _, _, names in os.walk(dest))
     return {"archive": args.archive, "dest": dest, "files": files, "verified": not args.no_verify}
 

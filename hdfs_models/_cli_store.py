@@ -75,10 +75,14 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _publish(args: argparse.Namespace) -> dict[str, Any]:
-    progress = cli.progress_bar(args)
+    bar = cli.progress_bar(args)
     started = time.monotonic()
-    pinned = publish(args.local, args.base, name=args.name, storage_options=_options(args),
-                     progress=progress, signatures=not args.no_signatures)
+    try:
+        pinned = publish(args.local, args.base, name=args.name, storage_options=_options(args),
+                         progress=bar, signatures=not args.no_signatures)
+    finally:
+        if bar is not None:
+            bar.finish()
     seconds = time.monotonic() - started
     return {**_pinned_json(pinned), "seconds": round(seconds, 3),
             "mb_per_s": round(pinned.total_bytes / max(seconds, 1e-6) / 1e6, 2)}

@@ -16,7 +16,6 @@ import importlib
 import json
 import logging
 import sys
-import time
 from typing import Any, Callable, Sequence, TextIO
 
 from hdfs_models.errors import HdfsModelsError
@@ -53,39 +52,40 @@ def add_command(
 
 
 class ProgressBar:
-    """``done / total MB  rate MB/s`` rewritten in place on a terminal, at most five times a second.
+    """A terminal bar for one operation that moves bytes: done / total, rate and time left (tqdm).
 
-    A :data:`~hdfs_models._progress.Progress` callback; the line ends when
-    ``done`` reaches ``total`` (or at :meth:`finish`, after a failure).
+    A :data:`~hdfs_models._progress.Progress` callback. The bar is drawn at
+    the first call (when the total is known), redrawn at most five times a
+    second, and closed when ``done`` reaches ``total`` or at :meth:`finish`
+    (after a failure). ``done`` may go back (a file fetched again).
     """
 
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream, self.clock, self.start, self.last = stream, clock, clock(), 0.0
-        self.open = False
+    def __init__(self, stream: TextIO, label: str | None = None) -> None:
+        self.stream, self.label = stream, label
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        now = self.clock()
-        if done < total and now - self.last < 0.2:
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-6) / 1e6
-        self.stream.write(f"\r{done / 1e6:9.1f} / {total / 1e6:.1f} MB  {rate:7.1f} MB/s")
-        self.open = done < total
-        if not self.open:
-            self.stream.write("\n")
-        self.stream.flush()
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.label, unit="B", unit_scale=True, file=self.stream,
+                             mininterval=0.2, dynamic_ncols=True, leave=True)
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self.finish()
 
     def finish(self) -> None:
-        """End a line left open (the operation stopped before its total)."""
-        if self.open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.open = False
+        """Close the bar (its last state stays on screen); nothing happens when none is open."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
-    """A bar on stderr when it is a terminal and the output is not ``--json``."""
-    return ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    """A bar on stderr when it is a terminal and the output is not ``--json``; else ``None``."""
+    if args.json or not sys.stderr.isatty():
+        return None
+    return ProgressBar(sys.stderr, label=args.command)
 
 
 def build_parser() -> argparse.ArgumentParser:
