@@ -27,7 +27,7 @@ from hdfs_models.errors import (
 
 from hdfs_models._version import __version__  # noqa: E402
 from hdfs_models._archive import pack, unpack  # noqa: E402
-from hdfs_models._cache import LocalModel, discard, gc, localize  # noqa: E402
+from hdfs_models._cache import CacheStats, LocalModel, cache_stats, discard, gc, localize  # noqa: E402
 from hdfs_models._config import CacheOptions  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
@@ -39,6 +39,7 @@ from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa:
 __all__ = [
     "CacheError",
     "CacheOptions",
+    "CacheStats",
     "DistributionError",
     "FileEntry",
     "HdfsModelsError",
@@ -60,6 +61,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "cache_stats",
     "discard",
     "distribute",
     "gc",

@@ -45,7 +45,7 @@ from hdfs_models._lock import FileLock
 from hdfs_models._progress import Progress
 from hdfs_models.errors import CacheError, HdfsModelsError
 
-__all__ = ["LocalModel", "discard", "gc", "localize"]
+__all__ = ["CacheStats", "LocalModel", "cache_stats", "discard", "gc", "localize"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,48 @@ class LocalModel:
         self.release()
 
 
+@dataclasses.dataclass(frozen=True)
+class CacheStats:
+    """What :func:`localize` did in this process: every call ends as a hit, a miss or an error.
+
+    ``hits``: the entry was there (or another process finished it while this
+    one waited); ``misses``: this process downloaded it (``bytes_downloaded``
+    counts those bytes, ``download_seconds`` their time); ``errors``: the
+    call raised. Subtract two snapshots for what happened in between.
+    """
+
+    localize_calls: int = 0
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    bytes_downloaded: int = 0
+    download_seconds: float = 0.0
+
+    def __sub__(self, other: "CacheStats") -> "CacheStats":
+        return CacheStats(*(getattr(self, f.name) - getattr(other, f.name) for f in dataclasses.fields(self)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_stats_lock = threading.Lock()
+_stats = CacheStats()
+
+
+def cache_stats() -> CacheStats:
+    """A snapshot of this process's node-cache counters (see :class:`CacheStats`)."""
+    with _stats_lock:
+        return _stats
+
+
+def _count(hits: int = 0, misses: int = 0, errors: int = 0, nbytes: int = 0, seconds: float = 0.0) -> None:
+    global _stats
+    with _stats_lock:
+        _stats = CacheStats(_stats.localize_calls + 1, _stats.hits + hits, _stats.misses + misses,
+                            _stats.errors + errors, _stats.bytes_downloaded + nbytes,
+                            _stats.download_seconds + seconds)
+
+
 def _claim(use_path: str, options: CacheOptions) -> _Lease:
     """Take (or share this process's) shared lock on ``<key>.use``."""
     key = (os.getpid(), use_path)
@@ -174,13 +216,19 @@ def localize(
     if pinned is None:
         from hdfs_models._versions import resolve
 
-        pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
+        try:
+            pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
+        except BaseException:
+            _count(errors=1)
+            raise
     key = entry_key(pinned.name, pinned.version, pinned.digest)
     entry = os.path.join(root, key)
     try:
         return _localize_pinned(pinned, root, key, opts, filesystem, progress, start)
-    except HdfsModelsError as exc:
-        _annotate(exc, pinned.url, pinned.version, entry, start)
+    except BaseException as exc:
+        _count(errors=1)
+        if isinstance(exc, HdfsModelsError):
+            _annotate(exc, pinned.url, pinned.version, entry, start)
         raise
 
 
@@ -201,14 +249,19 @@ def _localize_pinned(
         raise CacheError(f"cache root {root} is not usable: {exc}", path=root, reason=exc.reason) from exc
     try:
         if not os.path.isdir(entry):
-            _download_once(pinned, root, key, opts, filesystem, progress, start)
+            downloaded = _download_once(pinned, root, key, opts, filesystem, progress, start)
         else:
+            downloaded = None
             _touch(entry + USE_SUFFIX)
             logger.info("cache hit: %s v%s at %s (%.1f ms)", pinned.name, pinned.version, entry,
                         (time.monotonic() - start) * 1e3)
     except BaseException:
         lease.release()
         raise
+    if downloaded is None:
+        _count(hits=1)
+    else:
+        _count(misses=1, nbytes=downloaded, seconds=time.monotonic() - start)
     if opts.max_versions is not None or opts.max_bytes is not None:
         evict(root, opts.max_versions, opts.max_bytes)
     return _model(pinned, entry, lease)
@@ -222,8 +275,8 @@ def _download_once(
     filesystem: Any,
     progress: Progress | None,
     start: float,
-) -> None:
-    """Under the entry's download lock, download it unless another process did."""
+) -> int | None:
+    """Under the entry's download lock, download it unless another process did; the bytes, or None."""
     entry = os.path.join(root, key)
     lock = FileLock(entry + LOCK_SUFFIX, enabled=opts.locking)
     lock.acquire(opts.lock_timeout)
@@ -231,7 +284,7 @@ def _download_once(
         if os.path.isdir(entry):
             logger.info("cache hit after waiting: %s v%s at %s (%.1f ms)", pinned.name, pinned.version,
                         entry, (time.monotonic() - start) * 1e3)
-            return
+            return None
         sweep_temps(root, locking=opts.locking, held={key})
         nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
     finally:
@@ -242,6 +295,7 @@ def _download_once(
         pinned.name, pinned.version, nbytes, seconds, nbytes / 1e6 / max(seconds, 1e-9), entry,
         "" if won else " (another process committed first; using its copy)",
     )
+    return nbytes
 
 
 def _model(pinned: Any, entry: str, lease: _Lease) -> LocalModel:

@@ -16,12 +16,14 @@ from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
 from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
 from hdfs_models import (
     CacheError,
+    CacheStats,
     IntegrityError,
     InvalidModelError,
     LocalModel,
     ModelNotFoundError,
     SourceChangedError,
     StoreError,
+    cache_stats,
     gc,
     localize,
     resolve,
@@ -107,6 +109,23 @@ def test_hit_and_miss_are_logged_with_bytes_and_duration_l3(published, cache, ca
     hit = [r.getMessage() for r in caplog.records if "cache hit" in r.getMessage()]
     assert len(hit) == 1 and " ms)" in hit[0]
     assert not any("cache miss" in r.getMessage() for r in caplog.records)
+
+
+def test_cache_stats_count_every_call_as_hit_miss_or_error(published, cache, tmp_path):
+    before = cache_stats()
+    localize(published, cache_dir=cache).release()
+    localize(published, cache_dir=cache).release()
+    with pytest.raises(ModelNotFoundError):
+        localize(str(tmp_path / "nope"), cache_dir=cache)
+    pinned = resolve(published)
+    (tmp_path / "ro").write_text("a file where the cache root should be")
+    with pytest.raises(CacheError):
+        localize(published, cache_dir=str(tmp_path / "ro" / "cache"), pinned=pinned)
+    delta = cache_stats() - before
+    assert delta == CacheStats(localize_calls=4, hits=1, misses=1, errors=2, bytes_downloaded=MODEL_BYTES,
+                               download_seconds=delta.download_seconds)
+    assert delta.download_seconds > 0
+    assert delta.to_dict()["bytes_downloaded"] == MODEL_BYTES
 
 
 def test_warm_localize_reads_nothing_but_the_resolution_l4(published, cache, tmp_path):
