@@ -128,7 +128,8 @@ def normalise_name(raw: str) -> str:
     """Return the posix relative path for a raw member name, ``""`` for the root.
 
     Raises ValueError (with the reason) for names that are absolute, use
-    ``..``, backslashes, drive letters, NUL or control characters. A leading
+    ``..``, backslashes, drive letters, NUL or control characters, or are
+    not valid UTF-8 (:func:`hdfs_models._names.require_utf8`). A leading
     ``./`` and doubled or trailing slashes are harmless and accepted (``tar
     -C dir .`` writes them).
     """
@@ -138,6 +139,10 @@ def normalise_name(raw: str) -> str:
         raise ValueError("control character or NUL in the name")
     if "\\" in raw:
         raise ValueError("backslash in the name")
+    try:
+        raw.encode("utf-8")  # tarfile decodes undecodable bytes to lone surrogates
+    except UnicodeEncodeError:
+        raise ValueError("name is not valid UTF-8 (hdfs-models refuses such names everywhere)") from None
     if _DRIVE.match(raw):
         raise ValueError("drive letter in the name")
     if raw.startswith("/"):

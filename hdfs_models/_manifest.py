@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from hdfs_models._names import safe_join, validate_name
+from hdfs_models._names import require_utf8, safe_join, validate_name
 from hdfs_models._tree import sha256_file, walk_tree
 from hdfs_models._version import __version__
 from hdfs_models.errors import InvalidModelError, UnsafeNameError
@@ -185,7 +185,8 @@ def walk_local(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
 
     Raises :class:`InvalidModelError` for a missing directory or any
     symlink or special file (a SavedModel never needs one, and a link could
-    point anywhere).
+    point anywhere), :class:`UnsafeNameError` for a name that is not valid
+    UTF-8 (:func:`~hdfs_models._names.require_utf8`).
     """
     try:
         tree = walk_tree(local_dir)
@@ -196,6 +197,8 @@ def walk_local(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
         raise InvalidModelError(
             f"{full}: symbolic links and special files are not allowed in a model", path=full, reason="symlink"
         )
+    for rel in (*tree.dirs, *tree.files):
+        require_utf8(rel, f"file name in {local_dir}")
     files = {rel: size for rel, size in tree.files.items() if rel != MANIFEST_NAME}
     return files, tree.empty_dirs
 

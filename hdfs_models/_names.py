@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from hdfs_models.errors import UnsafeNameError
 
-__all__ = ["safe_join", "sanitize_name", "validate_name", "validate_url"]
+__all__ = ["require_utf8", "safe_join", "sanitize_name", "validate_name", "validate_url"]
 
 # Percent-encoded forms of ".", "/", "\" and NUL, checked case-insensitively.
 _ENCODED = ("%2e", "%2f", "%5c", "%00")
@@ -37,6 +37,23 @@ def _unsafe(what: str, value: str, reason: str) -> UnsafeNameError:
     return UnsafeNameError(
         f"unsafe {what} {value!r}: {reason}", path=value, reason=reason, what=what
     )
+
+
+def require_utf8(value: str, what: str) -> str:
+    """Return ``value`` if it came from valid UTF-8; :class:`UnsafeNameError` otherwise.
+
+    Python decodes file names that are not valid UTF-8 into lone surrogates
+    (``surrogateescape``). Such a name cannot be stored on HDFS (names are
+    Unicode there), written to a JSON manifest other tools read, or given
+    back faithfully by every store, so hdfs-models refuses it everywhere
+    with one defined error instead of failing differently per store. Pure.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape")
+        raise _unsafe(what, value, f"not valid UTF-8 (bytes {shown!r})") from None
+    return value
 
 
 def validate_name(value: str, what: str) -> str:
@@ -90,13 +107,15 @@ def safe_join(root: str, relative: str) -> str:
 
     ``relative`` must be a relative path; the normalised result must be
     ``root`` itself or lie below it. Raises :class:`UnsafeNameError` for an
-    absolute ``relative``, NUL or ``\\`` in it, or a result outside ``root``
+    absolute ``relative``, NUL or ``\\`` in it, a name that is not valid
+    UTF-8 (:func:`require_utf8`), or a result outside ``root``
     (``a/../../x``). Pure: touches no filesystem.
     """
     if not isinstance(relative, str):
         raise _unsafe("relative path", repr(relative), "expected a string")
     if "\x00" in relative or "\\" in relative:
         raise _unsafe("relative path", relative, "contains NUL or a backslash")
+    require_utf8(relative, "relative path")
     if relative.startswith("/"):
         raise _unsafe("relative path", relative, f"absolute path, not under {root}")
     base = posixpath.normpath(root) if root else "."

@@ -4,8 +4,10 @@
 are ignored (RELIABILITY H5). A version is complete when it holds
 ``MANIFEST.json``, a ``_SUCCESS`` marker, or a SavedModel passing
 :func:`~hdfs_models._savedmodel.check_complete`; ``latest`` skips incomplete
-versions (H2). A job resolves once, on the driver, and ships the
-:class:`PinnedVersion` (picklable, no filesystem inside) to its tasks (H1).
+versions (H2): a manifest-less version is incomplete while any file in it
+still has the ``._COPYING_`` name ``hdfs dfs -put`` writes under. A job
+resolves once, on the driver, and ships the :class:`PinnedVersion`
+(picklable, no filesystem inside) to its tasks (H1).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = ["SUCCESS_MARKER", "PinnedVersion", "list_versions", "list_tree", "res
 logger = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
+# `hdfs dfs -put` and `-cp` write each file as `<name>._COPYING_` and rename it when done.
+COPYING_SUFFIX = "._COPYING_"
 _VERSION_NAME = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
@@ -177,6 +181,9 @@ def _incomplete_reason(
     if not is_saved_model_listing(names):
         return f"no {MANIFEST_NAME}, {SUCCESS_MARKER} or saved_model.pb"
     files, _ = list_tree(fs, vpath, vurl)
+    copying = [f.path for f in files if f.path.endswith(COPYING_SUFFIX)]
+    if copying:  # the SavedModel may look complete while an asset is still arriving
+        return f"still being copied ({copying[0]} is being written)"
     try:
         check_complete({f.path: f.size for f in files}, vurl)
     except InvalidModelError as exc:

@@ -67,6 +67,20 @@ def test_incomplete_version_asked_explicitly_raises(mem):  # H2
     assert resolve(f"memory://{base}").version == 1
 
 
+def test_file_still_being_copied_makes_the_version_incomplete(mem):  # H2
+    """`hdfs dfs -put` writes ``<name>._COPYING_`` then renames: a complete SavedModel is not enough."""
+    fs, base = mem
+    put_model(fs, f"{base}/1")
+    put_model(fs, f"{base}/2")
+    fs.pipe_file(f"{base}/2/assets/vocab.txt._COPYING_", b"half")
+    assert resolve(f"memory://{base}").version == 1
+    with pytest.raises(IncompleteVersionError, match=r"/2: version 2 is incomplete: still being copied "
+                                                     r"\(assets/vocab.txt._COPYING_ is being written\)"):
+        resolve(f"memory://{base}", 2)
+    fs.mv(f"{base}/2/assets/vocab.txt._COPYING_", f"{base}/2/assets/vocab.txt")
+    assert resolve(f"memory://{base}").version == 2
+
+
 def test_version_dir_without_any_marker_is_incomplete(mem):  # H2
     fs, base = mem
     fs.pipe_file(f"{base}/1/variables/variables.index", b"x")

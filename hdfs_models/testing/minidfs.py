@@ -440,9 +440,14 @@ class MiniDFS(KerberosMixin):
         """The blocks of ``path`` with offset, length and replica addresses."""
         return list(self.command("block-locations", _hdfs_path(path)))
 
-    def corrupt_replica(self, path: str, block: int = 0) -> dict[str, Any]:
-        """Corrupt one replica of block ``block`` of ``path``; returns which."""
-        return dict(self.command("corrupt-replica", _hdfs_path(path), str(block)))
+    def corrupt_replica(self, path: str, block: int = 0, datanode: str | None = None) -> dict[str, Any]:
+        """Corrupt one replica of block ``block`` of ``path``; returns which.
+
+        ``datanode`` (a transfer address from :meth:`block_locations`) picks
+        the replica; by default the first one the NameNode lists.
+        """
+        words = ["corrupt-replica", _hdfs_path(path), str(block)]
+        return dict(self.command(*words, *([datanode] if datanode else [])))
 
     def corrupt_all_replicas(self, path: str, block: int = 0) -> dict[str, Any]:
         """Corrupt every replica of block ``block`` of ``path``."""

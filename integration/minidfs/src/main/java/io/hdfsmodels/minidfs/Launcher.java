@@ -39,8 +39,10 @@ import org.apache.hadoop.metrics2.lib.MutableCounterLong;
  * stderr. The JVM exits on "quit" or when stdin reaches EOF, so it never outlives its parent.
  *
  * <p>Commands: datanodes | stop-datanode ADDR | restart-datanode ADDR | block-locations PATH |
- * corrupt-replica PATH [BLOCK] | corrupt-all PATH [BLOCK] | bytes-read | failover |
- * token USER PATH [SERVICE] (--kerberos only) | ping | quit
+ * corrupt-replica PATH [BLOCK [ADDR]] | corrupt-all PATH [BLOCK] | bytes-read | failover |
+ * token USER PATH [SERVICE] (--kerberos only) | ping | quit. corrupt-replica with ADDR corrupts
+ * the replica on that DataNode (so a test can corrupt every replica but a chosen one); without
+ * it, the first replica the NameNode lists.
  */
 public final class Launcher {
   private static final String NAMESERVICE = "minidfs-ns";
@@ -249,9 +251,10 @@ public final class Launcher {
       case "block-locations":
         return blockLocations(arg(parts, 1));
       case "corrupt-replica":
-        return corrupt(arg(parts, 1), parts.length > 2 ? Integer.parseInt(parts[2]) : 0, false);
+        return corrupt(arg(parts, 1), parts.length > 2 ? Integer.parseInt(parts[2]) : 0, false,
+            parts.length > 3 ? parts[3] : null);
       case "corrupt-all":
-        return corrupt(arg(parts, 1), parts.length > 2 ? Integer.parseInt(parts[2]) : 0, true);
+        return corrupt(arg(parts, 1), parts.length > 2 ? Integer.parseInt(parts[2]) : 0, true, null);
       case "bytes-read":
         return bytesRead();
       case "failover":
@@ -326,7 +329,7 @@ public final class Launcher {
     return out;
   }
 
-  private Object corrupt(String path, int blockIndex, boolean all) throws IOException {
+  private Object corrupt(String path, int blockIndex, boolean all, String onlyAt) throws IOException {
     List<LocatedBlock> blocks = locate(path);
     if (blockIndex < 0 || blockIndex >= blocks.size()) {
       throw new IllegalArgumentException(path + " has " + blocks.size() + " blocks, no block " + blockIndex);
@@ -334,12 +337,19 @@ public final class Launcher {
     LocatedBlock lb = blocks.get(blockIndex);
     List<Object> corrupted = new ArrayList<>();
     for (DatanodeInfo info : lb.getLocations()) {
+      if (onlyAt != null && !onlyAt.equals(info.getXferAddr())) {
+        continue;
+      }
       int idx = dataNodeIndex(info.getXferAddr());
       cluster.corruptReplica(idx, lb.getBlock());
       corrupted.add(info.getXferAddr());
       if (!all) {
         break;
       }
+    }
+    if (corrupted.isEmpty()) {
+      throw new IllegalArgumentException(
+          "block " + blockIndex + " of " + path + " has no replica on DataNode " + onlyAt);
     }
     return Json.map("block", lb.getBlock().getBlockName(), "corrupted", corrupted);
   }
