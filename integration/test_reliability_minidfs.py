@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,11 +29,10 @@ from hdfs_models import (
     resolve,
 )
 from hdfs_models._distribute import ensure_archive
+from hdfs_models.testing import tree_digest, write_fake_model
 
 pytestmark = pytest.mark.integration
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
-from _faulty_fs import make_model_dir, tree_digest  # noqa: E402
 
 DATA = "variables/variables.data-00000-of-00001"
 MiB = 1 << 20
@@ -151,7 +149,7 @@ def _serving_datanode(cluster, before: dict[str, int], nbytes: int) -> str:
 def test_datanode_serving_the_read_stops_mid_read_f9(minidfs, base, tmp_path, monkeypatch):
     """F9: the DataNode serving the current block stops mid-read; the client reads another replica."""
     monkeypatch.setenv("HADOOP_CONF_DIR", minidfs.conf_dir)
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=4 * MiB)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=4 * MiB)
     publish(src, base, signatures=False)
     data_path = _path(minidfs, resolve(base).url) + "/" + DATA
     block1 = minidfs.block_locations(data_path)[1]
@@ -188,7 +186,7 @@ def test_datanode_serving_the_read_stops_mid_read_f9(minidfs, base, tmp_path, mo
 
 def test_every_replica_but_one_corrupt_is_read_around_f10(minidfs, base, tmp_path):
     """F10: every block of the data file has all replicas corrupt but one; digests still match."""
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=3 * MiB)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=3 * MiB)
     publish(src, base, signatures=False)
     data_path = _path(minidfs, resolve(base).url) + "/" + DATA
     blocks = minidfs.block_locations(data_path)
@@ -205,7 +203,7 @@ def test_every_replica_but_one_corrupt_is_read_around_f10(minidfs, base, tmp_pat
 
 def test_every_replica_corrupt_is_a_store_error_naming_the_url_f11(minidfs, base, tmp_path):
     """F11: every replica of one block corrupt: StoreError naming the URL; nothing committed or left."""
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=3 * MiB)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=3 * MiB)
     publish(src, base, signatures=False)
     version_url = resolve(base).url
     hit = minidfs.corrupt_all_replicas(_path(minidfs, version_url) + "/" + DATA, block=1)
@@ -231,7 +229,7 @@ def _put_order(src: str) -> list[str]:
 
 
 def _model_with_asset(path: str, data_bytes: int) -> str:
-    src = make_model_dir(path, data_bytes=data_bytes)
+    src = write_fake_model(path, data_bytes=data_bytes)
     with open(os.path.join(src, "assets", "vocab.txt"), "w") as fh:
         fh.write("a\nb\n" * 1000)
     return src
@@ -316,7 +314,7 @@ def _local_path_in_fresh_process(handle, results) -> None:
 
 def test_deleted_version_keeps_serving_pinned_jobs_from_the_cache_h4(minidfs, base, tmp_path):
     """H4: after localizing, the version and its archive vanish from HDFS; pinned jobs still run."""
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=1_000_000)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=1_000_000)
     publish(src, base, signatures=False)
     cache = str(tmp_path / "cache")
     handle = distribute(None, base, strategy="fetch", cache_dir=cache)  # pinned on the "driver"
@@ -357,7 +355,7 @@ def test_utf8_names_and_many_assets_round_trip(minidfs, base, tmp_path):
     tests/test_odd_names.py: here every small file costs NameNode round trips and a
     3-DataNode write pipeline, and HDFS cannot hold a name that is not Unicode at all.
     """
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=100_000)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=100_000)
     odd = ["größe.txt", "模型/词汇.txt", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt"]
     for rel in odd:
         full = os.path.join(src, "assets", rel)

@@ -12,8 +12,8 @@ import tarfile
 
 import pytest
 
-from _faulty_fs import make_model_dir, tree_digest
 from hdfs_models import UnsafeArchiveError, UnsafeNameError, localize, pack, publish, resolve, unpack
+from hdfs_models.testing import tree_digest, write_fake_model
 
 UTF8 = ["größe.txt", "模型/词汇.txt", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt"]
 BAD = b"\xff\xfe-latin1-\xe9.txt"  # not valid UTF-8
@@ -40,7 +40,7 @@ def _round_trip(src, tmp_path):
 
 @pytest.mark.slow
 def test_ten_thousand_small_assets_round_trip(tmp_path):
-    src = make_model_dir(str(tmp_path / "src"), data_bytes=10_000)
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=10_000)
     many = os.path.join(src, "assets", "many")
     for group in range(10):
         os.makedirs(os.path.join(many, str(group)))
@@ -52,7 +52,7 @@ def test_ten_thousand_small_assets_round_trip(tmp_path):
 
 
 def test_non_ascii_utf8_names_round_trip_unchanged(tmp_path):
-    src = make_model_dir(str(tmp_path / "src"))
+    src = write_fake_model(str(tmp_path / "src"))
     for rel in UTF8:
         full = os.path.join(src, "assets", rel)
         os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -66,7 +66,7 @@ def test_non_ascii_utf8_names_round_trip_unchanged(tmp_path):
 
 
 def _with_bad_name(path):
-    src = make_model_dir(path)
+    src = write_fake_model(path)
     with open(os.path.join(os.fsencode(src), b"assets", BAD), "wb") as fh:
         fh.write(b"x")
     return src
@@ -101,7 +101,7 @@ def test_name_not_valid_utf8_on_a_store_is_refused_by_localize(tmp_path):
 
 
 def test_archive_member_not_valid_utf8_is_refused_by_unpack(tmp_path):
-    src = make_model_dir(str(tmp_path / "src"))
+    src = write_fake_model(str(tmp_path / "src"))
     archive = pack(src, str(tmp_path / "good.tar"))
     data = open(archive, "rb").read()
     buf = io.BytesIO(data)

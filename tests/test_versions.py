@@ -70,8 +70,8 @@ def test_incomplete_version_asked_explicitly_raises(mem):  # H2
 def test_file_still_being_copied_makes_the_version_incomplete(mem):  # H2
     """`hdfs dfs -put` writes ``<name>._COPYING_`` then renames: a complete SavedModel is not enough."""
     fs, base = mem
-    put_model(fs, f"{base}/1")
-    put_model(fs, f"{base}/2")
+    write_fake_model(f"{base}/1", fs=fs, empty_assets=False)
+    write_fake_model(f"{base}/2", fs=fs, empty_assets=False)
     fs.pipe_file(f"{base}/2/assets/vocab.txt._COPYING_", b"half")
     assert resolve(f"memory://{base}").version == 1
     with pytest.raises(IncompleteVersionError, match=r"/2: version 2 is incomplete: still being copied "
