@@ -14,7 +14,9 @@ per worker and reused, not once per task or per partition. This relies on:
   ``capacity`` models per worker.
 
 Entries are keyed by :attr:`Localized.key` (digest + local path, or path +
-mtime for plain directories). A new key is loaded before the least recently
+mtime for plain directories), the signature, the precision the worker runs
+(:mod:`scoring._precision`) and the device (:mod:`scoring._gpu`): a worker
+may hold one model as float32 and bfloat16, or on two GPUs. A new key is loaded before the least recently
 used entry is dropped, so a version switch never leaves a worker without a
 model. :func:`load_count` counts real loads (tests use it).
 """
@@ -30,6 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hdfs_models import import_tensorflow
+
+from scoring._gpu import CPU, Placement
+from scoring._precision import with_precision
 from scoring.errors import ModelLoadError, SignatureError
 
 __all__ = ["LoadedModel", "cache_info", "clear", "get_model", "load_count"]
@@ -46,7 +51,11 @@ _threads_set: list[int | None] = []
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A loaded SavedModel and the concrete function of one signature."""
+    """A loaded SavedModel and the concrete function of one signature.
+
+    ``function`` runs in ``precision`` on ``device`` (a wrapper around the
+    signature's concrete function).
+    """
 
     key: str
     path: str
@@ -54,6 +63,8 @@ class LoadedModel:
     function: Any
     loaded: Any
     load_seconds: float
+    precision: str = "float32"
+    device: str = "cpu"
 
 
 def get_model(
@@ -63,13 +74,20 @@ def get_model(
     *,
     threads: int | None = None,
     capacity: int = DEFAULT_CAPACITY,
+    precision: str = "float32",
+    placement: Placement = CPU,
 ) -> LoadedModel:
     """The loaded model for ``key`` (loading it from ``path`` on a miss).
 
-    Raises ModelLoadError naming ``path`` when TensorFlow fails, and
-    SignatureError when the model lacks ``signature``.
+    ``precision``: a resolved one (``float32`` or ``bfloat16``); ``placement``:
+    where to load and run it. Raises ModelLoadError naming ``path`` when
+    TensorFlow fails, and SignatureError when the model lacks ``signature``.
     """
     cache_key = f"{key}#{signature}"
+    if precision != "float32":
+        cache_key += f"#{precision}"
+    if placement.key != "cpu":
+        cache_key += f"@{placement.key}"
     with _lock:
         hit = _entries.get(cache_key)
         if hit is not None:
@@ -77,7 +95,7 @@ def get_model(
             _stats["hits"] += 1
             return hit
         configure_threads(threads)
-        model = _load(key, path, signature)
+        model = _load(key, path, signature, precision, placement)
         _entries[cache_key] = model
         while len(_entries) > max(1, capacity):
             old_key, _ = _entries.popitem(last=False)
@@ -85,11 +103,12 @@ def get_model(
         return model
 
 
-def _load(key: str, path: str, signature: str) -> LoadedModel:
+def _load(key: str, path: str, signature: str, precision: str, placement: Placement) -> LoadedModel:
     start = time.perf_counter()
     tf = import_tensorflow()
     try:
-        loaded = tf.saved_model.load(path)
+        with tf.device(placement.device):  # variables live on the task's GPU
+            loaded = tf.saved_model.load(path)
     except Exception as exc:  # TF raises many types (DataLossError, OSError, ValueError...)
         raise ModelLoadError(
             f"TensorFlow could not load {path}: {type(exc).__name__}: {exc}",
@@ -105,8 +124,25 @@ def _load(key: str, path: str, signature: str) -> LoadedModel:
     elapsed = time.perf_counter() - start
     _stats["loads"] += 1
     _stats["load_seconds"] += elapsed
-    log.info("loaded model %s (pid %d) in %.2fs", path, os.getpid(), elapsed)
-    return LoadedModel(key, path, signature, loaded.signatures[signature], loaded, elapsed)
+    log.info("loaded model %s (pid %d, %s, %s) in %.2fs", path, os.getpid(), precision, placement.device, elapsed)
+    function = with_precision(loaded.signatures[signature], precision)
+    if placement.device != "cpu":
+        function = _OnDevice(function, placement.device)
+    return LoadedModel(key, path, signature, function, loaded, elapsed, precision, placement.device)
+
+
+class _OnDevice:
+    """Runs a function under ``tf.device`` (a worker bound to two GPUs serves tasks on either)."""
+
+    def __init__(self, function: Callable[..., Any], device: str) -> None:
+        self.function = function
+        self.device = device
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tf = import_tensorflow()
+
+        with tf.device(self.device):
+            return self.function(*args, **kwargs)
 
 
 def task_cpus(context_factory: Callable[[], Any] | None = None) -> int:
@@ -145,9 +181,10 @@ def load_count() -> int:
 
 def cache_info() -> dict[str, Any]:
     """Counters and entries: ``loads``, ``hits``, ``load_seconds`` (totals), ``keys``
-    (LRU order), ``models`` ({key: {"path", "load_seconds"}}), ``pid``."""
+    (LRU order), ``models`` ({key: {"path", "load_seconds", "precision", "device"}}), ``pid``."""
     with _lock:
-        models = {k: {"path": m.path, "load_seconds": m.load_seconds} for k, m in _entries.items()}
+        models = {k: {"path": m.path, "load_seconds": m.load_seconds, "precision": m.precision, "device": m.device}
+                  for k, m in _entries.items()}  # fmt: skip
         return {**_stats, "keys": list(_entries), "models": models, "pid": os.getpid()}
 
 

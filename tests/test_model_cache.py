@@ -49,9 +49,9 @@ def test_new_version_is_loaded_before_the_old_one_is_dropped(model, monkeypatch)
     seen = []
     real = cache._load
 
-    def spy(key, path, signature):
+    def spy(*args):
         seen.append(list(cache._entries))  # what the cache holds while v2 loads
-        return real(key, path, signature)
+        return real(*args)
 
     monkeypatch.setattr(cache, "_load", spy)
     cache.get_model("v2", model, "serving_default", capacity=1)
@@ -122,3 +122,25 @@ def test_corrupt_cached_entry_is_discarded_and_fetched_again_l2(model, tmp_path,
     cache.clear()
     np.testing.assert_array_equal(score(), expected)  # the retry downloaded a good copy
     assert entry.is_dir()
+
+
+def test_precision_and_device_are_part_of_the_key(model):
+    import numpy as np
+
+    from scoring._gpu import Placement
+
+    plain = cache.get_model("k", model, "serving_default", capacity=3)
+    low = cache.get_model("k", model, "serving_default", precision="bfloat16", capacity=3)
+    gpu = Placement("/GPU:0", gpus=("3",), asked=("3",))
+    on_gpu = cache.get_model("k", model, "serving_default", placement=gpu, capacity=3)
+    assert len({id(plain), id(low), id(on_gpu)}) == 3 and cache.load_count() == 3
+    assert cache.cache_info()["keys"] == ["k#serving_default", "k#serving_default#bfloat16", "k#serving_default@gpu:3"]
+    assert (low.precision, low.device, on_gpu.precision, on_gpu.device) == ("bfloat16", "cpu", "float32", "/GPU:0")
+    assert cache.get_model("k", model, "serving_default", precision="bfloat16", capacity=3) is low
+    models = cache.cache_info()["models"]
+    assert models["k#serving_default@gpu:3"]["device"] == "/GPU:0"
+    # Without a GPU, TensorFlow's soft placement runs the "/GPU:0" model on the CPU: same numbers.
+    x = np.random.default_rng(0).normal(size=(8, 12)).astype(np.float32)
+    np.testing.assert_array_equal(
+        on_gpu.function(features=x)["probabilities"].numpy(), plain.function(features=x)["probabilities"].numpy()
+    )
