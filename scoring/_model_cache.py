@@ -140,7 +140,6 @@ class _OnDevice:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tf = import_tensorflow()
-
         with tf.device(self.device):
             return self.function(*args, **kwargs)
 
