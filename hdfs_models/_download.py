@@ -32,6 +32,7 @@ from hdfs_models.errors import (
     IntegrityError,
     ModelNotFoundError,
     SourceChangedError,
+    StoreAuthError,
     StoreError,
     StorePermissionError,
 )
@@ -103,7 +104,7 @@ class DownloadJob:
 
 def _classify(job: DownloadJob) -> Callable[[BaseException], int]:
     def classify(exc: BaseException) -> int:
-        if isinstance(exc, (CacheError, Cancelled, StorePermissionError)):
+        if isinstance(exc, (CacheError, Cancelled, StorePermissionError, StoreAuthError)):
             return 0
         if isinstance(exc, (IntegrityError, ModelNotFoundError)):
             return 2  # digest/size mismatch or a vanished file: one retry (B7, F4)

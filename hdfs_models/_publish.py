@@ -36,6 +36,7 @@ from hdfs_models.errors import (
     InvalidModelError,
     ModelNotFoundError,
     PublishError,
+    StoreAuthError,
     StoreError,
     StorePermissionError,
 )
@@ -89,7 +90,7 @@ def _copy_file(fs: Any, src_path: str, dst_path: str, report: Callable[[int], No
 
 def _retryable(exc: BaseException) -> int:
     """Attempts allowed for an upload failure: transient store errors only."""
-    if isinstance(exc, (StorePermissionError, ModelNotFoundError, PublishError)):
+    if isinstance(exc, (StorePermissionError, StoreAuthError, ModelNotFoundError, PublishError)):
         return 0
     return _UPLOAD_POLICY.attempts if isinstance(exc, StoreError) else 0
 

@@ -21,7 +21,9 @@ import threading
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
-from hdfs_models._hadoop_conf import SITE_FILES, read_site_file
+from hdfs_models._hadoop_conf import SITE_FILES, conf_dir, read_site_file, site_properties
+from hdfs_models._store_auth import KERBEROS_OPTIONS, auth_error, auth_failure, dial_host, identity, load_tokens
+from hdfs_models._tokens import token_for
 from hdfs_models.errors import (
     HdfsModelsError,
     ModelNotFoundError,
@@ -51,8 +53,9 @@ _SUPPORTED_TEXT = (
 # Java exception classes that HDFS clients report for a refused access.
 _HADOOP_ACCESS_DENIED = ("AccessControlException", "AuthorizationException")
 
-# Read by hdfs-native at client creation: config dir (HA, viewfs), user, Kerberos ticket cache.
-_HADOOP_ENV = ("HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_USER_NAME", "HADOOP_PROXY_USER", "KRB5CCNAME")
+# Read by hdfs-native at client creation: config dir (HA, viewfs), user; credentials: _store_auth.
+_HADOOP_ENV = ("HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_USER_NAME", "HADOOP_PROXY_USER")
+_HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs")
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[int, str, str], Any] = {}
@@ -96,6 +99,14 @@ def open_store(
     ``url`` only supplies the path. Otherwise the scheme selects the client
     (module docstring). Raises :class:`UnsupportedProtocolError` for an
     unknown scheme or a client whose extra is not installed.
+
+    Secure HDFS (docs/security.md): clients are cached per identity
+    (``KRB5CCNAME``, ``HADOOP_TOKEN_FILE_LOCATION`` …); ``hdfs://`` takes
+    ``kerberos_principal`` + ``kerberos_keytab`` storage options for a login
+    without kinit, and dials the address a delegation token was issued for;
+    ``webhdfs://`` uses a matching delegation token, else SPNEGO when the
+    Hadoop config says Kerberos. A token file that cannot be read is a
+    :class:`StoreAuthError`.
     """
     options = dict(storage_options or {})
     if filesystem is not None:
@@ -103,6 +114,8 @@ def open_store(
     scheme, _ = split_scheme(url)
     cls = _filesystem_class(scheme, url)
     kwargs = {**hdfs_native_defaults(scheme), **cls._get_kwargs_from_urls(url), **options}
+    if scheme in _HADOOP_SCHEMES:
+        kwargs = _credential_kwargs(scheme, url, kwargs)
     key = (os.getpid(), scheme, _options_token({**kwargs, **_client_env(scheme)}))
     with _cache_lock:
         fs = _cache.get(key)
@@ -147,10 +160,52 @@ def _site_keys(conf_dir: str | None) -> set[str]:
 
 
 def _client_env(scheme: str) -> dict[str, str | None]:
-    """Environment an hdfs-native client reads when it is created (so it is part of its identity)."""
-    if scheme not in ("hdfs", "viewfs"):
+    """Environment a Hadoop client reads when it is created or authenticates (part of its identity)."""
+    if scheme not in _HADOOP_SCHEMES:
         return {}
-    return {f"env:{name}": os.environ.get(name) for name in _HADOOP_ENV}
+    env = {f"env:{name}": os.environ.get(name) for name in _HADOOP_ENV}
+    return {**env, **{f"env:{k}": v for k, v in identity().items()}}
+
+
+def _credential_kwargs(scheme: str, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Client options from the caller's credentials: the token's address, WebHDFS token or SPNEGO."""
+    tokens = load_tokens(url)
+    if scheme == "hdfs":
+        return {**kwargs, "host": dial_host(scheme, kwargs.get("host"), kwargs.get("port"), tokens)}
+    if scheme in ("webhdfs", "swebhdfs") and not _webhdfs_auth_given(kwargs):
+        token = _webhdfs_token(kwargs, tokens)
+        if token is not None:
+            return {**kwargs, "token": token}
+        if _kerberos_configured():
+            return {**kwargs, "kerberos": True}
+    return kwargs
+
+
+def _webhdfs_auth_given(kwargs: Mapping[str, Any]) -> bool:
+    return any(kwargs.get(k) for k in ("kerberos", "token", "user", "password"))
+
+
+def _webhdfs_token(kwargs: Mapping[str, Any], tokens: list[Any]) -> str | None:
+    """A delegation token issued for this WebHDFS address (as Hadoop's WebHdfsFileSystem selects it)."""
+    from hdfs_models._tokens import HDFS_TOKEN_KIND, token_address
+
+    kinds = (HDFS_TOKEN_KIND, "WEBHDFS delegation", "SWEBHDFS delegation")
+    host, port = kwargs.get("host"), kwargs.get("port")
+    if not host or not port or not tokens:
+        return None
+    address = token_address(host, int(port), tokens, kinds)
+    token = token_for(tokens, f"{address}:{port}", kinds) if address else None
+    return token.url_string() if token else None
+
+
+def _kerberos_configured() -> bool:
+    directory = conf_dir()
+    if not directory or not os.path.isdir(directory):
+        return False
+    try:
+        return site_properties(directory).get("hadoop.security.authentication", "").lower() == "kerberos"
+    except (OSError, ValueError):
+        return False
 
 
 def _options_token(kwargs: Mapping[str, Any]) -> str:
@@ -172,10 +227,12 @@ def _filesystem_class(scheme: str, url: str) -> Any:
 
     if scheme in ("hdfs", "viewfs"):
         try:
-            from hdfs_native import fsspec as hdfs_native_fsspec
+            import hdfs_native.fsspec  # noqa: F401  (checked first: _hdfs_native may be imported already)
+
+            from hdfs_models._hdfs_native import filesystem_class
         except ImportError as exc:
             raise _missing_extra(scheme, url, exc) from exc
-        return hdfs_native_fsspec.HdfsFileSystem if scheme == "hdfs" else hdfs_native_fsspec.ViewfsFileSystem
+        return filesystem_class(scheme)
     if scheme in ("webhdfs", "swebhdfs"):
         try:
             from fsspec.implementations.webhdfs import WebHDFS
@@ -237,7 +294,8 @@ def _access_denied(exc: BaseException) -> bool:
 def translate_errors(url: str, what: str = "") -> Iterator[None]:
     """Map backend exceptions to :mod:`hdfs_models.errors`, most specific first.
 
-    ``FileNotFoundError`` → :class:`ModelNotFoundError`; ``PermissionError``
+    ``FileNotFoundError`` → :class:`ModelNotFoundError`; a Kerberos or token
+    failure → :class:`StoreAuthError` (never retried); ``PermissionError``
     (or an HDFS ``AccessControlException``) → :class:`StorePermissionError`;
     any other ``OSError``/``RuntimeError`` → :class:`StoreError`. Errors of
     this package pass through unchanged. ``what`` names the operation.
@@ -247,18 +305,20 @@ def translate_errors(url: str, what: str = "") -> Iterator[None]:
         yield
     except HdfsModelsError:
         raise
-    except FileNotFoundError as exc:
-        raise ModelNotFoundError(f"{prefix}not found ({_short(exc)})", url=url, reason="not found") from exc
-    except PermissionError as exc:
-        raise StorePermissionError(
-            f"{prefix}permission denied ({_short(exc)})", url=url, reason="permission denied"
-        ) from exc
     except (OSError, RuntimeError) as exc:
-        if _access_denied(exc):
-            raise StorePermissionError(
-                f"{prefix}permission denied ({_short(exc)})", url=url, reason="permission denied"
-            ) from exc
-        raise StoreError(f"{prefix}{_short(exc)}", url=url, reason=type(exc).__name__) from exc
+        raise _translated(url, prefix, exc) from exc
+
+
+def _translated(url: str, prefix: str, exc: OSError | RuntimeError) -> HdfsModelsError:
+    """The :mod:`hdfs_models.errors` counterpart of a backend error."""
+    if isinstance(exc, FileNotFoundError):
+        return ModelNotFoundError(f"{prefix}not found ({_short(exc)})", url=url, reason="not found")
+    reason = auth_failure(exc)
+    if reason is not None:
+        return auth_error(url, exc, reason)
+    if isinstance(exc, PermissionError) or _access_denied(exc):
+        return StorePermissionError(f"{prefix}permission denied ({_short(exc)})", url=url, reason="permission denied")
+    return StoreError(f"{prefix}{_short(exc)}", url=url, reason=type(exc).__name__)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -14,7 +14,8 @@ naturally catch::
     ├── IntegrityError(OSError)                    size/digest mismatch, source changed (B7, F3-F5)
     │   └── SourceChangedError                     the store changed during a download
     ├── StoreError(OSError)                        a store operation failed after retries (F2)
-    │   └── StorePermissionError(PermissionError)  the store refused access (F12)
+    │   ├── StorePermissionError(PermissionError)  the store refused access (F12)
+    │   └── StoreAuthError                         no valid Kerberos ticket or token (K1, K2, K4)
     ├── CacheError(OSError)                        the local cache root is unusable (F6, F7)
     ├── LockTimeoutError(TimeoutError)             a cache lock was not acquired in time (C7)
     ├── UnsafeArchiveError(ValueError)             an archive member is unsafe (S1-S12)
@@ -40,6 +41,7 @@ __all__ = [
     "ModelNotFoundError",
     "PublishError",
     "SourceChangedError",
+    "StoreAuthError",
     "StoreError",
     "StorePermissionError",
     "UnsafeArchiveError",
@@ -146,6 +148,14 @@ class StoreError(HdfsModelsError, OSError):
 
 class StorePermissionError(StoreError, PermissionError):
     """The store refused access to the URL."""
+
+
+class StoreAuthError(StoreError):
+    """The store could not authenticate the caller: no Kerberos ticket, an expired one, or a refused token.
+
+    Never retried. ``principal`` names who the caller was (or None), the
+    message names the fix (``kinit`` or the token file).
+    """
 
 
 class CacheError(HdfsModelsError, OSError):

@@ -36,11 +36,13 @@ def test_memory_url_strips_protocol():
 
 def test_hdfs_and_viewfs_use_hdfs_native():
     fs, path = open_store("hdfs://127.0.0.1:9/models/mnist")
-    assert type(fs).__module__ == "hdfs_native.fsspec" and type(fs).__name__ == "HdfsFileSystem"
+    from hdfs_native.fsspec import HdfsFileSystem, ViewfsFileSystem
+
+    assert isinstance(fs, HdfsFileSystem)
     assert (fs.host, fs.port, path) == ("127.0.0.1", 9, "/models/mnist")
     mounts = {"fs.viewfs.mounttable.cluster.linkFallback": "hdfs://127.0.0.1:9/"}
     vfs, vpath = open_store("viewfs://cluster/models/x", mounts)
-    assert type(vfs).__name__ == "ViewfsFileSystem" and vpath == "/models/x"
+    assert isinstance(vfs, ViewfsFileSystem) and vpath == "/models/x"
 
 
 def test_client_construction_errors_are_translated():
