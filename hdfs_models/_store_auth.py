@@ -42,6 +42,7 @@ _MARKERS = (
     ("Ticket expired", "expired"),
     ("GSS_S_CREDENTIALS_EXPIRED", "expired"),
     ("InvalidToken", "token refused"),
+    ("DIGEST-MD5", "token refused"),  # SASL with a token whose password the NameNode does not know
     ("GSS_S_NO_CRED", "no credentials"),
     ("No Kerberos credentials", "no credentials"),
     ("Client cannot authenticate via", "no credentials"),

@@ -2,6 +2,8 @@ package io.hdfsmodels.minidfs;
 
 import java.io.File;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.net.URI;
 import java.security.PrivilegedExceptionAction;
 import java.util.ArrayList;
@@ -62,7 +64,36 @@ final class Kerberos {
     for (String user : users) {
       kdc.createPrincipal(k.keytab(user), user);
     }
+    k.writeClientKrb5Conf();
     return k;
+  }
+
+  /**
+   * A krb5.conf for MIT clients (kinit, hdfs-native, requests-kerberos). MiniKdc's own leaves DNS
+   * lookups on: MIT then asks DNS for the realm's KDCs on every service ticket, which costs seconds
+   * per request on a machine whose resolver cannot answer.
+   */
+  private void writeClientKrb5Conf() throws IOException {
+    String realm = kdc.getRealm();
+    String text = String.join("\n",
+        "[libdefaults]",
+        "    default_realm = " + realm,
+        "    udp_preference_limit = 1",
+        "    dns_lookup_kdc = false",
+        "    dns_lookup_realm = false",
+        "    dns_uri_lookup = false",
+        "[realms]",
+        "    " + realm + " = {",
+        "        kdc = " + kdc.getHost() + ":" + kdc.getPort(),
+        "    }",
+        "[domain_realm]",
+        "    localhost = " + realm,
+        "");
+    Files.write(clientKrb5Conf().toPath(), text.getBytes(StandardCharsets.UTF_8));
+  }
+
+  File clientKrb5Conf() {
+    return new File(dir, "krb5.conf");
   }
 
   String realm() {
@@ -171,7 +202,7 @@ final class Kerberos {
     return Json.map(
         "realm", kdc.getRealm(),
         "kdc", kdc.getHost() + ":" + kdc.getPort(),
-        "krb5_conf", kdc.getKrb5conf().getAbsolutePath(),
+        "krb5_conf", clientKrb5Conf().getAbsolutePath(),
         "protection", protection,
         "principals", principals,
         "keytabs", keytabs,
