@@ -1,0 +1,186 @@
+"""hdfs-models on a Kerberized MiniDFS with a real KDC: rows K1-K4 and K8, keytab login, WebHDFS.
+
+One secure cluster (KDC in the launcher JVM, SASL protection
+``authentication``) serves the module. Each test takes an identity by setting
+the environment a Hadoop process reads (a ticket cache, a token file, or
+neither) in this process: hdfs-models caches clients per identity, so no
+identity is ever served another's connection.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+
+from hdfs_models import MANIFEST_NAME, list_versions, localize, publish, resolve
+from hdfs_models.errors import StoreAuthError, StorePermissionError
+from hdfs_models.testing import tree_digest, write_fake_model
+
+pytestmark = pytest.mark.integration
+
+AUTH_DEADLINE_S = 15.0
+
+
+def _take(mp: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Become the process ``env`` describes (an empty value unsets the variable)."""
+    for key, value in env.items():
+        if value:
+            mp.setenv(key, value)
+        else:
+            mp.delenv(key, raising=False)
+
+
+@pytest.fixture
+def as_user(secure_minidfs, monkeypatch):
+    """``as_user(env)``: take that identity for the rest of the test."""
+    def take(env: dict[str, str]) -> dict[str, str]:
+        _take(monkeypatch, env)
+        return env
+    return take
+
+
+@pytest.fixture(scope="module")
+def private_model(secure_minidfs, tmp_path_factory):
+    """alice publishes one version under /user/alice/private (0700); returns (base URL, local digest)."""
+    local = write_fake_model(tmp_path_factory.mktemp("m") / "model", shards=2, data_bytes=3 << 20)
+    base = f"{secure_minidfs.url}/user/alice/private/models/m"
+    with pytest.MonkeyPatch.context() as mp:
+        _take(mp, secure_minidfs.kerberos_env("alice"))
+        publish(local, base, signatures=False)
+        secure_minidfs.fs("alice").client.set_permission("/user/alice/private", 0o700)
+    return base, tree_digest(local)
+
+
+def _files(path: str) -> dict[str, str]:
+    """sha256 of each model file (the cache adds MANIFEST.json, which the local model lacks)."""
+    return {k: v for k, v in tree_digest(path).items() if k != MANIFEST_NAME}
+
+
+def _auth_error(call) -> tuple[StoreAuthError, float]:
+    started = time.monotonic()
+    with pytest.raises(StoreAuthError) as info:
+        call()
+    return info.value, time.monotonic() - started
+
+
+def test_k1_no_ticket_no_token_is_an_auth_error_in_seconds(secure_minidfs, private_model, as_user):
+    """K1: no ticket and no token → StoreAuthError within seconds naming the URL and kinit."""
+    base, _ = private_model
+    env = as_user(secure_minidfs.no_ticket_env())
+    err, elapsed = _auth_error(lambda: list_versions(base))
+    assert elapsed < AUTH_DEADLINE_S
+    text = str(err)
+    assert base in text and "kinit" in text and env["KRB5CCNAME"] in text and "\n" not in text
+    assert err.reason == "no credentials" and err.url == base
+
+
+def test_k2_expired_ticket_says_expired(secure_minidfs, private_model, as_user):
+    """K2: an expired ticket → the same error, saying it expired and naming the principal."""
+    base, _ = private_model
+    env = as_user(secure_minidfs.kerberos_env("alice", lifetime="5s"))
+    deadline = time.monotonic() + 60
+    while _ticket_valid(env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    err, elapsed = _auth_error(lambda: list_versions(base))
+    assert elapsed < AUTH_DEADLINE_S
+    assert err.reason == "expired" and err.principal == "alice@EXAMPLE.COM"
+    assert "has expired; run kinit alice@EXAMPLE.COM" in str(err)
+
+
+def _ticket_valid(env: dict[str, str]) -> bool:
+    import subprocess
+
+    probe = ["klist", "-s", "-c", env["KRB5CCNAME"]]
+    return subprocess.run(probe, env={**os.environ, **env}, timeout=30).returncode == 0
+
+
+def test_k3_token_only_reads_with_ip_and_host_name_urls(secure_minidfs, private_model, as_user, tmp_path):
+    """K3: only a delegation token file → reads; a URL with a host name finds the ip:port token."""
+    base, digest = private_model
+    env = as_user(secure_minidfs.token_env("alice"))
+    assert not env["KRB5CCNAME"].endswith("alice")  # no ticket: an empty cache
+    by_host = base.replace("127.0.0.1", "localhost")
+    assert list_versions(by_host) == [1]
+    model = localize(by_host, 1, tmp_path / "cache")
+    assert _files(model.path) == digest
+    assert resolve(base).version == 1
+
+
+def test_k4_token_for_another_service_or_tampered_names_the_token_file(secure_minidfs, private_model, as_user):
+    """K4: a token for another service, or one the NameNode refuses → StoreAuthError naming the file."""
+    base, _ = private_model
+    env = as_user(secure_minidfs.token_env("alice", service="127.0.0.1:1"))
+    err, elapsed = _auth_error(lambda: list_versions(base))
+    assert elapsed < AUTH_DEADLINE_S
+    assert env["HADOOP_TOKEN_FILE_LOCATION"] in str(err) and "127.0.0.1:1" in str(err)
+    assert "kinit" in str(err) and err.principal == "alice@EXAMPLE.COM"
+
+    env = as_user(secure_minidfs.token_env("alice"))
+    _tamper_password(env["HADOOP_TOKEN_FILE_LOCATION"])
+    err, elapsed = _auth_error(lambda: list_versions(base))
+    assert elapsed < AUTH_DEADLINE_S and err.reason == "token refused"
+    assert f"HADOOP_TOKEN_FILE_LOCATION={env['HADOOP_TOKEN_FILE_LOCATION']} was refused" in str(err)
+
+
+def _tamper_password(path: str) -> None:
+    from hdfs_models._tokens import read_token_file
+
+    data = bytearray(open(path, "rb").read())
+    password = read_token_file(path)[0].password
+    at = bytes(data).index(password)
+    data[at] ^= 0xFF
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def test_k8_identity_change_in_one_process_gets_its_own_client(secure_minidfs, private_model, as_user):
+    """K8: KRB5CCNAME / token file changes in one process → a different client, no reuse."""
+    base, _ = private_model
+    as_user(secure_minidfs.kerberos_env("alice"))
+    assert list_versions(base) == [1]
+    as_user(secure_minidfs.kerberos_env("bob"))
+    with pytest.raises(StorePermissionError, match="bob"):
+        list_versions(base)
+    as_user(secure_minidfs.token_env("alice"))
+    assert list_versions(base) == [1]
+    as_user(secure_minidfs.no_ticket_env())
+    with pytest.raises(StoreAuthError):
+        list_versions(base)
+
+
+def test_keytab_login_through_storage_options_needs_no_kinit(secure_minidfs, private_model, as_user):
+    """A keytab login (storage options) works in a process with no ticket and no token."""
+    base, _ = private_model
+    as_user(secure_minidfs.no_ticket_env())
+    login = {"kerberos_principal": secure_minidfs.principal("alice"),
+             "kerberos_keytab": secure_minidfs.keytab("alice")}
+    assert list_versions(base, storage_options=login) == [1]
+    bob = {"kerberos_principal": secure_minidfs.principal("bob"), "kerberos_keytab": secure_minidfs.keytab("bob")}
+    with pytest.raises(StorePermissionError):
+        list_versions(base, storage_options=bob)
+
+
+def test_webhdfs_with_spnego_and_with_a_token(secure_minidfs, private_model, as_user, tmp_path):
+    """WebHDFS: SPNEGO from alice's ticket, and a token file alone; bytes identical to the store's."""
+    base, digest = private_model
+    http_port = secure_minidfs.info["webhdfs"][0].rsplit(":", 1)[1]
+    web_base = f"webhdfs://localhost:{http_port}" + base.split(secure_minidfs.url, 1)[1]
+    as_user(secure_minidfs.kerberos_env("alice"))
+    assert _files(localize(web_base, 1, tmp_path / "spnego").path) == digest
+    as_user(secure_minidfs.token_env("alice", service=f"127.0.0.1:{http_port}"))
+    assert _files(localize(web_base, 1, tmp_path / "token").path) == digest
+    as_user(secure_minidfs.no_ticket_env())
+    err, elapsed = _auth_error(lambda: list_versions(web_base))
+    assert elapsed < AUTH_DEADLINE_S and "kinit" in str(err)
+
+
+def test_bob_cannot_publish_into_alices_home(secure_minidfs, as_user, tmp_path):
+    """bob cannot create under alice's home; the error names the path (PermissionError, not auth)."""
+    as_user(secure_minidfs.kerberos_env("bob"))
+    target = f"{secure_minidfs.url}/user/alice/bob-{uuid.uuid4().hex[:6]}/m"
+    with pytest.raises(StorePermissionError) as info:
+        publish(write_fake_model(tmp_path / "model"), target, signatures=False)
+    assert isinstance(info.value, PermissionError) and "/user/alice" in str(info.value)
