@@ -6,6 +6,7 @@ Importing this package imports neither TensorFlow, pyspark nor pyarrow.
 
 from __future__ import annotations
 
+from scoring._compare import PrecisionReport, compare_precision
 from scoring._scorer import Scorer
 from scoring._signature import Signature, TensorSpec, format_signatures, inspect_signatures
 from scoring.errors import (
@@ -26,6 +27,7 @@ __all__ = [
     "ModelLoadError",
     "NullValueError",
     "PrecisionError",
+    "PrecisionReport",
     "Scorer",
     "ScoringError",
     "ShapeMismatchError",
@@ -33,6 +35,7 @@ __all__ = [
     "SignatureError",
     "SignatureMismatchError",
     "TensorSpec",
+    "compare_precision",
     "format_signatures",
     "inspect_signatures",
 ]
