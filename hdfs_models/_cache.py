@@ -37,9 +37,10 @@ import time
 from types import TracebackType
 from typing import Any, Mapping
 
+from hdfs_models._cache_access import authorize, ensure_user_root, user_root
 from hdfs_models._cache_plan import LOCK_SUFFIX, USE_SUFFIX, entry_key, is_entry_name
 from hdfs_models._cache_fill import fill_entry
-from hdfs_models._cache_store import ensure_root, evict, remove_entry, sweep_temps
+from hdfs_models._cache_store import evict, remove_entry, sweep_temps
 from hdfs_models._config import CacheOptions, cache_root, resolve_options
 from hdfs_models._lock import FileLock
 from hdfs_models._progress import Progress
@@ -212,19 +213,22 @@ def localize(
     """
     start = time.monotonic()
     opts = resolve_options(options)
-    root = cache_root(cache_dir)
-    if pinned is None:
-        from hdfs_models._versions import resolve
+    configured = cache_root(cache_dir)
+    try:
+        root = user_root(configured)
+        if pinned is None:
+            from hdfs_models._versions import resolve
 
-        try:
             pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
-        except BaseException:
-            _count(errors=1)
-            raise
+        elif not opts.trust_cache:
+            authorize(pinned, filesystem)  # K5: the cache serves no one the store would refuse
+    except BaseException:
+        _count(errors=1)
+        raise
     key = entry_key(pinned.name, pinned.version, pinned.digest)
     entry = os.path.join(root, key)
     try:
-        return _localize_pinned(pinned, root, key, opts, filesystem, progress, start)
+        return _localize_pinned(pinned, configured, key, opts, filesystem, progress, start)
     except BaseException as exc:
         _count(errors=1)
         if isinstance(exc, HdfsModelsError):
@@ -234,15 +238,15 @@ def localize(
 
 def _localize_pinned(
     pinned: Any,
-    root: str,
+    configured: str,
     key: str,
     opts: CacheOptions,
     filesystem: Any,
     progress: Progress | None,
     start: float,
 ) -> LocalModel:
+    root = ensure_user_root(configured)
     entry = os.path.join(root, key)
-    ensure_root(root)
     try:
         lease = _claim(entry + USE_SUFFIX, opts)
     except CacheError as exc:
@@ -326,7 +330,7 @@ def gc(
     removed, even if the limits then cannot be met. Returns the removed entry
     paths. A missing root is an empty cache.
     """
-    root = cache_root(cache_dir)
+    root = user_root(cache_root(cache_dir))
     if not os.path.isdir(root):
         return []
     sweep_temps(root, locking=True)

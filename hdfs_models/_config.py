@@ -18,6 +18,7 @@ Environment variables (all optional):
 ``HDFS_MODELS_STRICT``         ``1``/``true``: files not in the manifest are an error
 ``HDFS_MODELS_LOCKING``        ``0``/``false``: no flock (duplicates, never corruption)
 ``HDFS_MODELS_FILE_MODE``      octal mode of cached files, e.g. ``644``
+``HDFS_MODELS_TRUST_CACHE``    ``1``/``true``: serve pinned hits without asking the store
 =============================  ==============================================
 """
 
@@ -48,6 +49,9 @@ class CacheOptions:
     instead of a warning. ``locking``: ``False`` disables flock (for file
     systems where it silently does nothing; correctness comes from the atomic
     rename). ``file_mode``/``dir_mode``: permissions of committed entries.
+    ``trust_cache``: serve a pinned version found in the cache without the
+    one store call that checks the caller may read it (offline reruns;
+    docs/security.md).
     """
 
     lock_timeout: float = 600.0
@@ -62,6 +66,7 @@ class CacheOptions:
     locking: bool = True
     file_mode: int = 0o644
     dir_mode: int = 0o755
+    trust_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -101,6 +106,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "strict": ("HDFS_MODELS_STRICT", _parse_bool),
     "locking": ("HDFS_MODELS_LOCKING", _parse_bool),
     "file_mode": ("HDFS_MODELS_FILE_MODE", lambda text: int(text, 8)),
+    "trust_cache": ("HDFS_MODELS_TRUST_CACHE", _parse_bool),
 }
 
 

@@ -141,7 +141,12 @@ def test_warm_localize_reads_nothing_but_the_resolution_l4(published, cache, tmp
     os.unlink(log)
     third = localize("ignored", cache_dir=cache, filesystem=fs, pinned=resolve(published))
     assert third.path == first.path
-    assert read_log(log) == []  # pinned + cached: no store I/O at all
+    # pinned + cached: one metadata call as the caller (K5), no data read
+    assert [(op, os.path.basename(p)) for op, p, _ in read_log(log)] == [("info", "MANIFEST.json")]
+    os.unlink(log)
+    fourth = localize("ignored", cache_dir=cache, filesystem=fs, pinned=resolve(published), trust_cache=True)
+    assert fourth.path == first.path
+    assert read_log(log) == []  # trust_cache: no store I/O at all
 
 
 def test_unknown_option_is_a_type_error(published, cache):
