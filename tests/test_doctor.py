@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+from test_store_auth import _writable_file
 from hdfs_models.testing import write_fake_model
 
 from hdfs_models import cli, publish
@@ -200,9 +201,14 @@ def test_no_ticket_fails_only_when_kerberos_is_required():
     assert kerberos(KERBEROS, with_token).status == "ok"
 
 
-def test_missing_klist_says_so():
-    check = kerberos(KERBEROS, world())
+def test_missing_klist_says_so(tmp_path):
+    check = kerberos(KERBEROS, world(env={"KRB5CCNAME": f"FILE:{tmp_path / 'none'}"}))
     assert check.status == "fail" and "klist is not installed" in check.detail and "krb5-user" in check.fix
+    ccache = tmp_path / "cc"  # an MIT ccache v4 header holding alice@EXAMPLE.COM as default principal
+    ccache.write_bytes(b"\x05\x04\x00\x00" + b"\x00\x00\x00\x01" + b"\x00\x00\x00\x01"
+                       + b"\x00\x00\x00\x0bEXAMPLE.COM" + b"\x00\x00\x00\x05alice")
+    check = kerberos(KERBEROS, world(env={"KRB5CCNAME": f"FILE:{ccache}"}))
+    assert check.status == "warn" and "the ticket cache holds alice@EXAMPLE.COM" in check.detail
     check = kerberos({}, world())
     assert check.status == "skip" and "klist is not installed" in check.detail
 
@@ -210,9 +216,15 @@ def test_missing_klist_says_so():
 def test_token_file(tmp_path):
     assert token_file(world()).status == "skip"
     good = tmp_path / "tokens"
-    good.write_bytes(b"HDTS\x00\x01rest")
-    check = token_file(world(env={"HADOOP_TOKEN_FILE_LOCATION": str(good)}, read_bytes=lambda p: good.read_bytes()))
-    assert check.status == "ok" and "format 0, 10 bytes" in check.detail
+    good.write_bytes(_writable_file(("HDFS_DELEGATION_TOKEN", "127.0.0.1:8020", "alice"),
+                                    ("kms-dt", "kms:9600", "alice")))
+    check = token_file(World(env={"HADOOP_TOKEN_FILE_LOCATION": str(good)}))
+    assert check.status == "ok"
+    assert check.detail == f"HADOOP_TOKEN_FILE_LOCATION={good}: HDFS delegation token for 127.0.0.1:8020 (for alice)"
+    other = tmp_path / "other"
+    other.write_bytes(_writable_file(("kms-dt", "kms:9600", "alice")))
+    check = token_file(World(env={"HADOOP_TOKEN_FILE_LOCATION": str(other)}))
+    assert check.status == "fail" and "no HDFS_DELEGATION_TOKEN (tokens: kms-dt)" in check.detail
     real = World(env={"HADOOP_TOKEN_FILE_LOCATION": str(tmp_path / "gone")})
     assert "no such file" in token_file(real).detail and token_file(real).status == "fail"
     (tmp_path / "junk").write_bytes(b"not a token")

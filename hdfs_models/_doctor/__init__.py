@@ -17,7 +17,13 @@ from hdfs_models._doctor._hadoop import hadoop_conf, kerberos, namenode_checks, 
 from hdfs_models._doctor._host import bfloat16, cache_root_check, cache_space, java, package_versions
 from hdfs_models._doctor._world import Check, Status, World
 from hdfs_models._versions import PinnedVersion, resolve
-from hdfs_models.errors import HdfsModelsError, ModelNotFoundError, StorePermissionError, UnsupportedProtocolError
+from hdfs_models.errors import (
+    HdfsModelsError,
+    ModelNotFoundError,
+    StoreAuthError,
+    StorePermissionError,
+    UnsupportedProtocolError,
+)
 
 __all__ = ["Check", "Status", "World", "exit_status", "model_check", "parse_klist", "render", "run_checks"]
 
@@ -27,6 +33,8 @@ Resolver = Callable[..., PinnedVersion]
 def _fix_for(exc: BaseException, url: str) -> str:
     if isinstance(exc, ModelNotFoundError):
         return f"check the URL and version; `hdfs-models versions {url}` lists the versions"
+    if isinstance(exc, StoreAuthError):
+        return "kinit (or kinit -kt KEYTAB PRINCIPAL), or set HADOOP_TOKEN_FILE_LOCATION to a token file"
     if isinstance(exc, StorePermissionError):
         return "ask for read access to the model directory, or run as a user who has it"
     if isinstance(exc, UnsupportedProtocolError):

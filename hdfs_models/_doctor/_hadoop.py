@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from hdfs_models._doctor._world import Check, Status, World
 from hdfs_models._hadoop_conf import SITE_FILES, NameNode, conf_dir, namenodes, site_properties
+from hdfs_models._tokens import HDFS_TOKEN_KIND, ccache_principal, parse_token_storage
 
 __all__ = ["hadoop_conf", "kerberos", "namenode_checks", "parse_klist", "token_file"]
 
@@ -104,23 +105,27 @@ def _namenode_line(node: NameNode, result: float | OSError, any_up: bool) -> Che
 
 
 def token_file(world: World) -> Check:
-    """``HADOOP_TOKEN_FILE_LOCATION``, when set, names a readable Hadoop token file."""
+    """``HADOOP_TOKEN_FILE_LOCATION``, when set, names a readable token file holding an HDFS delegation token."""
     path = world.env.get("HADOOP_TOKEN_FILE_LOCATION")
     if not path:
         return Check("token-file", "skip", "HADOOP_TOKEN_FILE_LOCATION is not set")
+    where = f"HADOOP_TOKEN_FILE_LOCATION={path}"
     fix = "point it at the token file YARN or spark-submit wrote, or unset it"
     try:
-        data = world.read_bytes(path)
+        tokens = parse_token_storage(world.read_bytes(path))
     except FileNotFoundError:
-        return Check("token-file", "fail", f"HADOOP_TOKEN_FILE_LOCATION={path}: no such file", fix)
+        return Check("token-file", "fail", f"{where}: no such file", fix)
     except OSError as exc:
-        return Check("token-file", "fail", f"HADOOP_TOKEN_FILE_LOCATION={path}: cannot read ({exc.strerror})",
+        return Check("token-file", "fail", f"{where}: cannot read ({exc.strerror})",
                      "make it readable by this user, or " + fix)
-    if not data.startswith(b"HDTS") or len(data) < 5:
-        return Check("token-file", "fail",
-                     f"HADOOP_TOKEN_FILE_LOCATION={path}: not a Hadoop token file (no HDTS header)", fix)
-    return Check("token-file", "ok",
-                 f"HADOOP_TOKEN_FILE_LOCATION={path}: Hadoop token storage format {data[4]}, {len(data)} bytes")
+    except ValueError as exc:
+        return Check("token-file", "fail", f"{where}: {exc}", fix)
+    hdfs = [t for t in tokens if t.kind == HDFS_TOKEN_KIND]
+    if not hdfs:
+        kinds = ", ".join(sorted({t.kind for t in tokens})) or "none"
+        return Check("token-file", "fail", f"{where}: no {HDFS_TOKEN_KIND} (tokens: {kinds})", fix)
+    services = ", ".join(f"{t.service} (for {t.owner or 'unknown'})" for t in hdfs)
+    return Check("token-file", "ok", f"{where}: HDFS delegation token for {services}")
 
 
 def kerberos(props: dict[str, str], world: World) -> Check:
@@ -136,6 +141,11 @@ def kerberos(props: dict[str, str], world: World) -> Check:
     needed = required and not token
     klist = world.which("klist")
     if klist is None:
+        cached = ccache_principal(world.env.get("KRB5CCNAME"), world.uid()) if required else None
+        if needed and cached:
+            return Check("kerberos", "warn", f"{mode}; the ticket cache holds {cached}, but klist is not "
+                         "installed so its expiry is unknown", "install the MIT Kerberos client (apt-get install "
+                         "krb5-user, dnf install krb5-workstation) to check it")
         if needed:
             return Check("kerberos", "fail", f"{mode}, but klist is not installed so the ticket cannot be checked",
                          "install the MIT Kerberos client (apt-get install krb5-user, dnf install "
