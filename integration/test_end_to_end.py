@@ -8,6 +8,7 @@ TensorFlow; hot update under ``--watch``; the job's bad-input behaviour.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -119,42 +120,86 @@ def _wait_for_rows(spark, path: str, rows: int, timeout: float = 180.0) -> None:
     raise AssertionError(f"{path} did not reach {rows} rows within {timeout}s")
 
 
-def test_hot_update_switches_version_without_losing_rows(spark_cluster, minidfs, trained, tmp_path):
+class _SwitchSeen(logging.Handler):
+    """Sets ``event`` when the watching job's driver switches to ``version`` (scoring._watch logs it)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(logging.INFO)
+        self.version = version
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("scoring with model version") and record.args and record.args[0] == self.version:
+            self.event.set()
+
+
+def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
+    """H6: version 2 (another model) appears while a --watch job runs; each row carries the version
+    whose model scored it (both checked against in-process TensorFlow) and no row is lost."""
     import pandas as pd
+    from hdfs_models import publish
+    from scoring._testmodels import predict_in_process, save_dense
     from scoring.job import run
 
     spark = spark_cluster
-    base = f"{minidfs.url}/tmp/hot-{uuid.uuid4().hex[:8]}/models/mnist"
-    _publish(minidfs, trained["dir"], base)
+    models = {1: save_dense(str(tmp_path / "m1"), n_in=12, n_out=5, seed=1),
+              2: save_dense(str(tmp_path / "m2"), n_in=12, n_out=5, seed=7)}
+    base = f"{minidfs.url}/tmp/hot-{uuid.uuid4().hex[:8]}/models/dense"
+    assert _publish(minidfs, models[1], base)["version"] == 1
     incoming, out = tmp_path / "incoming", str(tmp_path / "scored")
     incoming.mkdir()
-    x = trained["x"][:200]
+    x = np.random.default_rng(5).normal(size=(200, 12)).astype(np.float32)
+    expected = {v: predict_in_process(path, features=x)["probabilities"] for v, path in models.items()}
+    assert not np.allclose(expected[1], expected[2], atol=1e-3)  # the two models really differ
 
-    def batch(first: int) -> pd.DataFrame:
-        ids = np.arange(first, first + len(x))
-        return pd.DataFrame({"id": ids, "features": list(x)})
+    def write_part(k: int) -> None:
+        ids = np.arange(k * 1000, k * 1000 + len(x))
+        _write_parquet_atomically(pd.DataFrame({"id": ids, "features": list(x)}), str(incoming), f"part-{k}.parquet")
 
-    _write_parquet_atomically(batch(0), str(incoming), "part-0.parquet")
-    args = _job_args("--model", base, "--input-path", str(incoming), "--output-path", out,
-                     "--features", "features", "--keep", "id", "--watch", "1", "--idle-timeout", "20")
-    result: dict = {}
-    job = threading.Thread(target=lambda: result.update(run(spark, args)), daemon=True)
-    job.start()
-    _wait_for_rows(spark, out, 200)
-    assert _publish(minidfs, trained["dir"], base)["version"] == 2
-    time.sleep(2)  # more than --watch: the next micro-batch resolves latest again
-    _write_parquet_atomically(batch(1000), str(incoming), "part-1.parquet")
-    _write_parquet_atomically(batch(2000), str(incoming), "part-2.parquet")
-    job.join(timeout=300)
-    assert not job.is_alive(), "the watching job did not stop after --idle-timeout"
+    switched = _SwitchSeen(2)
+    watch_log = logging.getLogger("scoring._watch")
+    level = watch_log.level
+    watch_log.addHandler(switched)
+    watch_log.setLevel(logging.INFO)
+    try:
+        write_part(0)
+        args = _job_args("--model", base, "--input-path", str(incoming), "--output-path", out, "--features",
+                         "features", "--keep", "id", "--outputs", "probabilities", "--watch", "1",
+                         "--idle-timeout", "60")
+        result: dict = {}
+        job = threading.Thread(target=lambda: result.update(run(spark, args)), daemon=True)
+        job.start()
+        _wait_for_rows(spark, out, 200)
+        # in-process (TensorFlow is loaded already): a CLI start on a busy machine could outlast --idle-timeout
+        assert publish(models[2], base).version == 2
+        parts = 1
+        # Each micro-batch re-resolves latest once --watch seconds have passed since the last
+        # check: feed one part at a time until the driver reports the switch.
+        while not switched.event.is_set():
+            assert parts <= 10, "the job never switched to version 2"
+            write_part(parts)
+            parts += 1
+            _wait_for_rows(spark, out, 200 * parts)
+        write_part(parts)  # written after the switch: must be scored by model 2
+        parts += 1
+        job.join(timeout=300)
+        assert not job.is_alive(), "the watching job did not stop after --idle-timeout"
+    finally:
+        watch_log.removeHandler(switched)
+        watch_log.setLevel(level)
 
     scored = spark.read.parquet(out).toPandas()
-    assert sorted(scored["id"]) == sorted(list(range(200)) + list(range(1000, 1200)) + list(range(2000, 2200)))
-    first = scored[scored["id"] < 1000]
-    later = scored[scored["id"] >= 1000]
-    assert set(first["model_version"]) == {1}
-    assert set(later["model_version"]) == {2}
-    assert result["versions"] == [1, 2] and result["rows"] == 600
+    assert sorted(scored["id"]) == sorted(i for k in range(parts) for i in range(k * 1000, k * 1000 + 200))
+    tags = [set(scored[scored["id"] // 1000 == k]["model_version"]) for k in range(parts)]
+    assert all(len(t) == 1 for t in tags), tags  # a micro-batch is scored by one version
+    tags = [t.pop() for t in tags]
+    assert tags[0] == 1 and tags[-1] == 2 and tags == sorted(tags), tags
+    for version in (1, 2):
+        rows = scored[scored["model_version"] == version].sort_values("id")
+        got = np.stack(rows["prediction"].to_numpy())
+        want = expected[version][(rows["id"] % 1000).to_numpy()]
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert result["versions"] == [1, 2] and result["rows"] == 200 * parts
 
 
 # -- bad input: one clear line, exit 1, no partial output -----------------------------------
