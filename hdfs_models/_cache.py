@@ -221,7 +221,9 @@ def localize(
 
             pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
         elif not opts.trust_cache:
-            authorize(pinned, filesystem)  # K5: the cache serves no one the store would refuse
+            cached = os.path.join(root, entry_key(pinned.name, pinned.version, pinned.digest))
+            # K5: the cache serves no one the store would refuse; H4: a deleted version keeps serving
+            authorize(pinned, filesystem, cached if os.path.isdir(cached) else None)
     except BaseException:
         _count(errors=1)
         raise

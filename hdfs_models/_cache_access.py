@@ -28,7 +28,7 @@ from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._stores import join_url, open_store, translate_errors
-from hdfs_models.errors import CacheError
+from hdfs_models.errors import CacheError, ModelNotFoundError
 
 __all__ = ["authorize", "ensure_user_root", "user_root"]
 
@@ -37,12 +37,25 @@ logger = logging.getLogger(__name__)
 USER_PREFIX = "user-"
 
 
-def authorize(pinned: Any, filesystem: Any = None) -> None:
-    """One metadata call to the store as the caller: may it read ``pinned``? Raises the store's error."""
+def authorize(pinned: Any, filesystem: Any = None, cached: str | None = None) -> None:
+    """One metadata call to the store as the caller: may it read ``pinned``? Raises the store's error.
+
+    ``cached``: the caller's cache entry for ``pinned`` when it exists. A
+    version deleted from the store since it was pinned (not found, as
+    opposed to refused) then keeps serving the job that pinned it from that
+    entry (RELIABILITY H4): the entry lies in this user's own root (K6), so
+    this user downloaded it while the store allowed it, and a new
+    resolution of the deleted version still fails.
+    """
     target = join_url(pinned.url, MANIFEST_NAME) if pinned.manifest is not None else pinned.url
     fs, path = open_store(target, pinned.storage_options, filesystem)
-    with translate_errors(target, "checking access to the cached version"):
-        fs.info(path)
+    try:
+        with translate_errors(target, "checking access to the cached version"):
+            fs.info(path)
+    except ModelNotFoundError:
+        if cached is None:
+            raise
+        logger.warning("%s is gone from the store; the pinned job keeps using the cached copy %s", target, cached)
 
 
 def _shared(st: os.stat_result, uid: int) -> bool:

@@ -149,6 +149,26 @@ def test_warm_localize_reads_nothing_but_the_resolution_l4(published, cache, tmp
     assert read_log(log) == []  # trust_cache: no store I/O at all
 
 
+def test_deleted_version_keeps_serving_the_pinned_job_h4(published, cache, caplog):
+    """H4 (the MiniDFS case: integration/test_reliability_minidfs.py): gone from the store, still cached."""
+    pinned = resolve(published)
+    with localize(published, cache_dir=cache) as first:
+        path = first.path
+    shutil.rmtree(os.path.join(published, "1"))
+    with caplog.at_level(logging.WARNING, logger="hdfs_models._cache_access"):
+        with localize(published, cache_dir=cache, pinned=pinned) as again:
+            assert again.path == path and os.path.isfile(os.path.join(path, DATA))
+    assert "gone from the store; the pinned job keeps using the cached copy" in caplog.text
+    with pytest.raises(ModelNotFoundError, match=published):
+        localize(published, cache_dir=cache)  # a new resolution fails clearly
+    other = str(published) + "-never-cached"
+    publish(write_fake_model(os.path.join(os.path.dirname(cache), "src2"), seed=9), other, signatures=False)
+    never = resolve(other)
+    shutil.rmtree(os.path.join(other, "1"))
+    with pytest.raises(ModelNotFoundError, match=other):
+        localize(other, cache_dir=cache, pinned=never)  # nothing cached: the store's answer stands
+
+
 def test_unknown_option_is_a_type_error(published, cache):
     with pytest.raises(TypeError, match="unknown cache option"):
         localize(published, cache_dir=cache, paralellism=2)
