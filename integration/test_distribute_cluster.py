@@ -33,7 +33,7 @@ N_IN, ROWS = 12, 64
 def model_dirs(tmp_path_factory):
     """Two different tiny TF models saved locally (seeds 1 and 7)."""
     require_module("tensorflow", "tf")
-    from scoring._testmodels import save_dense
+    from scoring.testing import save_dense
 
     root = tmp_path_factory.mktemp("saved")
     return [save_dense(str(root / f"seed{s}"), n_in=N_IN, seed=s) for s in (1, 7)]
@@ -53,16 +53,16 @@ def features_df(spark):
 
 
 def score(spark, model):
-    from scoring._scorer import Scorer
+    from scoring import Scorer
 
-    scorer = Scorer(model, outputs="probabilities", keep_cols=("id",))
+    scorer = Scorer(model, returns="probabilities", keep_cols=("id",))
     return sorted((r["id"], tuple(r["prediction"]), r["model_version"]) for r in scorer.transform(features_df(spark)).collect())
 
 
 def expected(model_dir):
     import numpy as np
 
-    from scoring._testmodels import predict_in_process
+    from scoring.testing import predict_in_process
 
     x = np.array([[float((i * 7 + j) % 11) / 10.0 for j in range(N_IN)] for i in range(ROWS)], dtype="float32")
     return predict_in_process(model_dir, features=x)["probabilities"]
@@ -128,11 +128,11 @@ def test_spark_submit_archives_predicts_the_same(spark_cluster, base, tmp_path):
         import json, sys
         from pyspark.sql import SparkSession
         from hdfs_models import ModelHandle
-        from scoring._scorer import Scorer
+        from scoring import Scorer
         spark = SparkSession.builder.getOrCreate()
         rows = [([float((i * 7 + j) % 11) / 10.0 for j in range({N_IN})], i) for i in range({ROWS})]
         df = spark.createDataFrame(rows, "features array<float>, id int").repartition(4)
-        scorer = Scorer(ModelHandle.submitted("model", version={pinned.version}), outputs="probabilities", keep_cols=("id",))
+        scorer = Scorer(ModelHandle.submitted("model", version={pinned.version}), returns="probabilities", keep_cols=("id",))
         got = sorted([r["id"], list(r["prediction"]), r["model_version"]] for r in scorer.transform(df).collect())
         json.dump(got, open(sys.argv[1], "w"))
         spark.stop()
@@ -158,13 +158,13 @@ def test_spark_submit_archives_predicts_the_same(spark_cluster, base, tmp_path):
 
 
 def test_version_published_between_jobs(spark_cluster, minidfs, model_dirs, tmp_path):
-    from scoring._scorer import Scorer
+    from scoring import Scorer
 
     url = f"{minidfs.url}/models/{uuid.uuid4().hex}/dense"
     publish(model_dirs[0], url)
     cache = str(tmp_path / "cache")
     first = distribute(spark_cluster, url, cache_dir=cache)
-    job1 = Scorer(first, outputs="probabilities", keep_cols=("id",)).transform(features_df(spark_cluster))
+    job1 = Scorer(first, returns="probabilities", keep_cols=("id",)).transform(features_df(spark_cluster))
     rows1 = job1.collect()
     publish(model_dirs[1], url)
     second = distribute(spark_cluster, url, cache_dir=cache)

@@ -85,7 +85,7 @@ def test_publish_score_hive_table_matches_tensorflow(spark_cluster, trained, pub
 
     summary = run(spark, _job_args("--model", base, "--input-table", "e2e_digits", "--output-table",
                                    "e2e_predictions", "--features", "features", "--keep", "id,label",
-                                   "--outputs", "probabilities"))
+                                   "--returns", "probabilities"))
     assert summary["rows"] == len(ids) and summary["version"] == 1
 
     out = spark.table("e2e_predictions").orderBy("id").toPandas()

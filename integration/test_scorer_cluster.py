@@ -21,7 +21,7 @@ N_IN, ROWS, PARTS = 12, 600, 12
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from scoring._testmodels import save_dense
+    from scoring.testing import save_dense
 
     return save_dense(str(tmp_path_factory.mktemp("scorer-cluster") / "4"), n_in=N_IN)
 
@@ -51,7 +51,7 @@ def _tasks_with_loads(scorer):
 
 def test_model_loads_once_per_python_worker_not_per_task(spark_cluster, model_dir, features):
     from scoring import Scorer
-    from scoring._testmodels import predict_in_process
+    from scoring.testing import predict_in_process
 
     scorer = Scorer(model_dir, keep_cols=["id"], batch_size=16)
     df = _df(spark_cluster, features)
@@ -75,11 +75,11 @@ def test_model_loads_once_per_python_worker_not_per_task(spark_cluster, model_di
 def test_model_url_on_minidfs_is_pinned_and_tags_rows(spark_cluster, minidfs, model_dir, features):
     from hdfs_models._publish import publish
     from scoring import Scorer
-    from scoring._testmodels import predict_in_process
+    from scoring.testing import predict_in_process
 
     base = f"{minidfs.url}/models/{uuid.uuid4().hex}/dense"
     first = publish(model_dir, base)
-    scorer = Scorer(base, keep_cols=["id"], outputs="probabilities")
+    scorer = Scorer(base, keep_cols=["id"], returns="probabilities")
     publish(model_dir, base)  # a newer version appears after the driver pinned the first
     rows = scorer.transform(_df(spark_cluster, features)).collect()
     assert {r.model_version for r in rows} == {first.version}

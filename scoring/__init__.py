@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from scoring._compare import PrecisionReport, compare_precision
 from scoring._scorer import Scorer
-from scoring._signature import Signature, TensorSpec, format_signatures, inspect_signatures
+from scoring._signature import Signature, TensorSpec, format_signatures
+from scoring._source import inspect_signatures
 from scoring.errors import (
     ColumnTypeError,
     GpuAssignmentError,
+    JobIOError,
     ModelLoadError,
     NullValueError,
     PrecisionError,
@@ -24,6 +26,7 @@ from scoring.errors import (
 __all__ = [
     "ColumnTypeError",
     "GpuAssignmentError",
+    "JobIOError",
     "ModelLoadError",
     "NullValueError",
     "PrecisionError",

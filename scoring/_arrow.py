@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring._plan import not_numeric
 from scoring._signature import TensorSpec
 from scoring.errors import ColumnTypeError, NullValueError, ShapeMismatchError
 
@@ -59,13 +60,7 @@ def column_to_tensor(array: Any, spec: TensorSpec, column: str, row_offset: int 
     elif _is_numeric(kind):
         flat, per_row = _numeric(array), np.ones(n, dtype=np.int64)
     else:
-        raise ColumnTypeError(
-            f"column {column!r} has type {kind}, expected numbers, arrays of numbers or "
-            f"binary tensor bytes for input {spec.name!r} {spec.describe()}",
-            column=column,
-            reason="not numeric",
-            expected=spec.describe(),
-        )
+        raise not_numeric(column, str(kind), spec)
     return _shape(flat, per_row, n, spec, where)
 
 
@@ -80,23 +75,16 @@ class _Where:
         raise NullValueError(
             f"column {self.column!r} row {row}: {what} (input {self.spec.name!r} "
             f"expects {self.spec.describe()})",
-            column=self.column,
-            reason="null",
-            row=row,
-            expected=self.spec.describe(),
-        )
+            column=self.column, reason="null", row=row, expected=self.spec.describe(),
+        )  # fmt: skip
 
     def length(self, index: int, got: int, expected: int | str, unit: str = "values") -> None:
         row = self.row_offset + index
         raise ShapeMismatchError(
             f"column {self.column!r} row {row} has {got} {unit}, expected {expected} "
             f"(input {self.spec.name!r} {self.spec.describe()})",
-            column=self.column,
-            reason="wrong length",
-            row=row,
-            got=got,
-            expected=expected,
-        )
+            column=self.column, reason="wrong length", row=row, got=got, expected=expected,
+        )  # fmt: skip
 
 
 def _is_list(kind: Any) -> bool:

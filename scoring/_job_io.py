@@ -14,15 +14,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from scoring.errors import ScoringError
+from scoring.errors import JobIOError
 
-__all__ = ["JobIOError", "Output", "read_input", "write_output"]
+__all__ = ["Output", "append_output", "check_output", "count_output", "read_input", "write_output"]
 
 log = logging.getLogger(__name__)
-
-
-class JobIOError(ScoringError, ValueError):
-    """The job's input or output is missing, or the output cannot be replaced."""
 
 
 @dataclass(frozen=True)

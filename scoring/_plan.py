@@ -16,9 +16,21 @@ from typing import Any, Mapping, Sequence
 from scoring._signature import NUMERIC_DTYPES, Signature, TensorSpec
 from scoring.errors import ColumnTypeError, ShapeMismatchError, SignatureError, SignatureMismatchError
 
-__all__ = ["ColumnType", "OutputColumn", "Plan", "make_plan", "select_output"]
+__all__ = [
+    "RETURNS",
+    "ColumnType",
+    "OutputColumn",
+    "Plan",
+    "Request",
+    "describe_arrow_field",
+    "describe_spark_field",
+    "make_plan",
+    "map_inputs",
+    "not_numeric",
+    "select_output",
+]
 
-OUTPUT_MODES = ("class", "probabilities", "all")
+RETURNS = ("class", "probabilities", "all")
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,35 @@ class Plan:
     version_col: str | None
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the caller asked for, before the data's columns are known.
+
+    ``returns`` is "class", "probabilities" or "all"; ``outputs`` the output
+    columns :func:`select_output` chose for it.
+    """
+
+    signature: Signature
+    input_cols: str | Mapping[str, str] | None
+    returns: str
+    outputs: tuple[OutputColumn, ...]
+    keep_cols: tuple[str, ...] = ()
+    version_col: str | None = None
+
+    def plan(self, columns: Sequence[ColumnType]) -> Plan:
+        """Validate ``columns`` against the signature; ScoringError subclasses otherwise."""
+        return make_plan(self.signature, columns, self.input_cols, self.outputs, self.keep_cols, self.version_col)
+
+    def needed_columns(self, available: Sequence[str]) -> list[str]:
+        """The columns of ``available`` a plan reads: keep_cols, then each input's column."""
+        inputs = map_inputs(self.signature, available, self.input_cols, self.keep_cols)
+        return list(dict.fromkeys([*self.keep_cols, *(column for _, column in inputs)]))
+
+    def positional(self, labels: Sequence[str]) -> Plan:
+        """A plan feeding the inputs, in signature order, from columns labelled ``labels``."""
+        return Plan(tuple(zip(self.signature.inputs, labels)), self.outputs, (), None)
+
+
 def make_plan(
     signature: Signature,
     columns: Sequence[ColumnType],
@@ -62,7 +103,7 @@ def make_plan(
 ) -> Plan:
     """Map inputs to columns and validate them; raises ScoringError subclasses."""
     by_name = {c.column: c for c in columns}
-    mapping = map_inputs(signature, list(by_name), input_cols)
+    mapping = map_inputs(signature, list(by_name), input_cols, keep_cols)
     for spec, column in mapping:
         check_column(spec, by_name[column])
     for column in keep_cols:
@@ -84,9 +125,20 @@ def make_plan(
 
 
 def map_inputs(
-    signature: Signature, columns: Sequence[str], input_cols: str | Mapping[str, str] | None
+    signature: Signature,
+    columns: Sequence[str],
+    input_cols: str | Mapping[str, str] | None,
+    keep_cols: Sequence[str] = (),
 ) -> list[tuple[TensorSpec, str]]:
-    """Each signature input with its column: explicit mapping, a single name, or by name."""
+    """Each signature input with its column: explicit mapping, a single name, or by name.
+
+    Without ``input_cols``, a single-input signature whose input has no column
+    of its name takes the one column outside ``keep_cols`` (a Keras export's
+    ``keras_tensor`` fed from ``feature``); several such columns are an error
+    naming them.
+    """
+    if input_cols is None and len(signature.inputs) == 1:
+        input_cols = _only_candidate(signature.inputs[0], columns, keep_cols)
     if isinstance(input_cols, str):
         if len(signature.inputs) != 1:
             raise SignatureMismatchError(
@@ -108,15 +160,45 @@ def map_inputs(
     for spec in signature.inputs:
         column = mapping.get(spec.name, spec.name)
         if column not in columns:
-            raise SignatureMismatchError(
-                f"signature input {spec.name!r} ({spec.describe()}) has no matching column "
-                f"{column!r}; columns: {sorted(columns)}; map it with input_cols",
-                column=column,
-                reason="no matching column",
-                expected=spec.describe(),
-            )
+            what = f"has no matching column {column!r}; columns: {sorted(columns)}; map it with input_cols"
+            raise _unfed(spec, column, what, "no matching column")
         pairs.append((spec, column))
     return pairs
+
+
+def _only_candidate(spec: TensorSpec, columns: Sequence[str], keep_cols: Sequence[str]) -> str | None:
+    """The column feeding a lone input: its namesake, else the only column outside keep_cols."""
+    if spec.name in columns:
+        return None
+    candidates = [c for c in columns if c not in keep_cols]
+    if len(candidates) > 1:
+        what = (
+            f"has no column of its name and {len(candidates)} columns could feed it: {sorted(candidates)}; "
+            f"pick one with input_cols or list the others in keep_cols"
+        )
+        raise _unfed(spec, spec.name, what, "ambiguous column")
+    return candidates[0] if candidates else None
+
+
+def _unfed(spec: TensorSpec, column: str, what: str, reason: str) -> SignatureMismatchError:
+    """An input no column feeds: ``signature input 'x' (float32[-1, 12]) <what>``."""
+    return SignatureMismatchError(
+        f"signature input {spec.name!r} ({spec.describe()}) {what}",
+        column=column,
+        reason=reason,
+        expected=spec.describe(),
+    )
+
+
+def not_numeric(column: str, type_text: str, spec: TensorSpec) -> ColumnTypeError:
+    """The error for a column that holds neither numbers, arrays of numbers nor tensor bytes."""
+    return ColumnTypeError(
+        f"column {column!r} has type {type_text}, expected numbers, arrays of numbers "
+        f"or binary tensor bytes for input {spec.name!r} {spec.describe()}",
+        column=column,
+        reason="not numeric",
+        expected=spec.describe(),
+    )
 
 
 def check_column(spec: TensorSpec, col: ColumnType) -> None:
@@ -131,13 +213,7 @@ def check_column(spec: TensorSpec, col: ColumnType) -> None:
             expected=expected,
         )
     if col.leaf == "other":
-        raise ColumnTypeError(
-            f"column {col.column!r} has type {col.text}, expected numbers, arrays of numbers "
-            f"or binary tensor bytes for input {spec.name!r} {expected}",
-            column=col.column,
-            reason="not numeric",
-            expected=expected,
-        )
+        raise not_numeric(col.column, col.text, spec)
     size, dims = spec.row_size, spec.row_shape
     if col.leaf == "binary" or dims is None:
         return
@@ -164,32 +240,34 @@ def _shape_error(col: ColumnType, spec: TensorSpec, what: str) -> None:
     )
 
 
-def select_output(signature: Signature, mode: str, output: str | None, prediction_col: str) -> tuple[OutputColumn, ...]:
-    """The output columns for ``mode`` ("class", "probabilities" or "all")."""
-    if mode not in OUTPUT_MODES:
-        raise ValueError(f"outputs must be one of {OUTPUT_MODES}, not {mode!r}")
-    if mode == "all":
+def select_output(
+    signature: Signature, returns: str, output_tensor: str | None, prediction_col: str
+) -> tuple[OutputColumn, ...]:
+    """The output columns for ``returns`` ("class", "probabilities" or "all")."""
+    if returns not in RETURNS:
+        raise ValueError(f"returns must be one of {RETURNS}, not {returns!r}")
+    if returns == "all":
         return tuple(
             OutputColumn(s.name, s.name, "scalar" if s.shape is not None and len(s.shape) <= 1 else "values", s.dtype)
             for s in signature.outputs
         )
-    if output is not None:
-        spec = signature.output(output)
+    if output_tensor is not None:
+        spec = signature.output(output_tensor)
     elif len(signature.outputs) == 1:
         spec = signature.outputs[0]
     else:
         raise SignatureError(
             f"signature {signature.name!r} has outputs {signature.output_names}: "
-            f"choose one with output=",
+            f"choose one with output_tensor=",
             reason="ambiguous output",
         )
-    if mode == "probabilities":
+    if returns == "probabilities":
         return (OutputColumn(prediction_col, spec.name, "values", spec.dtype),)
     one_per_row = spec.shape is not None and len(spec.shape) <= 1
     if one_per_row and not spec.dtype.startswith(("int", "uint")):
         raise SignatureError(
             f"output {spec.name!r} {spec.describe()} holds one {spec.dtype} per row, not class "
-            f"scores: use outputs='probabilities' or 'all'",
+            f"scores: use returns='probabilities' or 'all'",
             reason="not class scores",
             signature=signature.name,
         )

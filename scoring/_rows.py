@@ -9,45 +9,33 @@ the same Arrow path and checks as :meth:`Scorer.transform`. ML vectors
 from __future__ import annotations
 
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from scoring._plan import describe_arrow_field
+from scoring._runner import Runner
 from scoring.errors import NullValueError, SignatureMismatchError
-
-if TYPE_CHECKING:
-    from scoring._scorer import Scorer
 
 __all__ = ["score_rows"]
 
 
-def score_rows(scorer: "Scorer", rows: Iterable[Any]) -> Iterator[Any]:
-    """Score ``rows`` (pyspark Rows or mappings) and yield output Rows."""
+def score_rows(runner: Runner, rows: Iterable[Any]) -> Iterator[Any]:
+    """Score ``rows`` (pyspark Rows or mappings) in batches of ``runner.batch_size``; yield Rows.
+
+    The columns read and the plan come from the first row and the first batch.
+    """
     from pyspark.sql import Row
 
     it = iter(rows)
-    first = list(islice(it, scorer.batch_size))
+    first = list(islice(it, runner.batch_size))
     if not first:
         return
-    needed = _needed_columns(scorer, first[0])
+    fields = list(first[0].asDict()) if hasattr(first[0], "asDict") else list(first[0])
+    needed = runner.request.needed_columns(fields)
     first_batch = _to_batch(first, needed, 0)
-    plan = scorer.plan([describe_arrow_field(f) for f in first_batch.schema])
-    runner = scorer._runner(plan)
-    for out in runner.score_batches(_batches(first_batch, it, needed, scorer.batch_size)):
+    planned = runner.planned([describe_arrow_field(f) for f in first_batch.schema])
+    for out in planned.score_batches(_batches(first_batch, it, needed, runner.batch_size)):
         for record in out.to_pylist():
             yield Row(**record)
-
-
-def _needed_columns(scorer: "Scorer", row: Any) -> list[str]:
-    """Columns the plan needs: keep_cols plus the input columns present in ``row``."""
-    fields = list(row.asDict()) if hasattr(row, "asDict") else list(row)
-    mapping = scorer.input_cols
-    if isinstance(mapping, str):
-        wanted = [mapping]
-    elif mapping:
-        wanted = [mapping.get(s.name, s.name) for s in scorer.signature.inputs]
-    else:
-        wanted = scorer.signature.input_names
-    return list(dict.fromkeys([*scorer.keep_cols, *(c for c in wanted if c in fields)]))
 
 
 def _batches(first: Any, rest: Iterator[Any], columns: list[str], size: int) -> Iterator[Any]:

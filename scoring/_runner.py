@@ -1,7 +1,7 @@
 """The executor-side core shared by every face: Arrow columns in, Arrow columns out.
 
-A :class:`Runner` is small and picklable (source, signature name, plan,
-options); on the executor it localizes the model, takes it from the
+A :class:`Runner` is small and picklable (source, request, plan, options);
+on the executor it localizes the model, takes it from the
 per-worker cache, converts input columns with :mod:`scoring._arrow`, calls
 the signature's concrete function in chunks of ``batch_size`` rows, and
 builds the output Arrow arrays straight from numpy.
@@ -10,16 +10,16 @@ builds the output Arrow arrays straight from numpy.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from scoring._arrow import column_to_tensor
 from scoring._model_cache import LoadedModel, get_model
-from scoring._plan import OutputColumn, Plan
+from scoring._plan import ColumnType, OutputColumn, Plan, Request
 from scoring._prefetch import prefetch
-from scoring._source import HandleSource, LocalSource, UrlSource
+from scoring._source import Source
 from scoring.errors import ColumnTypeError, ModelLoadError
 
 __all__ = ["Runner", "arrow_type", "spark_type"]
@@ -60,21 +60,45 @@ def arrow_type(out: OutputColumn) -> Any:
 
 @dataclass(frozen=True)
 class Runner:
-    """Everything an executor needs to score; pickled into tasks."""
+    """Everything an executor needs to score; pickled into tasks.
 
-    source: LocalSource | UrlSource | HandleSource
-    signature: str
-    plan: Plan
+    Built from a :class:`Request` without a plan; :meth:`planned` (columns of
+    a schema) or :meth:`positional` (a column function's arguments) bind it to
+    the data's columns before it scores.
+    """
+
+    source: Source
+    request: Request
     batch_size: int
     threads: int | None
     capacity: int
     read_ahead: int = 1
+    plan: Plan | None = None
+
+    def planned(self, columns: Sequence[ColumnType]) -> "Runner":
+        """This runner bound to ``columns`` (validated: ScoringError subclasses otherwise)."""
+        return replace(self, plan=self.request.plan(columns))
+
+    def positional(self, labels: Sequence[str]) -> "Runner":
+        """This runner feeding the inputs, in signature order, from columns labelled ``labels``."""
+        return replace(self, plan=self.request.positional(labels))
+
+    def read_columns(self) -> list[str]:
+        """The columns a bound runner reads: keep_cols, then each input's column."""
+        plan = self._bound()
+        return list(dict.fromkeys([*plan.keep_cols, *(column for _, column in plan.inputs)]))
+
+    def _bound(self) -> Plan:
+        if self.plan is None:
+            raise RuntimeError("Runner has no plan: bind it with planned() or positional() first")
+        return self.plan
 
     def model(self) -> tuple[LoadedModel, int | None]:
         """Localize (once per node) and load (once per worker) the model."""
         local = self.source.localize()
+        name = self.request.signature.name
         try:
-            model = get_model(local.key, local.path, self.signature, threads=self.threads, capacity=self.capacity)
+            model = get_model(local.key, local.path, name, threads=self.threads, capacity=self.capacity)
         except ModelLoadError:
             # A cached copy TensorFlow cannot read (DataLossError...) must not be served again:
             # drop it, so Spark's task retry downloads a fresh one (RELIABILITY L2).
@@ -86,12 +110,12 @@ class Runner:
         """Input tensors from Arrow columns keyed by column name."""
         return {
             spec.name: column_to_tensor(columns[column], spec, column, row_offset)
-            for spec, column in self.plan.inputs
+            for spec, column in self._bound().inputs
         }
 
     def predict(self, function: Any, tensors: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         """Call ``function`` on chunks of ``batch_size`` rows; outputs concatenated as numpy."""
-        needed = {o.source for o in self.plan.outputs}
+        needed = {o.source for o in self._bound().outputs}
         parts: dict[str, list[np.ndarray]] = {name: [] for name in needed}
         step = max(1, self.batch_size)
         for start in range(0, max(n, 1), step):
@@ -101,25 +125,26 @@ class Runner:
                 parts[name].append(result[name].numpy())
         return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
-    def output_arrays(self, raw: Mapping[str, np.ndarray], n: int) -> list[Any]:
-        """One Arrow array per output column."""
-        return [_to_arrow(out, raw[out.source], n) for out in self.plan.outputs]
+    def score_columns(self, model: LoadedModel, columns: Mapping[str, Any], n: int, row_offset: int) -> list[Any]:
+        """One Arrow array per output column, for ``n`` rows of input ``columns``."""
+        raw = self.predict(model.function, self.tensors(columns, row_offset), n)
+        return [_to_arrow(out, raw[out.source], n) for out in self._bound().outputs]
 
     def score_batches(self, batches: Iterable[Any]) -> Iterator[Any]:
         """mapInArrow body: RecordBatches in, RecordBatches (keep, outputs, version) out."""
         import pyarrow as pa
 
+        plan = self._bound()
         model, version = self.model()
-        names = [*self.plan.keep_cols, *(o.name for o in self.plan.outputs)]
-        if self.plan.version_col:
-            names.append(self.plan.version_col)
+        names = [*plan.keep_cols, *(o.name for o in plan.outputs)]
+        if plan.version_col:
+            names.append(plan.version_col)
         offset = 0
         for batch in prefetch(batches, self.read_ahead):
             n = batch.num_rows
-            columns = {c: batch.column(c) for _, c in self.plan.inputs}
-            raw = self.predict(model.function, self.tensors(columns, offset), n)
-            arrays = [batch.column(c) for c in self.plan.keep_cols] + self.output_arrays(raw, n)
-            if self.plan.version_col:
+            columns = {c: batch.column(c) for _, c in plan.inputs}
+            arrays = [batch.column(c) for c in plan.keep_cols] + self.score_columns(model, columns, n, offset)
+            if plan.version_col:
                 arrays.append(version_array(version, n))
             yield pa.RecordBatch.from_arrays(arrays, names=names)
             offset += n

@@ -23,17 +23,12 @@ import logging
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from scoring._model_cache import DEFAULT_CAPACITY
-from scoring._plan import (
-    ColumnType,
-    Plan,
-    describe_arrow_field,
-    describe_spark_field,
-    make_plan,
-    select_output,
-)
-from scoring._runner import Runner, arrow_type, spark_type
+from scoring._plan import ColumnType, OutputColumn, Plan, Request, describe_arrow_field, describe_spark_field, select_output
+from scoring._rows import score_rows
+from scoring._runner import Runner, spark_type
 from scoring._signature import Signature, parse_signature
-from scoring._source import model_source
+from scoring._source import ModelRef, model_source
+from scoring._udf import make_udf
 
 __all__ = ["Scorer"]
 
@@ -46,28 +41,30 @@ class Scorer:
     ``model``: local SavedModel dir, model URL (localized on each executor
     through ``hdfs_models``; pinned on the driver), or a handle with
     ``local_path()``/``version``/``digest``. ``input_cols``: None (columns named
-    like the signature's inputs), one column name (single-input signatures) or
-    ``{signature_input: column}``. ``outputs``: ``"class"`` (argmax, int),
-    ``"probabilities"`` (array of the output's dtype) or ``"all"`` (one column
-    per output, named like it); ``output`` picks the output tensor when the
-    signature has several. ``threads``: TF intra-op threads per worker
-    (default: the task's CPUs). ``read_ahead``: Arrow batches a transform task
-    reads ahead on a thread while TensorFlow computes (0: none). The signature
-    is read once, here, on the driver.
+    like the signature's inputs; a single input with no column of its name
+    takes the one column outside ``keep_cols``), one column name
+    (single-input signatures) or ``{signature_input: column}``. ``returns``:
+    ``"class"`` (argmax, int), ``"probabilities"`` (array of the output's
+    dtype) or ``"all"`` (one column per output tensor, named like it);
+    ``output_tensor`` picks the output tensor when the signature has several.
+    ``threads``: TF intra-op threads per worker (default: the task's CPUs).
+    ``read_ahead``: Arrow batches a transform task reads ahead on a thread
+    while TensorFlow computes (0: none). The signature is read once, here, on
+    the driver.
     """
 
     def __init__(
         self,
-        model: Any,
+        model: ModelRef,
         input_cols: str | Mapping[str, str] | None = None,
         signature: str = "serving_default",
-        outputs: str = "class",
+        returns: str = "class",
         batch_size: int = 1024,
         keep_cols: Sequence[str] = (),
         version_col: str | None = "model_version",
         threads: int | None = None,
         *,
-        output: str | None = None,
+        output_tensor: str | None = None,
         prediction_col: str = "prediction",
         cache_capacity: int = DEFAULT_CAPACITY,
         read_ahead: int = 1,
@@ -81,8 +78,10 @@ class Scorer:
             self._source.signatures(), signature, self._source.describe()
         )
         self.input_cols = input_cols
-        self.outputs = select_output(self.signature, outputs, output, prediction_col)
-        self.mode = outputs
+        self.output_columns: tuple[OutputColumn, ...] = select_output(
+            self.signature, returns, output_tensor, prediction_col
+        )
+        self.returns = returns
         self.batch_size = batch_size
         self.keep_cols = tuple(keep_cols)
         self.version_col = version_col
@@ -91,29 +90,32 @@ class Scorer:
         self.read_ahead = read_ahead
 
     def __repr__(self) -> str:
-        return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, outputs={self.mode!r})"
+        return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, returns={self.returns!r})"
 
     # -- planning (driver) ---------------------------------------------------------------
 
     def plan(self, columns: Sequence[ColumnType]) -> Plan:
         """Validate ``columns`` against the signature; ScoringError subclasses otherwise."""
-        return make_plan(
-            self.signature, columns, self.input_cols, self.outputs, self.keep_cols, self.version_col
+        return self._request().plan(columns)
+
+    def _request(self) -> Request:
+        return Request(
+            self.signature, self.input_cols, self.returns, self.output_columns, self.keep_cols, self.version_col
         )
 
-    def _runner(self, plan: Plan) -> Runner:
+    def _runner(self) -> Runner:
+        """An unbound runner from the current settings (each face binds it to its columns)."""
         return Runner(
-            self._source, self.signature.name, plan, self.batch_size, self.threads,
-            self.cache_capacity, self.read_ahead,
-        )  # fmt: skip
+            self._source, self._request(), self.batch_size, self.threads, self.cache_capacity, self.read_ahead
+        )
 
     def output_schema(self, schema: Any) -> Any:
         """The Spark StructType :meth:`transform` returns for an input ``schema``."""
-        from pyspark.sql.types import IntegerType, StructField, StructType, _parse_datatype_string
+        from pyspark.sql.types import DataType, IntegerType, StructField, StructType
 
         plan = self.plan([describe_spark_field(f) for f in schema.fields])
         fields = [schema[c] for c in plan.keep_cols]
-        fields += [StructField(o.name, _parse_datatype_string(spark_type(o)), True) for o in plan.outputs]
+        fields += [StructField(o.name, DataType.fromDDL(spark_type(o)), True) for o in plan.outputs]
         if plan.version_col:
             fields.append(StructField(plan.version_col, IntegerType(), True))
         return StructType(fields)
@@ -127,12 +129,12 @@ class Scorer:
         subclasses here, before any job, for whatever the schema already shows.
         """
         schema = self.output_schema(df.schema)
-        plan = self.plan([describe_spark_field(f) for f in df.schema.fields])
+        runner = self._runner().planned([describe_spark_field(f) for f in df.schema.fields])
         # Ship only the columns the task reads: other columns would cross to Python for nothing.
-        needed = list(dict.fromkeys([*plan.keep_cols, *(column for _, column in plan.inputs)]))
+        needed = runner.read_columns()
         if len(needed) < len(df.columns):
             df = df.select(*(_quoted(c) for c in needed))
-        return df.mapInArrow(self._runner(plan).score_batches, schema)
+        return df.mapInArrow(runner.score_batches, schema)
 
     def predict_arrow(self, batches: Iterable[Any]) -> Iterator[Any]:
         """Score pyarrow RecordBatches in this process (what each transform task runs)."""
@@ -140,8 +142,8 @@ class Scorer:
         first = next(batches, None)
         if first is None:
             return iter(())
-        plan = self.plan([describe_arrow_field(f) for f in first.schema])
-        return self._runner(plan).score_batches(_chain(first, batches))
+        runner = self._runner().planned([describe_arrow_field(f) for f in first.schema])
+        return runner.score_batches(_chain(first, batches))
 
     def score_partition(self, rows: Iterable[Any]) -> Iterator[Any]:
         """``rdd.mapPartitions(scorer.score_partition)``: Rows in, Rows out.
@@ -149,9 +151,7 @@ class Scorer:
         Rows are grouped into batches of ``batch_size``; each output Row holds the
         keep_cols, the outputs and the version column, like :meth:`transform`.
         """
-        from scoring._rows import score_rows
-
-        return score_rows(self, rows)
+        return score_rows(self._runner(), rows)
 
     def udf(self) -> Any:
         """A column function: ``df.withColumn("p", scorer.udf()(col("features")))``.
@@ -162,17 +162,7 @@ class Scorer:
         Returns ``int`` (class), ``array<...>`` (probabilities) or a struct of
         every output ("all"). Rows carry no version column here.
         """
-        from scoring._udf import make_udf
-
-        return make_udf(self)
-
-    def arrow_output_type(self) -> Any:
-        """Arrow type of the udf's result (a struct for ``outputs="all"``)."""
-        import pyarrow as pa
-
-        if self.mode == "all":
-            return pa.struct([pa.field(o.name, arrow_type(o)) for o in self.outputs])
-        return arrow_type(self.outputs[0])
+        return make_udf(self._runner())
 
 
 def _quoted(column: str) -> str:

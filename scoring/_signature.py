@@ -1,25 +1,20 @@
-"""Serving signatures: read them from a model, parse them into typed specs.
+"""Serving signatures parsed into typed specs; no I/O here.
 
-:func:`inspect_signatures` returns the ``MANIFEST.json`` signatures format
-(``docs/INTERFACES.md``), read from ``MANIFEST.json`` when the model has one
-and otherwise parsed from ``saved_model.pb`` (no variables are loaded).
-:class:`Signature` / :class:`TensorSpec` are the typed form the scorer plans
-with. Pure functions except :func:`inspect_signatures`.
+The input is the ``MANIFEST.json`` signatures format (``docs/INTERFACES.md``),
+as :func:`scoring.inspect_signatures` returns it (reading is in
+:mod:`scoring._source`). :class:`Signature` / :class:`TensorSpec` are the
+typed form the scorer plans with.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from scoring.errors import SignatureError
 
-__all__ = ["Signature", "TensorSpec", "format_signatures", "inspect_signatures", "parse_signature"]
-
-MANIFEST_NAME = "MANIFEST.json"
+__all__ = ["NUMERIC_DTYPES", "Signature", "TensorSpec", "format_signatures", "parse_signature"]
 
 # TensorFlow dtype names the scorer can feed from numeric Arrow data.
 NUMERIC_DTYPES = frozenset(
@@ -134,42 +129,6 @@ def _specs(raw: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
             )
         )
     return tuple(specs)
-
-
-def inspect_signatures(model: Any) -> dict[str, Any]:
-    """Serving signatures of ``model`` in the manifest format.
-
-    ``model``: a local SavedModel directory, a model URL (its manifest is read
-    through ``hdfs_models`` when it has one, else the version is localized),
-    or a handle with ``local_path()``. Raises SignatureError when the model
-    holds no signatures, and ``hdfs_models`` errors for missing models.
-    """
-    from scoring._source import model_source
-
-    return model_source(model).signatures()
-
-
-def read_local_signatures(local_dir: str) -> dict[str, Any]:
-    """From ``local_dir/MANIFEST.json`` when it lists signatures, else from saved_model.pb."""
-    manifest = os.path.join(local_dir, MANIFEST_NAME)
-    if os.path.isfile(manifest):
-        with open(manifest, "rb") as f:
-            try:
-                sigs = json.loads(f.read()).get("signatures")
-            except (ValueError, AttributeError) as exc:
-                raise SignatureError(
-                    f"{manifest} is not valid JSON: {exc}", path=manifest, reason="bad manifest"
-                ) from exc
-        if sigs:
-            return dict(sigs)
-    from hdfs_models._signatures import read_signatures
-
-    sigs = read_signatures(local_dir)
-    if not sigs:
-        raise SignatureError(
-            f"{local_dir} holds no serving signature", path=local_dir, reason="no signatures"
-        )
-    return sigs
 
 
 def format_signatures(signatures: Mapping[str, Any]) -> str:

@@ -1,26 +1,66 @@
-"""Where a scorer's model comes from: a local dir, a URL, or a distribution handle.
+"""Where a scorer's model comes from (a local dir, a URL, or a distribution
+handle), and reading its serving signatures.
 
 A source is built on the driver (:func:`model_source`), pickled into tasks,
 and asked on the executor for :meth:`localize`, which returns the local
 SavedModel path, the version the rows are tagged with, and the key of the
-per-worker model cache. URL sources are pinned on the driver when
-``hdfs_models`` can resolve them, so every task scores the same version.
+per-worker model cache. URL sources are pinned on the driver, so every task
+scores the same version.
+
+:func:`inspect_signatures` returns the ``MANIFEST.json`` signatures format
+(``docs/INTERFACES.md``), read from ``MANIFEST.json`` when the model has one
+and otherwise parsed from ``saved_model.pb`` (no variables are loaded).
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, Union, runtime_checkable
 
-from hdfs_models.errors import InvalidModelError, ModelNotFoundError
+from hdfs_models import (
+    MANIFEST_NAME,
+    InvalidModelError,
+    ModelNotFoundError,
+    PinnedVersion,
+    discard,
+    localize,
+    read_signatures,
+    resolve,
+)
 
-from scoring._signature import read_local_signatures
+from scoring.errors import SignatureError
 
-__all__ = ["HandleSource", "LocalSource", "Localized", "UrlSource", "model_source"]
+__all__ = [
+    "HandleSource",
+    "LocalSource",
+    "Localized",
+    "ModelRef",
+    "Source",
+    "SupportsLocalPath",
+    "UrlSource",
+    "check_local_dir",
+    "dir_version",
+    "inspect_signatures",
+    "model_source",
+    "read_local_signatures",
+]
 
-log = logging.getLogger(__name__)
+
+@runtime_checkable
+class SupportsLocalPath(Protocol):
+    """A model handle: ``local_path()`` gives a local SavedModel dir on the executor.
+
+    Optional attributes the scorer uses when present: ``version``, ``digest``,
+    ``signatures``, ``url``, ``strategy`` (as :class:`hdfs_models.ModelHandle` has).
+    """
+
+    def local_path(self) -> str: ...
+
+
+ModelRef = Union[str, "os.PathLike[str]", SupportsLocalPath]
+"""What a scorer accepts as its model: a local dir, a URL, or a handle."""
 
 
 @dataclass(frozen=True)
@@ -66,30 +106,22 @@ class UrlSource:
     """A model URL, localized into the node cache by each executor."""
 
     url: str
-    pinned: Any = None
+    pinned: PinnedVersion | None = None
 
     def describe(self) -> str:
         return self.url
 
     def signatures(self) -> dict[str, Any]:
-        sigs = getattr(self.pinned, "signatures", None)
-        if sigs:
-            return dict(sigs)
+        if self.pinned is not None and self.pinned.signatures:
+            return dict(self.pinned.signatures)
         return read_local_signatures(self.localize().path)
 
     def localize(self) -> Localized:
-        from hdfs_models._cache import localize
-
-        if self.pinned is not None:
-            local = localize(self.url, pinned=self.pinned)
-        else:
-            local = localize(self.url)
+        local = localize(self.url, pinned=self.pinned)
         return Localized(local.path, local.version, f"{local.digest}:{local.path}")
 
     def discard(self, local: Localized) -> None:
         """Drop a node-cache entry TensorFlow could not load, so a retry downloads it again (L2)."""
-        from hdfs_models._cache import discard
-
         discard(local.path)
 
 
@@ -97,7 +129,7 @@ class UrlSource:
 class HandleSource:
     """Any object with ``local_path()`` (and ``version`` / ``digest``), e.g. a ModelHandle."""
 
-    handle: Any
+    handle: SupportsLocalPath
 
     def describe(self) -> str:
         return str(getattr(self.handle, "url", None) or self.handle)
@@ -119,17 +151,15 @@ class HandleSource:
     def discard(self, local: Localized) -> None:
         """For a ``fetch`` handle, drop the node-cache entry (L2); Spark-shipped copies stay."""
         if getattr(self.handle, "strategy", None) == "fetch":
-            from hdfs_models._cache import discard
-
             discard(local.path)
 
 
 Source = LocalSource | UrlSource | HandleSource
 
 
-def model_source(model: Any) -> Source:
+def model_source(model: ModelRef) -> Source:
     """Classify ``model`` (local path, ``file://`` or other URL, or handle) on the driver."""
-    if hasattr(model, "local_path"):
+    if isinstance(model, SupportsLocalPath):
         return HandleSource(model)
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
@@ -139,17 +169,7 @@ def model_source(model: Any) -> Source:
         return LocalSource(model[len("file://") :])
     if "://" not in model:
         return LocalSource(os.path.abspath(model))
-    return UrlSource(model, _pin(model))
-
-
-def _pin(url: str) -> Any:
-    """Resolve ``url`` to a pinned version on the driver, or None when core cannot yet."""
-    try:
-        from hdfs_models._versions import resolve
-    except ImportError:
-        log.debug("hdfs_models._versions unavailable; %s is resolved on each executor", url)
-        return None
-    return resolve(url)
+    return UrlSource(model, resolve(model))
 
 
 def check_local_dir(path: str) -> None:
@@ -167,3 +187,35 @@ def check_local_dir(path: str) -> None:
                 path=path,
                 reason=f"missing {required}",
             )
+
+
+def read_local_signatures(local_dir: str) -> dict[str, Any]:
+    """From ``local_dir/MANIFEST.json`` when it lists signatures, else from saved_model.pb."""
+    manifest = os.path.join(local_dir, MANIFEST_NAME)
+    if os.path.isfile(manifest):
+        with open(manifest, "rb") as f:
+            try:
+                sigs = json.loads(f.read()).get("signatures")
+            except (ValueError, AttributeError) as exc:
+                raise SignatureError(
+                    f"{manifest} is not valid JSON: {exc}", path=manifest, reason="bad manifest"
+                ) from exc
+        if sigs:
+            return dict(sigs)
+    sigs = read_signatures(local_dir)
+    if not sigs:
+        raise SignatureError(
+            f"{local_dir} holds no serving signature", path=local_dir, reason="no signatures"
+        )
+    return sigs
+
+
+def inspect_signatures(model: ModelRef) -> dict[str, Any]:
+    """Serving signatures of ``model`` in the manifest format.
+
+    ``model``: a local SavedModel directory, a model URL (its manifest is read
+    through ``hdfs_models`` when it has one, else the version is localized),
+    or a handle with ``local_path()``. Raises SignatureError when the model
+    holds no signatures, and ``hdfs_models`` errors for missing models.
+    """
+    return model_source(model).signatures()

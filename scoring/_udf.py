@@ -8,21 +8,21 @@ Rows carry no version column; error positions count from the Arrow batch.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from scoring._plan import Plan
-from scoring._runner import spark_type
-
-if TYPE_CHECKING:
-    from scoring._scorer import Scorer
+from scoring._plan import Request
+from scoring._runner import Runner, spark_type
 
 __all__ = ["make_udf"]
 
 
-def make_udf(scorer: "Scorer") -> Callable[..., Any]:
+def make_udf(runner: Runner) -> Callable[..., Any]:
     """A function taking one Column (or name) per signature input, returning a Column."""
-    specs = list(scorer.signature.inputs)
-    return_type = _return_type(scorer)
+    request = runner.request
+    specs = request.signature.inputs
+    return_type = _return_type(request)
+    names = [o.name for o in request.outputs]
+    struct = request.returns == "all"
 
     def call(*cols: Any) -> Any:
         if len(cols) != len(specs):
@@ -31,18 +31,13 @@ def make_udf(scorer: "Scorer") -> Callable[..., Any]:
                 f"{[s.name for s in specs]}, got {len(cols)}"
             )
         labels = [c if isinstance(c, str) else _label(c) for c in cols]
-        plan = Plan(tuple(zip(specs, labels)), scorer.outputs, (), None)
-        runner = scorer._runner(plan)
-        names = [o.name for o in scorer.outputs]
-        struct = scorer.mode == "all"
+        bound = runner.positional(labels)
 
         def predict(*arrays: Any) -> Any:
             import pyarrow as pa
 
-            model, _ = runner.model()
-            n = len(arrays[0])
-            raw = runner.predict(model.function, runner.tensors(dict(zip(labels, arrays)), 0), n)
-            outs = runner.output_arrays(raw, n)
+            model, _ = bound.model()
+            outs = bound.score_columns(model, dict(zip(labels, arrays)), len(arrays[0]), 0)
             return pa.StructArray.from_arrays(outs, names=names) if struct else outs[0]
 
         return _wrap(predict, return_type)(*cols)
@@ -50,10 +45,10 @@ def make_udf(scorer: "Scorer") -> Callable[..., Any]:
     return call
 
 
-def _return_type(scorer: "Scorer") -> str:
-    if scorer.mode == "all":
-        return "struct<" + ", ".join(f"`{o.name}`: {spark_type(o)}" for o in scorer.outputs) + ">"
-    return spark_type(scorer.outputs[0])
+def _return_type(request: Request) -> str:
+    if request.returns == "all":
+        return "struct<" + ", ".join(f"`{o.name}`: {spark_type(o)}" for o in request.outputs) + ">"
+    return spark_type(request.outputs[0])
 
 
 def _label(column: Any) -> str:

@@ -11,7 +11,8 @@ pickles (errors raised on executors reach the driver)::
     │   └── ColumnTypeError(TypeError)         a column is not numeric / not an array
     ├── ModelLoadError(RuntimeError)          TensorFlow failed to load the model
     ├── GpuAssignmentError(ValueError)        a task's GPU address names no device the executor sees
-    └── PrecisionError(ValueError)            the precision asked for cannot run on this machine
+    ├── PrecisionError(ValueError)            the precision asked for cannot run on this machine
+    └── JobIOError(ValueError)                the job's input is missing or its output cannot be written
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hdfs_models.errors import DetailedError
 __all__ = [
     "ColumnTypeError",
     "GpuAssignmentError",
+    "JobIOError",
     "ModelLoadError",
     "NullValueError",
     "PrecisionError",
@@ -36,14 +38,22 @@ __all__ = [
 class ScoringError(DetailedError):
     """Base class of every error raised by :mod:`scoring`.
 
-    Attributes: ``message``, ``column``, ``path`` (model path or URL),
-    ``reason`` and ``details`` (e.g. ``row``, ``expected``).
+    Attributes (``None`` when they do not apply): ``message``, ``column``,
+    ``path`` (model path or URL, or the job's table or path), ``reason`` (a
+    short cause), ``signature`` (signature name), ``row`` (position counted
+    from the start of the partition or batch), ``expected`` and ``got`` (what
+    the signature wants and what the data holds), and ``details`` (any further
+    keyword arguments).
     """
 
-    _fields = ("column", "path", "reason")
+    _fields = ("column", "path", "reason", "signature", "row", "expected", "got")
     column: str | None
     path: str | None
     reason: str | None
+    signature: str | None
+    row: int | None
+    expected: int | str | None
+    got: int | None
 
     def __init__(
         self,
@@ -52,9 +62,16 @@ class ScoringError(DetailedError):
         column: str | None = None,
         path: str | None = None,
         reason: str | None = None,
+        signature: str | None = None,
+        row: int | None = None,
+        expected: int | str | None = None,
+        got: int | None = None,
         **details: Any,
     ) -> None:
-        super().__init__(message, column=column, path=path, reason=reason, **details)
+        super().__init__(
+            message, column=column, path=path, reason=reason, signature=signature, row=row,
+            expected=expected, got=got, **details,
+        )  # fmt: skip
 
 
 class SignatureError(ScoringError, LookupError):
@@ -87,3 +104,7 @@ class PrecisionError(ScoringError, ValueError):
 
 class GpuAssignmentError(ScoringError, ValueError):
     """A task's GPU address does not name a device the executor can see."""
+
+
+class JobIOError(ScoringError, ValueError):
+    """The job's input is missing, or its output exists or cannot be replaced."""

@@ -35,6 +35,13 @@ import sys
 import time
 from typing import Any, Sequence
 
+from hdfs_models import HdfsModelsError, ModelNotFoundError, distribute, list_versions
+
+from scoring._job_io import Output, append_output, check_output, count_output, read_input, write_output
+from scoring._scorer import Scorer
+from scoring._watch import Watcher, run_watch
+from scoring.errors import ScoringError
+
 __all__ = ["build_parser", "main", "run"]
 
 log = logging.getLogger("scoring.job")
@@ -55,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", default="", help="comma-separated columns carried to the output (e.g. id)")
     p.add_argument("--strategy", default="fetch", choices=["fetch", "archive", "files"])
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--outputs", default="class", choices=["class", "probabilities", "all"])
+    p.add_argument("--returns", default="class", choices=["class", "probabilities", "all"],
+                   help="class index (argmax), probabilities, or every output tensor")
     p.add_argument("--signature", default="serving_default")
     p.add_argument("--mode", default="error", choices=["error", "overwrite"], help="if the output exists")
     p.add_argument("--master", default=None, help="Spark master when not run by spark-submit")
@@ -106,20 +114,15 @@ def _session(args: argparse.Namespace) -> Any:
 
 
 def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> Any:
-    from hdfs_models import distribute
-    from scoring import Scorer
-
     handle = distribute(spark, args.model, version=version, strategy=args.strategy)
     keep = tuple(c for c in args.keep.split(",") if c)
     scorer = Scorer(handle, input_cols=_features(args.features), signature=args.signature,
-                    outputs=args.outputs, batch_size=args.batch_size, keep_cols=keep)
+                    returns=args.returns, batch_size=args.batch_size, keep_cols=keep)
     return handle, scorer
 
 
 def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the job on ``spark``; returns the summary (rows, seconds, rows_per_s, version)."""
-    from scoring._job_io import Output, check_output, count_output, read_input, write_output
-
     started = time.monotonic()
     out = Output(table=args.output_table, path=args.output_path, mode=args.mode)
     if args.watch is not None:
@@ -132,11 +135,7 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     return _summary(rows, started, handle.version, args.model, out.name)
 
 
-def _run_watch(spark: Any, args: argparse.Namespace, out: Any, started: float) -> dict[str, Any]:
-    from hdfs_models import list_versions
-    from scoring._job_io import append_output, check_output
-    from scoring._watch import Watcher, run_watch
-
+def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float) -> dict[str, Any]:
     if not args.input_path:
         raise SystemExit("scoring.job: --watch needs --input-path (a directory new Parquet files arrive in)")
     check_output(spark, out)
@@ -144,8 +143,6 @@ def _run_watch(spark: Any, args: argparse.Namespace, out: Any, started: float) -
     def latest() -> int:
         versions = list_versions(args.model)
         if not versions:
-            from hdfs_models import ModelNotFoundError
-
             raise ModelNotFoundError(f"no complete version under {args.model}", url=args.model)
         return max(versions)
 
@@ -172,9 +169,6 @@ _CAUSE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 
 def one_line(exc: BaseException) -> str:
     """The cause of ``exc`` as one line (the executor's error when Spark wrapped one)."""
-    from hdfs_models.errors import HdfsModelsError
-    from scoring.errors import ScoringError
-
     if isinstance(exc, (HdfsModelsError, ScoringError)):
         return " ".join(str(exc).split())
     lines = [m for m in (_CAUSE.match(line) for line in str(exc).splitlines()) if m]

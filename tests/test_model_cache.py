@@ -11,7 +11,7 @@ require_module("tensorflow", "tf")
 
 from scoring import ModelLoadError, SignatureError  # noqa: E402
 from scoring import _model_cache as cache  # noqa: E402
-from scoring._testmodels import save_dense  # noqa: E402
+from scoring.testing import save_dense  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +98,7 @@ def test_corrupt_cached_entry_is_discarded_and_fetched_again_l2(model, tmp_path,
     monkeypatch.setenv("HDFS_MODELS_CACHE", str(tmp_path / "cache"))
     base = f"memory://l2-{tmp_path.name}/dense"  # a store URL: localized into the node cache
     publish(model, base, signatures=False)
-    scorer = Scorer(base, input_cols="features", keep_cols=["id"], outputs="probabilities")
+    scorer = Scorer(base, input_cols="features", keep_cols=["id"], returns="probabilities")
     x = np.random.default_rng(0).random((8, 12), dtype=np.float32)
     batch = pa.RecordBatch.from_arrays(
         [pa.array(np.arange(8)), pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 12)],

@@ -11,7 +11,7 @@ require_module("tensorflow", "tf")
 require_module("pyspark", "spark")
 
 from scoring import Scorer  # noqa: E402
-from scoring._testmodels import predict_in_process, save_dense, save_multi  # noqa: E402
+from scoring.testing import predict_in_process, save_dense, save_multi  # noqa: E402
 
 N = 300
 
@@ -55,7 +55,7 @@ def _by_id(rows, field):
 
 
 def test_transform_probabilities_and_classes(models, df, expected):
-    scorer = Scorer(models["dense"], keep_cols=["id"], outputs="probabilities", batch_size=64)
+    scorer = Scorer(models["dense"], keep_cols=["id"], returns="probabilities", batch_size=64)
     result = scorer.transform(df)
     assert result.schema.simpleString() == "struct<id:bigint,prediction:array<float>,model_version:int>"
     rows = result.collect()
@@ -73,7 +73,7 @@ def test_transform_binary_tensor_bytes(models, df, expected):
 
 
 def test_transform_several_inputs_nested_arrays_all_outputs(models, df, expected):
-    scorer = Scorer(models["multi"], input_cols={"image": "img"}, outputs="all", keep_cols=["id"])
+    scorer = Scorer(models["multi"], input_cols={"image": "img"}, returns="all", keep_cols=["id"])
     result = scorer.transform(df)
     assert result.schema.simpleString() == (
         "struct<id:bigint,label:bigint,probabilities:array<float>,score:float,model_version:int>"
@@ -87,7 +87,7 @@ def test_transform_several_inputs_nested_arrays_all_outputs(models, df, expected
 
 
 def test_score_partition_on_rdd(models, df, expected):
-    scorer = Scorer(models["dense"], keep_cols=["id"], outputs="probabilities", batch_size=50)
+    scorer = Scorer(models["dense"], keep_cols=["id"], returns="probabilities", batch_size=50)
     rows = df.select("id", "features").rdd.mapPartitions(scorer.score_partition).collect()
     assert len(rows) == N and rows[0].__fields__ == ["id", "prediction", "model_version"]
     np.testing.assert_allclose(_by_id(rows, "prediction"), expected["dense"], atol=1e-6)
@@ -106,7 +106,7 @@ def test_score_partition_accepts_ml_vectors(spark, models, data, expected):
 def test_udf_column_function(models, df, expected):
     from pyspark.sql.functions import col
 
-    probs = Scorer(models["dense"], outputs="probabilities").udf()
+    probs = Scorer(models["dense"], returns="probabilities").udf()
     classes = Scorer(models["dense"]).udf()
     rows = df.withColumn("p", probs(col("features"))).withColumn("c", classes("features")).collect()
     np.testing.assert_allclose(_by_id(rows, "p"), expected["dense"], atol=1e-6)
@@ -116,7 +116,7 @@ def test_udf_column_function(models, df, expected):
 def test_udf_several_inputs_returns_a_struct(models, df, expected):
     from pyspark.sql.functions import col
 
-    scorer = Scorer(models["multi"], outputs="all")
+    scorer = Scorer(models["multi"], returns="all")
     assert scorer.signature.input_names == ["extra", "image"]
     rows = df.withColumn("r", scorer.udf()(col("extra"), col("img"))).select("id", "r.*").collect()
     assert (_by_id(rows, "label") == expected["multi"]["label"]).all()
@@ -143,3 +143,17 @@ def test_predict_arrow_in_process_matches(models, data, expected):
     out = pa.Table.from_batches(list(scorer.predict_arrow([batch.slice(0, 100), batch.slice(100)])))
     assert out.column("prediction").to_pylist() == expected["dense"].argmax(axis=1).tolist()
     assert os.path.basename(models["dense"]) == "7"
+
+
+def test_lone_input_fed_from_the_only_column_outside_keep_cols(spark, tmp_path, data):
+    """A Keras-style input name (``keras_tensor``) needs no input_cols over ``id``, ``feature``."""
+    from scoring import SignatureMismatchError
+
+    path = save_dense(str(tmp_path / "4"), input_name="keras_tensor")
+    want = predict_in_process(path, keras_tensor=data["features"][:40])["probabilities"]
+    df = spark.createDataFrame([(i, data["features"][i].tolist()) for i in range(40)], "id long, feature array<float>")
+    scorer = Scorer(path, keep_cols=("id",), returns="probabilities")
+    np.testing.assert_allclose(_by_id(scorer.transform(df).collect(), "prediction"), want, atol=1e-6)
+    np.testing.assert_allclose(_by_id(df.rdd.mapPartitions(scorer.score_partition).collect(), "prediction"), want, atol=1e-6)
+    with pytest.raises(SignatureMismatchError, match=r"2 columns could feed it: \['feature', 'id'\]"):
+        Scorer(path).transform(df)

@@ -21,7 +21,7 @@ from scoring import (  # noqa: E402
     SignatureError,
     SignatureMismatchError,
 )
-from scoring._testmodels import save_dense, save_multi  # noqa: E402
+from scoring.testing import save_dense, save_multi  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_signature_input_without_matching_column(models, df):
     with pytest.raises(SignatureMismatchError, match=r"signature input 'features' \(float32\[-1, 12\]\) has no matching column 'pixels'; columns: \[.*'features'.*\]") as err:
         scorer.transform(df)
     assert err.value.column == "pixels" and err.value.expected == "float32[-1, 12]"
-    multi = Scorer(models["multi"], outputs="all")
+    multi = Scorer(models["multi"], returns="all")
     with pytest.raises(SignatureMismatchError, match=r"signature input 'extra' \(float64\[-1, 2\]\) has no matching column 'extra'"):
         multi.transform(df)
 
@@ -113,17 +113,17 @@ def test_score_partition_reports_the_row_position(models):
 def test_bad_options(models):
     with pytest.raises(SignatureError, match=r"has no signature 'nope'; signatures: \['serving_default'\]"):
         Scorer(models["dense"], signature="nope")
-    with pytest.raises(SignatureError, match=r"outputs \['label', 'probabilities', 'score'\]: choose one with output="):
-        Scorer(models["multi"], outputs="probabilities")
+    with pytest.raises(SignatureError, match=r"outputs \['label', 'probabilities', 'score'\]: choose one with output_tensor="):
+        Scorer(models["multi"], returns="probabilities")
     with pytest.raises(SignatureError, match=r"input_cols maps \['pixels'\], which signature 'serving_default' does not have"):
         Scorer(models["dense"], input_cols={"pixels": "features"}).plan([])
     with pytest.raises(SignatureMismatchError, match=r"input_cols='img' names one column but signature 'serving_default' has inputs \['extra', 'image'\]"):
-        Scorer(models["multi"], input_cols="img", outputs="all").plan([])
+        Scorer(models["multi"], input_cols="img", returns="all").plan([])
     with pytest.raises(SignatureError, match=r"output 'score' float32\[-1\] holds one float32 per row, not class scores"):
-        Scorer(models["multi"], output="score")
-    assert Scorer(models["multi"], output="label").outputs[0].kind == "class"  # int64[-1]: classes already
-    with pytest.raises(ValueError, match=r"outputs must be one of \('class', 'probabilities', 'all'\), not 'logits'"):
-        Scorer(models["dense"], outputs="logits")
+        Scorer(models["multi"], output_tensor="score")
+    assert Scorer(models["multi"], output_tensor="label").output_columns[0].kind == "class"  # int64[-1]: classes already
+    with pytest.raises(ValueError, match=r"returns must be one of \('class', 'probabilities', 'all'\), not 'logits'"):
+        Scorer(models["dense"], returns="logits")
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         Scorer(models["dense"], batch_size=0)
 

@@ -10,11 +10,11 @@ from hdfs_models.testing.pytest_plugin import require_module
 
 require_module("tensorflow", "tf")
 
-from hdfs_models._signatures import read_signatures  # noqa: E402
+from hdfs_models import read_signatures  # noqa: E402
 from hdfs_models.errors import InvalidModelError, ModelNotFoundError  # noqa: E402
 from scoring import SignatureError, format_signatures, inspect_signatures  # noqa: E402
 from scoring._signature import TensorSpec, parse_signature  # noqa: E402
-from scoring._testmodels import save_dense, save_multi  # noqa: E402
+from scoring.testing import save_dense, save_multi  # noqa: E402
 
 DENSE = {
     "serving_default": {

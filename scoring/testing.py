@@ -1,6 +1,7 @@
 """Tiny random-weight SavedModels for tests and examples (TensorFlow imported inside).
 
-- :func:`save_dense`: ``features`` float32[-1, n_in] → ``probabilities`` float32[-1, n_out].
+- :func:`save_dense`: ``features`` float32[-1, n_in] → ``probabilities`` float32[-1, n_out]
+  (``input_name`` renames the input, e.g. ``keras_tensor`` as a Keras export names it).
 - :func:`save_multi`: ``image`` float32[-1, 2, 3, 1] and ``extra`` float64[-1, 2] →
   ``probabilities`` float32[-1, 5], ``score`` float32[-1], ``label`` int64[-1].
 
@@ -16,7 +17,9 @@ from typing import Any
 __all__ = ["predict_in_process", "save_dense", "save_multi"]
 
 
-def save_dense(path: str, n_in: int = 12, n_out: int = 5, hidden: int = 16, seed: int = 1) -> str:
+def save_dense(
+    path: str, n_in: int = 12, n_out: int = 5, hidden: int = 16, seed: int = 1, input_name: str = "features"
+) -> str:
     """Save a 2-layer softmax MLP at ``path`` (created); returns ``path``."""
     import tensorflow as tf
 
@@ -26,7 +29,7 @@ def save_dense(path: str, n_in: int = 12, n_out: int = 5, hidden: int = 16, seed
             self.w1 = tf.Variable(tf.random.stateless_normal([n_in, hidden], [seed, 1]))
             self.w2 = tf.Variable(tf.random.stateless_normal([hidden, n_out], [seed, 2]))
 
-        @tf.function(input_signature=[tf.TensorSpec([None, n_in], tf.float32, name="features")])
+        @tf.function(input_signature=[tf.TensorSpec([None, n_in], tf.float32, name=input_name)])
         def serve(self, features: Any) -> Any:
             h = tf.nn.relu(features @ self.w1)
             return {"probabilities": tf.nn.softmax(h @ self.w2)}
