@@ -23,7 +23,15 @@ import logging
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from scoring._model_cache import DEFAULT_CAPACITY
-from scoring._plan import ColumnType, OutputColumn, Plan, Request, describe_arrow_field, describe_spark_field, select_output
+from scoring._plan import (
+    ColumnType,
+    OutputColumn,
+    Plan,
+    Request,
+    describe_arrow_field,
+    describe_spark_field,
+    select_output,
+)
 from scoring._rows import score_rows
 from scoring._runner import Runner, spark_type
 from scoring._signature import Signature, parse_signature

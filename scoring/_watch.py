@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from scoring._scorer import Scorer
+
 __all__ = ["Watcher", "run_watch"]
 
 log = logging.getLogger(__name__)
@@ -32,25 +34,26 @@ class Watcher:
 
     interval: float
     latest: Callable[[], int]
-    make_scorer: Callable[[int], Any]
+    make_scorer: Callable[[int], Scorer]
     clock: Callable[[], float] = time.monotonic
-    scorer: Any = None
+    scorer: Scorer | None = None
     version: int | None = None
     checked_at: float = float("-inf")
     versions_seen: list[int] = field(default_factory=list)
 
-    def current(self) -> Any:
+    def current(self) -> Scorer:
         """The scorer for this micro-batch, re-resolving ``latest`` once the interval has passed."""
         now = self.clock()
-        if self.scorer is None or now - self.checked_at >= self.interval:
+        scorer = self.scorer
+        if scorer is None or now - self.checked_at >= self.interval:
             self.checked_at = now
             version = self.latest()
-            if version != self.version:
+            if scorer is None or version != self.version:
                 log.info("scoring with model version %s (was %s)", version, self.version)
-                self.scorer = self.make_scorer(version)
+                scorer = self.scorer = self.make_scorer(version)
                 self.version = version
                 self.versions_seen.append(version)
-        return self.scorer
+        return scorer
 
 
 def run_watch(

@@ -35,7 +35,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from hdfs_models import HdfsModelsError, ModelNotFoundError, distribute, list_versions
+from hdfs_models import HdfsModelsError, ModelHandle, ModelNotFoundError, distribute, list_versions
 
 from scoring._job_io import Output, append_output, check_output, count_output, read_input, write_output
 from scoring._scorer import Scorer
@@ -113,7 +113,7 @@ def _session(args: argparse.Namespace) -> Any:
     return builder.getOrCreate()
 
 
-def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> Any:
+def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[ModelHandle, Scorer]:
     handle = distribute(spark, args.model, version=version, strategy=args.strategy)
     keep = tuple(c for c in args.keep.split(",") if c)
     scorer = Scorer(handle, input_cols=_features(args.features), signature=args.signature,

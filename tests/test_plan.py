@@ -63,7 +63,8 @@ def test_explicit_input_cols_are_taken_as_given():
 
 
 def test_no_candidate_or_several_inputs_still_need_a_matching_column():
-    with pytest.raises(SignatureMismatchError, match=r"input 'keras_tensor' .* has no matching column 'keras_tensor'; columns: \['id'\]"):
+    no_column = r"input 'keras_tensor' .* has no matching column 'keras_tensor'; columns: \['id'\]"
+    with pytest.raises(SignatureMismatchError, match=no_column):
         make_plan(KERAS, [ID], None, OUT, keep_cols=("id",))
     with pytest.raises(SignatureMismatchError, match=r"signature input 'a' .* has no matching column 'a'"):
         make_plan(_signature("a", "b"), [FEATURE, OTHER], None, OUT)

@@ -154,6 +154,7 @@ def test_lone_input_fed_from_the_only_column_outside_keep_cols(spark, tmp_path, 
     df = spark.createDataFrame([(i, data["features"][i].tolist()) for i in range(40)], "id long, feature array<float>")
     scorer = Scorer(path, keep_cols=("id",), returns="probabilities")
     np.testing.assert_allclose(_by_id(scorer.transform(df).collect(), "prediction"), want, atol=1e-6)
-    np.testing.assert_allclose(_by_id(df.rdd.mapPartitions(scorer.score_partition).collect(), "prediction"), want, atol=1e-6)
+    rows = df.rdd.mapPartitions(scorer.score_partition).collect()
+    np.testing.assert_allclose(_by_id(rows, "prediction"), want, atol=1e-6)
     with pytest.raises(SignatureMismatchError, match=r"2 columns could feed it: \['feature', 'id'\]"):
         Scorer(path).transform(df)
