@@ -42,7 +42,7 @@ from scoring._scorer import Scorer
 from scoring._watch import Watcher, run_watch
 from scoring.errors import ScoringError
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["build_parser", "main", "one_line", "parse_features", "run"]
 
 log = logging.getLogger("scoring.job")
 
@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _features(spec: str) -> str | dict[str, str]:
+def parse_features(spec: str) -> str | dict[str, str]:
+    """``--features``: one column name, or ``sig_input=column,...`` as a mapping."""
     if "=" not in spec:
         return spec
     pairs = (item.split("=", 1) for item in spec.split(",") if item)
@@ -116,7 +117,7 @@ def _session(args: argparse.Namespace) -> Any:
 def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[ModelHandle, Scorer]:
     handle = distribute(spark, args.model, version=version, strategy=args.strategy)
     keep = tuple(c for c in args.keep.split(",") if c)
-    scorer = Scorer(handle, input_cols=_features(args.features), signature=args.signature,
+    scorer = Scorer(handle, input_cols=parse_features(args.features), signature=args.signature,
                     returns=args.returns, batch_size=args.batch_size, keep_cols=keep)
     return handle, scorer
 

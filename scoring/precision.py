@@ -19,6 +19,12 @@ import os
 import sys
 from typing import Any, Sequence
 
+from scoring._arrow import column_to_tensor
+from scoring._compare import compare_precision
+from scoring._signature import parse_signature
+from scoring._source import model_source
+from scoring.job import one_line, parse_features
+
 __all__ = ["build_parser", "main"]
 
 
@@ -41,10 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _sample(args: argparse.Namespace, spec_of: Any) -> tuple[dict[str, Any], Any]:
     import pyarrow.parquet as pq
 
-    from scoring._arrow import column_to_tensor
-    from scoring.job import _features as features_option
-
-    wanted = features_option(args.features)
+    wanted = parse_features(args.features)
     columns = {wanted: wanted} if isinstance(wanted, str) else dict(wanted)
     table = pq.read_table(args.input_path, columns=[*columns.values(), *([args.labels] if args.labels else [])])
     table = table.slice(0, args.rows)
@@ -57,10 +60,6 @@ def _sample(args: argparse.Namespace, spec_of: Any) -> tuple[dict[str, Any], Any
 
 def run(args: argparse.Namespace) -> Any:
     """Compare and return the :class:`~scoring._compare.PrecisionReport`."""
-    from scoring._compare import compare_precision
-    from scoring._signature import parse_signature
-    from scoring._source import model_source
-
     source = model_source(args.model)
     sig = parse_signature(source.signatures(), args.signature, source.describe())
 
@@ -87,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run(args)
     except (OSError, ValueError, LookupError, ImportError, RuntimeError) as exc:
-        from scoring.job import one_line
-
         print(f"scoring.precision: error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(report.as_dict(), sort_keys=True) if args.json else report)
