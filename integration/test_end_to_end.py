@@ -138,7 +138,7 @@ def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
     whose model scored it (both checked against in-process TensorFlow) and no row is lost."""
     import pandas as pd
     from hdfs_models import publish
-    from scoring._testmodels import predict_in_process, save_dense
+    from scoring.testing import predict_in_process, save_dense
     from scoring.job import run
 
     spark = spark_cluster
@@ -164,7 +164,7 @@ def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
     try:
         write_part(0)
         args = _job_args("--model", base, "--input-path", str(incoming), "--output-path", out, "--features",
-                         "features", "--keep", "id", "--outputs", "probabilities", "--watch", "1",
+                         "features", "--keep", "id", "--returns", "probabilities", "--watch", "1",
                          "--idle-timeout", "60")
         result: dict = {}
         job = threading.Thread(target=lambda: result.update(run(spark, args)), daemon=True)
