@@ -15,8 +15,9 @@
   process in the log).
 
 The decision is taken on the executor, from that machine's ``/proc/cpuinfo``
-(the driver's CPU says nothing about the executors'). The CPU description is
-injectable (:func:`read_cpu`) so tests can play any machine.
+(the driver's CPU says nothing about the executors'), read once per process
+(:func:`this_cpu`). The CPU description is injectable (``cpu=``, and
+:func:`read_cpu` parses any ``/proc/cpuinfo`` text) so tests play any machine.
 
 Why a wrapper that switches the option around each call: grappler's rewrite
 options live in TensorFlow's process-wide context, and a function is
@@ -44,6 +45,7 @@ __all__ = [
     "check_precision",
     "read_cpu",
     "resolve_precision",
+    "this_cpu",
     "with_precision",
 ]
 
@@ -55,6 +57,7 @@ _OPTION = "auto_mixed_precision_onednn_bfloat16"
 
 _call_lock = threading.Lock()
 _said_auto: list[str] = []
+_this: list[CpuInfo] = []
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,13 @@ def read_cpu(cpuinfo: str | None = None, path: str = "/proc/cpuinfo") -> CpuInfo
     return CpuInfo(model, flags)
 
 
+def this_cpu() -> CpuInfo:
+    """This machine's :func:`read_cpu`, read once per process (every task resolves its precision)."""
+    if not _this:
+        _this.append(read_cpu())
+    return _this[0]
+
+
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of :data:`PRECISIONS`; ValueError otherwise (driver side)."""
     if precision not in PRECISIONS:
@@ -118,7 +128,7 @@ def resolve_precision(
     check_precision(requested)
     if requested == "float32":
         return "float32"
-    why_not = _no_bfloat16_reason(cpu if cpu is not None else read_cpu(), device, os.environ if env is None else env)
+    why_not = _no_bfloat16_reason(cpu if cpu is not None else this_cpu(), device, os.environ if env is None else env)
     if why_not is None:
         return "bfloat16"
     if requested == "bfloat16":

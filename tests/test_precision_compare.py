@@ -35,7 +35,7 @@ def sample():
 
 @pytest.fixture
 def plain_cpu(monkeypatch):
-    monkeypatch.setattr("scoring._precision.read_cpu", lambda *a, **k: PLAIN)
+    monkeypatch.setattr("scoring._precision.this_cpu", lambda: PLAIN)
 
 
 def test_auto_on_a_plain_cpu_compares_float32_with_itself(dense, sample, plain_cpu):
