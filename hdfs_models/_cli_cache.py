@@ -4,6 +4,9 @@
 prints its local path (progress in bytes and MB/s on stderr when stderr is a
 terminal). ``hdfs-models gc [--keep N] [--max-bytes B] [--cache DIR]`` sweeps
 dead downloads and evicts least recently used entries nobody uses.
+``hdfs-models gc --store BASE [--older-than 1h] [--dry-run]`` removes the
+``_tmp-*`` dirs killed publishers left under a base dir on the store, never
+one touched within the bound (:mod:`hdfs_models._store_gc`, RELIABILITY F13).
 """
 
 from __future__ import annotations
@@ -28,6 +31,26 @@ def register(subparsers: Any) -> None:
     collect.add_argument("--keep", type=_non_negative, default=None, metavar="N", help="keep at most N versions")
     collect.add_argument("--max-bytes", type=_non_negative, default=None, metavar="B", help="keep at most B bytes")
     collect.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
+    collect.add_argument("--store", default=None, metavar="BASE",
+                         help="instead of the node cache: remove publishers' stale _tmp-* dirs under BASE")
+    collect.add_argument("--older-than", type=duration, default=None, metavar="AGE",
+                         help="--store: only temps untouched for longer than AGE (e.g. 90s, 30m, 1h, 2d; default 1h)")
+    collect.add_argument("--dry-run", action="store_true", help="--store: report what would be removed, remove nothing")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``1h`` or ``2d`` (argparse type)."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90s, 30m, 1h, 2d)") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
 
 
 def _non_negative(text: str) -> int:
@@ -67,12 +90,41 @@ def _gc(args: argparse.Namespace) -> dict[str, Any]:
     from hdfs_models._cache import gc
     from hdfs_models._config import cache_root
 
+    if args.store is not None:
+        return _gc_store(args)
+    if args.older_than is not None or args.dry_run:
+        raise ValueError("--older-than and --dry-run apply to --store BASE (the node cache is swept by --keep/--max-bytes)")
     root = cache_root(args.cache)
     removed = gc(root, keep=args.keep, max_bytes=args.max_bytes)
     return {"root": root, "removed": removed}
 
 
+def _gc_store(args: argparse.Namespace) -> dict[str, Any]:
+    from hdfs_models._store_gc import sweep_store
+
+    if args.keep is not None or args.max_bytes is not None or args.cache is not None:
+        raise ValueError("--keep, --max-bytes and --cache apply to the node cache, not to --store")
+    older_than = 3600.0 if args.older_than is None else args.older_than
+    temps = sweep_store(args.store, older_than, dry_run=args.dry_run)
+    return {"store": args.store, "older_than": older_than, "dry_run": args.dry_run,
+            "temps": [t.to_json() for t in temps]}
+
+
 def _render_gc(result: dict[str, Any]) -> str:
+    if "store" in result:
+        return _render_gc_store(result)
     if not result["removed"]:
         return f"nothing evicted from {result['root']}"
     return "\n".join(f"evicted {path}" for path in result["removed"])
+
+
+def _render_gc_store(result: dict[str, Any]) -> str:
+    verb = "would remove" if result["dry_run"] else "removed"
+    lines = []
+    for temp in result["temps"]:
+        age = "age unknown" if temp["age"] is None else f"untouched {temp['age']:.0f}s"
+        lines.append(f"{verb if temp['removed'] else 'kept'} {temp['url']} ({age}, {temp['bytes']} bytes)")
+    gone = sum(t["removed"] for t in result["temps"])
+    lines.append(f"{gone} of {len(result['temps'])} temp(s) under {result['store']} {verb} "
+                 f"(older than {result['older_than']:.0f}s)")
+    return "\n".join(lines)

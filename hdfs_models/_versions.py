@@ -29,7 +29,7 @@ from hdfs_models.errors import (
     UnsafeNameError,
 )
 
-__all__ = ["SUCCESS_MARKER", "PinnedVersion", "list_versions", "list_tree", "resolve"]
+__all__ = ["SUCCESS_MARKER", "PinnedVersion", "list_tree", "list_versions", "modified_time", "resolve"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _children(fs: Any, path: str, url: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _mtime(info: Mapping[str, Any]) -> float | None:
+def modified_time(info: Mapping[str, Any]) -> float | None:
     """Modification time in seconds from the keys different backends use."""
     for key, scale in (("mtime", 1.0), ("modification_time", 1e-3), ("modificationTime", 1e-3), ("created", 1.0)):
         value = info.get(key)
@@ -151,7 +151,7 @@ def list_tree(fs: Any, path: str, url: str) -> tuple[tuple[FileEntry, ...], tupl
         if info.get("type") == "directory":
             dirs.add(rel)
         else:
-            files.append(FileEntry(rel, int(info.get("size") or 0), None, _mtime(info)))
+            files.append(FileEntry(rel, int(info.get("size") or 0), None, modified_time(info)))
     occupied = {posixpath.dirname(f.path) for f in files} | {posixpath.dirname(d) for d in dirs}
     occupied = {p for o in occupied for p in _ancestors(o)}
     empty = tuple(sorted(d for d in dirs if d not in occupied))

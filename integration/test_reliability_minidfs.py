@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from hdfs_models import (
     resolve,
 )
 from hdfs_models._distribute import ensure_archive
+from hdfs_models._store_gc import sweep_store
 from hdfs_models.testing import tree_digest, write_fake_model
 
 pytestmark = pytest.mark.integration
@@ -343,6 +345,53 @@ def test_deleted_version_keeps_serving_pinned_jobs_from_the_cache_h4(minidfs, ba
     assert info.value.url is not None and base in info.value.url
     with pytest.raises(ModelNotFoundError, match=base):
         localize(base, 1, cache_dir=cache)
+
+
+# -- F13: a publisher killed mid-upload leaves BASE/_tmp-*; gc --store sweeps it, later --------
+
+
+_KILLED_PUBLISHER = """
+import os, sys, time
+from hdfs_models import publish
+
+def progress(done, total):
+    if done and not os.path.exists(sys.argv[3]):
+        open(sys.argv[3], "w").close()  # the upload has started: the test may kill us now
+        time.sleep(600)
+
+publish(sys.argv[1], sys.argv[2], signatures=False, progress=progress)
+"""
+
+
+def test_killed_publisher_temp_is_swept_only_when_stale_f13(minidfs, base, tmp_path):
+    """F13: SIGKILL a publisher mid-upload; gc --store keeps its temp while young, removes it when old."""
+    from hdfs_models import cli
+
+    src = write_fake_model(str(tmp_path / "src"), data_bytes=3 * MiB)
+    publish(src, base, signatures=False)
+    started = tmp_path / "started"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_PUBLISHER, src, base, str(started)],
+                            env=dict(os.environ, **minidfs.env()))
+    try:
+        deadline = time.monotonic() + WAIT
+        while not started.exists():
+            assert proc.poll() is None, "the publisher exited before uploading"
+            assert time.monotonic() < deadline, "the publisher never started uploading"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(WAIT)
+    fs = minidfs.fs()
+    left = [p.rsplit("/", 1)[-1] for p in fs.ls(_path(minidfs, base), detail=False)]
+    temps = [n for n in left if n.startswith("_tmp-")]
+    assert len(temps) == 1 and sorted(set(left) - set(temps)) == ["1"]
+
+    assert cli.main(["gc", "--store", base, "--older-than", "1h", "--json"]) == 0  # too young: kept
+    assert fs.exists(_path(minidfs, base) + "/" + temps[0])
+    swept = sweep_store(base, 3600.0, clock=lambda: time.time() + 7200)  # two hours later
+    assert [(t.url, t.removed) for t in swept] == [(f"{base}/{temps[0]}", True)]
+    assert [p.rsplit("/", 1)[-1] for p in fs.ls(_path(minidfs, base), detail=False)] == ["1"]
+    assert resolve(base).version == 1
 
 
 # -- odd models: many files, non-ASCII names ------------------------------------------------------
