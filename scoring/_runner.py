@@ -16,8 +16,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from scoring._arrow import column_to_tensor
+from scoring._gpu import bind_task
 from scoring._model_cache import LoadedModel, get_model
 from scoring._plan import ColumnType, OutputColumn, Plan, Request
+from scoring._precision import resolve_precision
 from scoring._prefetch import prefetch
 from scoring._source import Source
 from scoring.errors import ColumnTypeError, ModelLoadError
@@ -74,6 +76,7 @@ class Runner:
     capacity: int
     read_ahead: int = 1
     plan: Plan | None = None
+    precision: str = "float32"
 
     def planned(self, columns: Sequence[ColumnType]) -> "Runner":
         """This runner bound to ``columns`` (validated: ScoringError subclasses otherwise)."""
@@ -94,11 +97,18 @@ class Runner:
         return self.plan
 
     def model(self) -> tuple[LoadedModel, int | None]:
-        """Localize (once per node) and load (once per worker) the model."""
+        """Localize (once per node) and load (once per worker) the model.
+
+        The task's GPU (if Spark assigned one) and the precision this
+        worker's CPU allows are decided here, on the executor.
+        """
+        placement = bind_task()
+        precision = resolve_precision(self.precision, device=placement.device)
         local = self.source.localize()
         name = self.request.signature.name
         try:
-            model = get_model(local.key, local.path, name, threads=self.threads, capacity=self.capacity)
+            model = get_model(local.key, local.path, name, threads=self.threads, capacity=self.capacity,
+                              precision=precision, placement=placement)  # fmt: skip
         except ModelLoadError:
             # A cached copy TensorFlow cannot read (DataLossError...) must not be served again:
             # drop it, so Spark's task retry downloads a fresh one (RELIABILITY L2).

@@ -32,6 +32,7 @@ from scoring._plan import (
     describe_spark_field,
     select_output,
 )
+from scoring._precision import check_precision
 from scoring._rows import score_rows
 from scoring._runner import Runner, spark_type
 from scoring._signature import Signature, parse_signature
@@ -57,8 +58,12 @@ class Scorer:
     ``output_tensor`` picks the output tensor when the signature has several.
     ``threads``: TF intra-op threads per worker (default: the task's CPUs).
     ``read_ahead``: Arrow batches a transform task reads ahead on a thread
-    while TensorFlow computes (0: none). The signature is read once, here, on
-    the driver.
+    while TensorFlow computes (0: none). ``precision``: ``"float32"``,
+    ``"bfloat16"`` (oneDNN auto mixed precision; a PrecisionError on an
+    executor whose CPU lacks AVX512-BF16/AMX) or ``"auto"`` (bfloat16 where the
+    CPU has it); decided on each executor (:mod:`scoring._precision`). When
+    Spark assigns tasks GPUs, each worker runs on its task's GPU
+    (:mod:`scoring._gpu`). The signature is read once, here, on the driver.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class Scorer:
         prediction_col: str = "prediction",
         cache_capacity: int = DEFAULT_CAPACITY,
         read_ahead: int = 1,
+        precision: str = "float32",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
@@ -96,6 +102,7 @@ class Scorer:
         self.threads = threads
         self.cache_capacity = cache_capacity
         self.read_ahead = read_ahead
+        self.precision = check_precision(precision)
 
     def __repr__(self) -> str:
         return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, returns={self.returns!r})"
@@ -114,7 +121,8 @@ class Scorer:
     def _runner(self) -> Runner:
         """An unbound runner from the current settings (each face binds it to its columns)."""
         return Runner(
-            self._source, self._request(), self.batch_size, self.threads, self.cache_capacity, self.read_ahead
+            self._source, self._request(), self.batch_size, self.threads, self.cache_capacity, self.read_ahead,
+            precision=self.precision,
         )
 
     def output_schema(self, schema: Any) -> Any:

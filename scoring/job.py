@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--returns", default="class", choices=["class", "probabilities", "all"],
                    help="class index (argmax), probabilities, or every output tensor")
     p.add_argument("--signature", default="serving_default")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
+                   help="bfloat16: oneDNN mixed precision on CPUs with AVX512-BF16/AMX; auto: where available")
     p.add_argument("--mode", default="error", choices=["error", "overwrite"], help="if the output exists")
     p.add_argument("--master", default=None, help="Spark master when not run by spark-submit")
     p.add_argument("--warehouse", default=None, help="spark.sql.warehouse.dir (tables)")
@@ -118,7 +120,7 @@ def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[M
     handle = distribute(spark, args.model, version=version, strategy=args.strategy)
     keep = tuple(c for c in args.keep.split(",") if c)
     scorer = Scorer(handle, input_cols=parse_features(args.features), signature=args.signature,
-                    returns=args.returns, batch_size=args.batch_size, keep_cols=keep)
+                    returns=args.returns, batch_size=args.batch_size, keep_cols=keep, precision=args.precision)
     return handle, scorer
 
 
