@@ -14,7 +14,6 @@ from hdfs_models.errors import (
     IntegrityError,
     InvalidModelError,
     LockTimeoutError,
-    MiniDFSError,
     ModelNotFoundError,
     PublishError,
     SourceChangedError,
@@ -27,14 +26,13 @@ from hdfs_models.errors import (
 )
 
 from hdfs_models._version import __version__  # noqa: E402
-from hdfs_models._archive import pack, unpack  # noqa: E402
-from hdfs_models._cache import CacheStats, LocalModel, cache_stats, discard, gc, localize  # noqa: E402
-from hdfs_models._config import CacheOptions  # noqa: E402
+from hdfs_models.archive import pack, unpack  # noqa: E402
+from hdfs_models.cache import CacheOptions, CacheStats, LocalModel, cache_stats, discard, gc, localize  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
 from hdfs_models._publish import publish  # noqa: E402
 from hdfs_models._signatures import import_tensorflow, read_signatures  # noqa: E402
-from hdfs_models._stores import open_store  # noqa: E402
+from hdfs_models.store import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
 
 __all__ = [
@@ -51,7 +49,6 @@ __all__ = [
     "LockTimeoutError",
     "MANIFEST_NAME",
     "Manifest",
-    "MiniDFSError",
     "ModelHandle",
     "ModelNotFoundError",
     "PinnedVersion",

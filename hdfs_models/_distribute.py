@@ -31,12 +31,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from hdfs_models._archive import audit_tree, pack, scan_tree, verify_extracted
-from hdfs_models._archive_io import Extracted
-from hdfs_models._cache import localize
+from hdfs_models.archive import pack
+from hdfs_models.archive._read import Extracted
+from hdfs_models.archive._unpack import audit_tree, scan_tree, verify_extracted
+from hdfs_models.cache import localize
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._names import sanitize_name, validate_name
-from hdfs_models._stores import join_url, open_store, translate_errors
+from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._tree import compare_tree
 from hdfs_models._versions import PinnedVersion, resolve
 from hdfs_models.errors import DistributionError, IntegrityError, ModelNotFoundError

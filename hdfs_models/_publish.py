@@ -27,9 +27,10 @@ from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, make_manif
 from hdfs_models._names import validate_name, validate_url
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._savedmodel import check_local_model
+from hdfs_models._signatures import read_signatures
 from hdfs_models._tree import rename_noreplace
-from hdfs_models._stores import join_url, open_store, translate_errors
-from hdfs_models._versions import PinnedVersion, _base_name, _children, _version_names, resolve
+from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models._versions import PinnedVersion, base_name, list_children, version_numbers, resolve
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
 from hdfs_models.errors import (
     HdfsModelsError,
@@ -56,11 +57,6 @@ _sleep = time.sleep
 
 def local_signatures(local_dir: str) -> dict[str, Any]:
     """Signatures read with TensorFlow, or ``{}`` (logged) when it is not importable."""
-    try:
-        from hdfs_models._signatures import read_signatures
-    except ImportError as exc:
-        logger.info("publishing %s without signatures: %s", local_dir, exc)
-        return {}
     try:
         return dict(read_signatures(local_dir))
     except ImportError as exc:
@@ -188,7 +184,7 @@ def _commit(fs: Any, base_path: str, tmp: str, manifest: Manifest, url: str) -> 
 def _next_version(fs: Any, base_path: str, base: str) -> int:
     """One more than the highest integer name, complete or not; 1 for an empty base."""
     try:
-        versions = _version_names(_children(fs, base_path, base))
+        versions = version_numbers(list_children(fs, base_path, base))
     except ModelNotFoundError:
         versions = []
     return (versions[-1] + 1) if versions else 1
@@ -214,7 +210,7 @@ def publish(
     committed, and the store errors of :func:`translate_errors`.
     """
     validate_url(base)
-    model_name = validate_name(name, "model name") if name is not None else _base_name(base)
+    model_name = validate_name(name, "model name") if name is not None else base_name(base)
     sizes, empty = check_local_model(local_dir)
     sigs = local_signatures(local_dir) if signatures else {}
     fs, base_path = open_store(base, storage_options, filesystem)

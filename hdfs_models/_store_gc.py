@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
-from hdfs_models._stores import join_url, open_store, translate_errors
+from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._versions import modified_time
 
 __all__ = ["StaleTemp", "is_temp_name", "stale", "sweep_store"]
@@ -98,7 +98,7 @@ def sweep_store(
 
     Returns every temp found, each marked ``removed`` (or, with ``dry_run``,
     whether it would be). Store errors are those of
-    :func:`~hdfs_models._stores.translate_errors` (a missing base is
+    :func:`~hdfs_models.store.translate_errors` (a missing base is
     :class:`~hdfs_models.errors.ModelNotFoundError`). Raises ``ValueError``
     for a negative bound.
     """

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, listing_digest
 from hdfs_models._names import safe_join, validate_name, validate_url
 from hdfs_models._savedmodel import check_complete, is_saved_model_listing
-from hdfs_models._stores import join_url, open_store, translate_errors
+from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models.errors import (
     IncompleteVersionError,
     InvalidModelError,
@@ -29,7 +29,17 @@ from hdfs_models.errors import (
     UnsafeNameError,
 )
 
-__all__ = ["SUCCESS_MARKER", "PinnedVersion", "list_tree", "list_versions", "modified_time", "resolve"]
+__all__ = [
+    "SUCCESS_MARKER",
+    "PinnedVersion",
+    "base_name",
+    "list_children",
+    "list_tree",
+    "list_versions",
+    "modified_time",
+    "resolve",
+    "version_numbers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +119,7 @@ def _child(parent: str, listed: str, url: str) -> str:
     return rel
 
 
-def _children(fs: Any, path: str, url: str) -> dict[str, dict[str, Any]]:
+def list_children(fs: Any, path: str, url: str) -> dict[str, dict[str, Any]]:
     """``{child name: info}`` of a directory; B1/B2 errors naming ``url``."""
     with translate_errors(url, "listing"):
         info = fs.info(path)
@@ -163,7 +173,7 @@ def _ancestors(rel: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def _version_names(children: Mapping[str, Mapping[str, Any]]) -> list[int]:
+def version_numbers(children: Mapping[str, Mapping[str, Any]]) -> list[int]:
     """Integer-named child directories, ascending; other names ignored (H5). Pure."""
     return sorted(
         int(name)
@@ -206,14 +216,14 @@ def list_versions(
     """
     validate_url(base)
     fs, path = open_store(base, storage_options, filesystem)
-    children = _children(fs, path, base)
-    versions = _version_names(children)
+    children = list_children(fs, path, base)
+    versions = version_numbers(children)
     if not complete_only:
         return versions
     out = []
     for number in versions:
         vpath, vurl = f"{path.rstrip('/')}/{number}", join_url(base, str(number))
-        reason = _incomplete_reason(fs, vpath, vurl, _children(fs, vpath, vurl))
+        reason = _incomplete_reason(fs, vpath, vurl, list_children(fs, vpath, vurl))
         if reason is None:
             out.append(number)
         else:
@@ -258,7 +268,8 @@ def _pin(fs: Any, where: _Where, names: Mapping[str, Any], options: dict[str, An
     )
 
 
-def _base_name(url: str) -> str:
+def base_name(url: str) -> str:
+    """The model name a URL implies: its last path component (validated), else ``model``."""
     tail = posixpath.basename(url.split("://", 1)[-1].rstrip("/"))
     return validate_name(tail, "model name") if tail and "/" not in tail else "model"
 
@@ -273,7 +284,7 @@ def _resolve_version_dir(
     number = int(tail) if numbered else None
     if wanted is not None and number is not None and wanted != number:
         raise _not_that_version(url, number, wanted)
-    pinned = _pin(fs, _Where(path, url, base_url, _base_name(base_url), number), names, options)
+    pinned = _pin(fs, _Where(path, url, base_url, base_name(base_url), number), names, options)
     if wanted is not None and pinned.version != wanted:
         raise _not_that_version(url, pinned.version, wanted)
     return pinned
@@ -305,10 +316,10 @@ def resolve(
     wanted = parse_version(version)
     options = dict(storage_options or {})
     fs, path = open_store(url, options, filesystem)
-    names = _children(fs, path, url)
+    names = list_children(fs, path, url)
     if is_saved_model_listing(names) or MANIFEST_NAME in names:
         return _resolve_version_dir(fs, path, url, names, wanted, options)
-    versions = _version_names(names)
+    versions = version_numbers(names)
     if wanted is not None and wanted not in versions:
         raise ModelNotFoundError(
             f"{url}: version {wanted} not found (versions: {versions or 'none'})",
@@ -317,9 +328,9 @@ def resolve(
     skipped = []
     for number in [wanted] if wanted is not None else reversed(versions):
         vpath, vurl = f"{path.rstrip('/')}/{number}", join_url(url, str(number))
-        where = _Where(vpath, vurl, url, _base_name(url), number)
+        where = _Where(vpath, vurl, url, base_name(url), number)
         try:
-            return _pin(fs, where, _children(fs, vpath, vurl), options)
+            return _pin(fs, where, list_children(fs, vpath, vurl), options)
         except IncompleteVersionError as exc:
             if wanted is not None:
                 raise

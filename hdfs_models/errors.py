@@ -20,8 +20,10 @@ naturally catch::
     ├── LockTimeoutError(TimeoutError)             a cache lock was not acquired in time (C7)
     ├── UnsafeArchiveError(ValueError)             an archive member is unsafe (S1-S12)
     ├── PublishError(OSError)                      publishing a version failed
-    ├── DistributionError(RuntimeError)            shipping a model to executors failed
-    └── MiniDFSError(RuntimeError)                 the test cluster could not start or crashed
+    └── DistributionError(RuntimeError)            shipping a model to executors failed
+
+``hdfs_models.testing.MiniDFSError`` (the test cluster) also derives from
+:class:`HdfsModelsError`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ __all__ = [
     "IntegrityError",
     "InvalidModelError",
     "LockTimeoutError",
-    "MiniDFSError",
     "ModelNotFoundError",
     "PublishError",
     "SourceChangedError",
@@ -176,7 +177,3 @@ class PublishError(HdfsModelsError, OSError):
 
 class DistributionError(HdfsModelsError, RuntimeError):
     """A model could not be shipped to, or found on, a Spark executor."""
-
-
-class MiniDFSError(HdfsModelsError, RuntimeError):
-    """The MiniDFS test cluster could not be built or started, or it crashed."""

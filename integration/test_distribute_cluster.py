@@ -20,7 +20,7 @@ import pytest
 
 from hdfs_models import distribute, publish
 from hdfs_models._distribute import ARCHIVE_STATS, ensure_archive
-from hdfs_models._stores import open_store
+from hdfs_models.store._open import open_store
 from hdfs_models._versions import resolve
 from hdfs_models.testing.pytest_plugin import require_module
 

@@ -126,7 +126,7 @@ def test_k4_token_for_another_service_or_tampered_names_the_token_file(secure_mi
 
 
 def _tamper_password(path: str) -> None:
-    from hdfs_models._tokens import read_token_file
+    from hdfs_models.store._tokens import read_token_file
 
     data = bytearray(open(path, "rb").read())
     password = read_token_file(path)[0].password

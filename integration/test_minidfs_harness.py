@@ -15,8 +15,7 @@ import uuid
 
 import pytest
 
-from hdfs_models.errors import MiniDFSError
-from hdfs_models.testing import MiniDFS
+from hdfs_models.testing import MiniDFS, MiniDFSError
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +110,7 @@ def test_every_replica_corrupt_fails_the_read(faulty, payload):
     with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
         faulty.webhdfs_fs().cat_file(path)
     # what hdfs-models makes of it: a StoreError naming the URL (localize: integration/test_reliability_minidfs.py)
-    from hdfs_models._stores import translate_errors
+    from hdfs_models.store._open import translate_errors
     from hdfs_models.errors import StoreError
 
     url = faulty.url + path

@@ -22,7 +22,7 @@ import fsspec
 import pytest
 
 from hdfs_models import cli, list_versions, localize, publish, resolve
-from hdfs_models._stores import clear_store_cache
+from hdfs_models.store._open import clear_store_cache
 from hdfs_models.errors import IncompleteVersionError, InvalidModelError, ModelNotFoundError, StorePermissionError
 from hdfs_models.testing.pytest_plugin import require_module, require_or_skip
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hdfs_models._stores import clear_store_cache
+from hdfs_models.store._open import clear_store_cache
 
 # Spark workers must run this interpreter (tests start pyspark in-process).
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -14,7 +14,7 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 @pytest.fixture(autouse=True)
 def _fresh_store_cache():
-    """Every test starts without cached filesystems (hdfs_models._stores keeps one per process)."""
+    """Every test starts without cached filesystems (hdfs_models.store._open keeps one per process)."""
     clear_store_cache()
     yield
     clear_store_cache()

@@ -11,7 +11,8 @@ import zipfile
 
 import pytest
 
-from hdfs_models._archive import FIXED_MTIME, pack, unpack
+from hdfs_models.archive import pack, unpack
+from hdfs_models.archive._pack import FIXED_MTIME
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.errors import IntegrityError
 from test_archive_helpers import MODEL_FILES, make_model, tar_with, walk_is_safe

@@ -17,8 +17,8 @@ import zipfile
 
 import pytest
 
-from hdfs_models._archive import pack, unpack
-from hdfs_models._archive_check import Limits, Member, Planner, check_spans, normalise_name, resolve_limits
+from hdfs_models.archive import pack, unpack
+from hdfs_models.archive._check import Limits, Member, Planner, check_spans, normalise_name, resolve_limits
 from hdfs_models.errors import UnsafeArchiveError
 from test_archive_helpers import make_model, tar_with, walk_is_safe, zip_with
 from hdfs_models.testing import tree_digest
@@ -126,7 +126,7 @@ def test_s6_symlink_target_is_refused(box, tmp_path):
 
 
 def test_s6_extraction_happens_in_a_fresh_temp_dir_then_renames(box, monkeypatch):
-    import hdfs_models._archive as archive_mod
+    import hdfs_models.archive._unpack as archive_mod
 
     archive = pack(make_model(box / "3"), box / "m.tar")
     seen = []
@@ -143,7 +143,7 @@ def test_s6_extraction_happens_in_a_fresh_temp_dir_then_renames(box, monkeypatch
 
 
 def test_s6_target_created_during_extraction_is_not_replaced(box, monkeypatch):
-    import hdfs_models._archive as archive_mod
+    import hdfs_models.archive._unpack as archive_mod
 
     real = archive_mod.extract_into
 
@@ -309,7 +309,7 @@ def test_s12_after_extraction_no_links_and_all_inside(box, fmt):
 
 
 def test_s12_audit_catches_a_link_planted_during_extraction(box, monkeypatch):
-    import hdfs_models._archive as archive_mod
+    import hdfs_models.archive._unpack as archive_mod
 
     real = archive_mod.extract_into
 
@@ -369,7 +369,7 @@ def test_s9_stream_guard_stops_data_beyond_the_declared_size(tmp_path):
     """Headers can lie: the writer counts bytes and stops at the declared size."""
     import io
 
-    from hdfs_models._archive_io import Extracted, _write
+    from hdfs_models.archive._read import Extracted, _write
 
     member = Member("f", "file", 10)
     with pytest.raises(UnsafeArchiveError, match=r"member 'f' .*more data than its header's 10 bytes"):

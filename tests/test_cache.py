@@ -10,7 +10,7 @@ import uuid
 import fsspec
 import pytest
 
-import hdfs_models._download as download_module
+import hdfs_models.cache._download as download_module
 from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
 
 from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
@@ -28,7 +28,7 @@ from hdfs_models import (
     localize,
     resolve,
 )
-from hdfs_models._cache_fill import ExtraFilesWarning
+from hdfs_models.cache._fill import ExtraFilesWarning
 from hdfs_models._publish import publish
 
 FAST = {"backoff": 0.01, "attempts": 3}
@@ -439,7 +439,7 @@ def test_dead_downloads_are_swept_live_ones_kept_c4(published, cache):
 
 
 def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch):
-    import hdfs_models._cache_store as store
+    import hdfs_models.cache._disk as store
 
     winner = {}
     real_rename = store.rename_noreplace
@@ -457,7 +457,7 @@ def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch
 
 
 def test_commit_never_replaces_what_is_at_the_entry_even_an_empty_dir_c5(tmp_path):
-    from hdfs_models._cache_store import commit_entry
+    from hdfs_models.cache._disk import commit_entry
 
     tmp, entry = tmp_path / ".tmp-m-1-0123456789abcdef-1-x", tmp_path / "m-1-0123456789abcdef"
     tmp.mkdir()
@@ -496,7 +496,7 @@ def test_truncated_graph_without_a_manifest_is_refused_b4(plain, cache):
 
 
 def test_discard_refuses_a_path_that_is_not_a_cache_entry(tmp_path):
-    from hdfs_models._cache import discard
+    from hdfs_models import discard
 
     victim = tmp_path / "my-own-model"
     victim.mkdir()

@@ -211,7 +211,7 @@ def test_eviction_spares_an_entry_another_process_uses_c6(model, tmp_path):
 
 
 def _hold_lock(path, ready, stop):
-    from hdfs_models._lock import FileLock
+    from hdfs_models.cache._lock import FileLock
 
     lock = FileLock(path)
     lock.acquire()
@@ -221,7 +221,7 @@ def _hold_lock(path, ready, stop):
 
 def test_localize_gives_up_waiting_for_a_stuck_download_c7(model, tmp_path):
     from hdfs_models import LockTimeoutError, resolve
-    from hdfs_models._cache_plan import entry_key
+    from hdfs_models.cache._layout import entry_key
 
     base, _, _ = model
     cache = str(tmp_path / "cache")

@@ -2,17 +2,9 @@
 
 import pytest
 
-from hdfs_models._cache_plan import (
-    EntryInfo,
-    changed_files,
-    entry_key,
-    extra_files,
-    parse_temp_name,
-    plan_download,
-    select_evictions,
-    temp_name,
-    verify_file,
-)
+from hdfs_models.cache._evict import EntryInfo, select_evictions
+from hdfs_models.cache._layout import entry_key, parse_temp_name, temp_name
+from hdfs_models.cache._plan import changed_files, extra_files, plan_download, verify_file
 from hdfs_models._manifest import FileEntry
 from hdfs_models.errors import IntegrityError, UnsafeNameError
 
@@ -141,6 +133,6 @@ def test_select_evictions_lru_and_never_busy(keep, max_bytes, busy, expected):
      (".tmp-mnist-3-9439eda466b3c9f4-1-x", False), ("mnist-3-9439eda466b3c9f4.lock", False), ("a-1-XYZ", False)],
 )
 def test_only_entry_shaped_names_are_entries(name, ok):
-    from hdfs_models._cache_plan import is_entry_name
+    from hdfs_models.cache._layout import is_entry_name
 
     assert is_entry_name(name) is ok

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from hdfs_models import cli
-from hdfs_models._cli_archive import format_for
+from hdfs_models.cli._archive import format_for
 from test_archive_helpers import make_model, tar_with
 from hdfs_models.testing import tree_digest
 

@@ -13,6 +13,8 @@ import pytest
 from hdfs_models.testing import write_fake_model
 
 from hdfs_models import cli, resolve
+import hdfs_models._publish as publish_mod
+import hdfs_models.cli._store as cli_store
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 
 SIGS = {
@@ -26,17 +28,16 @@ SIGS = {
 
 @pytest.fixture
 def fake_signatures(monkeypatch):
-    """A stand-in for hdfs_models._signatures (no TensorFlow); records the dirs it read."""
-    module = types.ModuleType("hdfs_models._signatures")
-    module.seen = []
+    """A stand-in for read_signatures (no TensorFlow) where publish and inspect call it; records the dirs read."""
+    fake = types.SimpleNamespace(seen=[])
 
     def read_signatures(local_dir):
-        module.seen.append(sorted(os.listdir(local_dir)))
+        fake.seen.append(sorted(os.listdir(local_dir)))
         return SIGS
 
-    module.read_signatures = read_signatures
-    monkeypatch.setitem(sys.modules, "hdfs_models._signatures", module)
-    return module
+    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
+    monkeypatch.setattr(cli_store, "read_signatures", read_signatures)
+    return fake
 
 
 def run(capsys, *argv):

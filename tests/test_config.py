@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from hdfs_models._config import CacheOptions, cache_root, resolve_options
+from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
 
 
 def test_defaults_when_nothing_is_set():

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from hdfs_models import _distribute
-from hdfs_models._archive import pack
+from hdfs_models.archive import pack
 from hdfs_models._distribute import (
     ARCHIVE_STATS,
     ModelHandle,

@@ -15,7 +15,7 @@ from hdfs_models import cli, publish
 from hdfs_models._doctor import World, exit_status, model_check, parse_klist, render, run_checks
 from hdfs_models._doctor._hadoop import hadoop_conf, kerberos, namenode_checks, token_file
 from hdfs_models._doctor._host import bfloat16, cache_root_check, cache_space, java, package_versions
-from hdfs_models._hadoop_conf import namenodes
+from hdfs_models.store._hadoop_conf import namenodes
 
 NOW = 1_800_000_000.0
 HA_SITE = {

@@ -6,10 +6,11 @@ import sys
 import pytest
 
 import hdfs_models
+import hdfs_models.testing
 import scoring
 
 
-@pytest.mark.parametrize("module", [hdfs_models, scoring])
+@pytest.mark.parametrize("module", [hdfs_models, hdfs_models.testing, scoring])
 def test_all_is_sorted_and_importable(module):
     names = [n for n in module.__all__ if n != "__version__"]
     assert names == sorted(names)

@@ -5,9 +5,7 @@ import json
 import logging
 import multiprocessing
 import os
-import sys
 import threading
-import types
 import uuid
 
 import fsspec
@@ -210,7 +208,10 @@ def test_concurrent_process_publishers_get_distinct_versions(model, tmp_path):
 
 
 def test_missing_signature_reader_publishes_without_signatures(model, tmp_path, monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "hdfs_models._signatures", None)
+    def read_signatures(local_dir):
+        raise ImportError("reading signatures needs TensorFlow: pip install 'hdfs-models[tf]'")
+
+    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
     with caplog.at_level(logging.INFO, logger="hdfs_models._publish"):
         pinned = publish(model, str(tmp_path / "m"))
     assert pinned.signatures == {}
@@ -218,13 +219,10 @@ def test_missing_signature_reader_publishes_without_signatures(model, tmp_path, 
 
 
 def test_unreadable_signatures_refuse_the_model(model, tmp_path, monkeypatch):
-    fake = types.ModuleType("hdfs_models._signatures")
-
     def read_signatures(local_dir):
         raise RuntimeError("Op type not registered 'MyCustomOp'")
 
-    fake.read_signatures = read_signatures
-    monkeypatch.setitem(sys.modules, "hdfs_models._signatures", fake)
+    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
     with pytest.raises(InvalidModelError, match="could not read the SavedModel's signatures: Op type not registered"):
         publish(model, str(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
@@ -304,13 +302,10 @@ def test_files_go_to_a_temp_dir_manifest_last_then_one_rename(model):
 
 
 def test_incomplete_model_is_refused_before_tensorflow_is_touched(model, tmp_path, monkeypatch):  # B3
-    fake = types.ModuleType("hdfs_models._signatures")
-
     def read_signatures(local_dir):
         raise AssertionError("TensorFlow was touched")
 
-    fake.read_signatures = read_signatures
-    monkeypatch.setitem(sys.modules, "hdfs_models._signatures", fake)
+    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
     os.remove(os.path.join(model, "variables", "variables.index"))
     with pytest.raises(InvalidModelError, match="missing variables/variables.index"):
         publish(model, str(tmp_path / "m"))

@@ -12,9 +12,9 @@ import struct
 
 import pytest
 
-from hdfs_models._store_auth import auth_error, auth_failure, dial_host, identity, load_tokens
-from hdfs_models._stores import open_store, translate_errors
-from hdfs_models._tokens import (
+from hdfs_models.store._auth import auth_error, auth_failure, dial_host, identity, load_tokens
+from hdfs_models.store._open import open_store, translate_errors
+from hdfs_models.store._tokens import (
     HDFS_TOKEN_KIND,
     Token,
     _Reader,

@@ -7,7 +7,7 @@ import sys
 import fsspec
 import pytest
 
-from hdfs_models._stores import join_url, open_store, split_scheme, translate_errors
+from hdfs_models.store._open import join_url, open_store, split_scheme, translate_errors
 from hdfs_models.errors import (
     InvalidModelError,
     ModelNotFoundError,
@@ -231,7 +231,7 @@ def test_local_missing_path_is_model_not_found(tmp_path):
 
 
 def test_hdfs_native_defaults_bound_failover_and_yield_to_site_xml(tmp_path):
-    from hdfs_models._stores import HDFS_NATIVE_DEFAULTS, hdfs_native_defaults
+    from hdfs_models.store._open import HDFS_NATIVE_DEFAULTS, hdfs_native_defaults
 
     assert hdfs_native_defaults("hdfs", env={}) == HDFS_NATIVE_DEFAULTS
     assert hdfs_native_defaults("file", env={}) == {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from hdfs_models._config import cache_root
+from hdfs_models.cache import cache_root
 from hdfs_models._doctor._hadoop import hadoop_conf, kerberos, namenode_checks, parse_klist, token_file
 from hdfs_models._doctor._host import bfloat16, cache_root_check, cache_space, java, package_versions
 from hdfs_models._doctor._world import Check, Status, World

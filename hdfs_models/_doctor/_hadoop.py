@@ -9,8 +9,8 @@ import time
 from urllib.parse import urlsplit
 
 from hdfs_models._doctor._world import Check, Status, World
-from hdfs_models._hadoop_conf import SITE_FILES, NameNode, conf_dir, namenodes, site_properties
-from hdfs_models._tokens import HDFS_TOKEN_KIND, ccache_principal, parse_token_storage
+from hdfs_models.store._hadoop_conf import SITE_FILES, NameNode, conf_dir, namenodes, site_properties
+from hdfs_models.store._tokens import HDFS_TOKEN_KIND, ccache_principal, parse_token_storage
 
 __all__ = ["hadoop_conf", "kerberos", "namenode_checks", "parse_klist", "token_file"]
 

@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
-from hdfs_models.errors import MiniDFSError
+from hdfs_models.testing.launcher import MiniDFSError
 
 __all__ = ["DEFAULT_USERS", "KerberosMixin", "missing_kerberos_tools"]
 

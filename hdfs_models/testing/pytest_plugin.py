@@ -31,6 +31,10 @@ from typing import Any, Iterator
 
 import pytest
 
+from hdfs_models.testing.kerberos import missing_kerberos_tools
+from hdfs_models.testing.minidfs import MiniDFS, missing_tools
+from hdfs_models.testing.spark import LOCAL, LOCAL_CLUSTER, spark_session
+
 
 def _under_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -61,8 +65,6 @@ def require_module(name: str, extra: str) -> ModuleType:
 @pytest.fixture(scope="session")
 def minidfs() -> Iterator[Any]:
     """A running MiniDFSCluster shared by the whole test session."""
-    from hdfs_models.testing.minidfs import MiniDFS, missing_tools
-
     missing = missing_tools()
     if missing:
         require_or_skip(missing)
@@ -73,9 +75,6 @@ def minidfs() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def secure_minidfs(request: Any) -> Iterator[Any]:
     """A Kerberized MiniDFS shared by one test module (options: ``SECURE_MINIDFS_OPTIONS``)."""
-    from hdfs_models.testing.kerberos import missing_kerberos_tools
-    from hdfs_models.testing.minidfs import MiniDFS, missing_tools
-
     missing = missing_tools() or missing_kerberos_tools()
     if missing:
         require_or_skip(missing)
@@ -102,8 +101,6 @@ def spark_hive_conf(tmp_path_factory: Any) -> dict[str, str]:
 def spark(spark_hive_conf: dict[str, str]) -> Any:
     """A local[2] SparkSession (Hive support on) whose Python workers run this interpreter."""
     require_module("pyspark", "spark")
-    from hdfs_models.testing.spark import LOCAL, spark_session
-
     return spark_session(LOCAL, spark_hive_conf)
 
 
@@ -111,8 +108,6 @@ def spark(spark_hive_conf: dict[str, str]) -> Any:
 def spark_cluster(spark_hive_conf: dict[str, str]) -> Any:
     """A local-cluster[2,1,1024] SparkSession (Hive support on): two separate executor JVMs."""
     require_module("pyspark", "spark")
-    from hdfs_models.testing.spark import LOCAL_CLUSTER, spark_session
-
     return spark_session(LOCAL_CLUSTER, spark_hive_conf)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from hdfs_native import Client
 from hdfs_native.fsspec import HdfsFileSystem, ViewfsFileSystem
 
-from hdfs_models._store_auth import KERBEROS_OPTIONS
+from hdfs_models.store._auth import KERBEROS_OPTIONS
 from hdfs_models.errors import StoreAuthError
 
 __all__ = ["KerberosHdfsFileSystem", "KerberosViewfsFileSystem", "filesystem_class"]

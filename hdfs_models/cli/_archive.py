@@ -13,15 +13,16 @@ import argparse
 import os
 from typing import Any
 
-from hdfs_models import cli
 from hdfs_models._tree import sha256_file
+from hdfs_models.archive import FORMATS, pack, unpack
+from hdfs_models.cli._frame import add_command, progress_bar
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Register ``pack`` and ``unpack`` on the hdfs-models parser."""
-    p = cli.add_command(
+    p = add_command(
         subparsers,
         "pack",
         _pack,
@@ -30,9 +31,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("source", help="local version dir, base dir or URL (hdfs://…/model[/N])")
     p.add_argument("out", help="local archive path to write")
-    p.add_argument("--format", choices=("tar", "tar.gz", "zip"), default=None, help="default: from OUT's suffix, else tar")
+    p.add_argument("--format", choices=FORMATS, default=None, help="default: from OUT's suffix, else tar")
     p.add_argument("--version", default="latest", help="version to pack when SOURCE is a base dir (default latest)")
-    u = cli.add_command(
+    u = add_command(
         subparsers,
         "unpack",
         _unpack,
@@ -59,11 +60,9 @@ def format_for(out: str, explicit: str | None) -> str:
 
 
 def _pack(args: argparse.Namespace) -> dict[str, Any]:
-    from hdfs_models._archive import pack
-
     fmt = format_for(args.out, args.format)
     version: int | str = int(args.version) if str(args.version).isdigit() else args.version
-    bar = cli.progress_bar(args)
+    bar = progress_bar(args)
     try:
         out = pack(args.source, args.out, fmt, version=version, progress=bar)
     finally:
@@ -77,9 +76,7 @@ def _render_pack(result: dict[str, Any]) -> str:
 
 
 def _unpack(args: argparse.Namespace) -> dict[str, Any]:
-    from hdfs_models._archive import unpack
-
-    bar = cli.progress_bar(args)
+    bar = progress_bar(args)
     try:
         dest = unpack(args.archive, args.dest, verify=not args.no_verify, max_bytes=args.max_bytes,
                       max_members=args.max_members, max_ratio=args.max_ratio, progress=bar)

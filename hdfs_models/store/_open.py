@@ -18,12 +18,12 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 from urllib.parse import urlsplit
 
-from hdfs_models._hadoop_conf import SITE_FILES, conf_dir, read_site_file, site_properties
-from hdfs_models._store_auth import KERBEROS_OPTIONS, auth_error, auth_failure, dial_host, identity, load_tokens
-from hdfs_models._tokens import token_for
+from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, site_properties
+from hdfs_models.store._auth import KERBEROS_OPTIONS, auth_error, auth_failure, dial_host, identity, load_tokens
+from hdfs_models.store._tokens import HDFS_TOKEN_KIND, token_address, token_for
 from hdfs_models.errors import (
     HdfsModelsError,
     ModelNotFoundError,
@@ -32,7 +32,15 @@ from hdfs_models.errors import (
     UnsupportedProtocolError,
 )
 
-__all__ = ["clear_store_cache", "join_url", "open_store", "split_scheme", "translate_errors"]
+if TYPE_CHECKING:
+    import pyarrow.fs
+    from fsspec import AbstractFileSystem
+
+#: What ``filesystem=`` accepts everywhere: an fsspec filesystem (used as is)
+#: or a ``pyarrow.fs.FileSystem`` (wrapped in fsspec's ``ArrowFSWrapper``).
+Filesystem = Union["AbstractFileSystem", "pyarrow.fs.FileSystem"]
+
+__all__ = ["Filesystem", "clear_store_cache", "join_url", "open_store", "split_scheme", "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +98,7 @@ def clear_store_cache() -> None:
 def open_store(
     url: str,
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
 ) -> tuple[Any, str]:
     """Return ``(fsspec filesystem, protocol-stripped path)`` for ``url``.
 
@@ -187,8 +195,6 @@ def _webhdfs_auth_given(kwargs: Mapping[str, Any]) -> bool:
 
 def _webhdfs_token(kwargs: Mapping[str, Any], tokens: list[Any]) -> str | None:
     """A delegation token issued for this WebHDFS address (as Hadoop's WebHdfsFileSystem selects it)."""
-    from hdfs_models._tokens import HDFS_TOKEN_KIND, token_address
-
     kinds = (HDFS_TOKEN_KIND, "WEBHDFS delegation", "SWEBHDFS delegation")
     host, port = kwargs.get("host"), kwargs.get("port")
     if not host or not port or not tokens:
@@ -229,7 +235,7 @@ def _filesystem_class(scheme: str, url: str) -> Any:
         try:
             import hdfs_native.fsspec  # noqa: F401  (checked first: _hdfs_native may be imported already)
 
-            from hdfs_models._hdfs_native import filesystem_class
+            from hdfs_models.store._hdfs_native import filesystem_class
         except ImportError as exc:
             raise _missing_extra(scheme, url, exc) from exc
         return filesystem_class(scheme)
@@ -264,7 +270,7 @@ def _missing_extra(scheme: str, url: str, exc: ImportError) -> UnsupportedProtoc
     )
 
 
-def _wrap_given(url: str, filesystem: Any) -> tuple[Any, str]:
+def _wrap_given(url: str, filesystem: Filesystem) -> tuple[Any, str]:
     """Use a caller's fsspec filesystem, or wrap a pyarrow.fs.FileSystem."""
     from fsspec import AbstractFileSystem
 

@@ -1,6 +1,6 @@
-"""The node cache: :func:`localize` a model version onto local disk once per node.
+""":func:`localize` a model version onto local disk once per node, and :class:`LocalModel`.
 
-Protocol (layout in :mod:`hdfs_models._cache_plan`)::
+Protocol (names under the root in :mod:`._layout`)::
 
     resolve the version (or take the caller's ``pinned=``)      one listing/manifest read
     shared flock <key>.use                                       held by the LocalModel
@@ -11,7 +11,7 @@ Protocol (layout in :mod:`hdfs_models._cache_plan`)::
     check completeness of the plan                               before any byte moves (B3, B10)
     download into .tmp-<key>-<pid>-<rand>/ inside the root       verified per file (F1-F4, B7)
     manifest-less: list the source again, compare                (F5)
-    fsync, chmod, os.rename(tmp, <key>)                          atomic commit; loser uses the winner (C5)
+    fsync, chmod, rename tmp to <key> without replacing         atomic commit; loser uses the winner (C5)
     evict LRU entries nobody holds, if limits are set            (C6)
 
 Correctness comes from the rename, not the locks: with ``locking=False`` (or
@@ -37,16 +37,18 @@ import time
 from types import TracebackType
 from typing import Any, Mapping
 
-from hdfs_models._cache_access import authorize, ensure_user_root, user_root
-from hdfs_models._cache_plan import LOCK_SUFFIX, USE_SUFFIX, entry_key, is_entry_name
-from hdfs_models._cache_fill import fill_entry
-from hdfs_models._cache_store import evict, remove_entry, sweep_temps
-from hdfs_models._config import CacheOptions, cache_root, resolve_options
-from hdfs_models._lock import FileLock
 from hdfs_models._progress import Progress
+from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models.cache._access import authorize, ensure_user_root, user_root
+from hdfs_models.cache._disk import sweep_temps
+from hdfs_models.cache._evict import evict
+from hdfs_models.cache._fill import fill_entry
+from hdfs_models.cache._layout import LOCK_SUFFIX, USE_SUFFIX, entry_key
+from hdfs_models.cache._lock import FileLock
+from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
 from hdfs_models.errors import CacheError, HdfsModelsError
 
-__all__ = ["CacheStats", "LocalModel", "cache_stats", "discard", "gc", "localize"]
+__all__ = ["CacheStats", "LocalModel", "cache_stats", "localize"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,17 +194,17 @@ def localize(
     *,
     storage_options: Mapping[str, Any] | None = None,
     filesystem: Any = None,
-    pinned: Any = None,
+    pinned: PinnedVersion | None = None,
     progress: Progress | None = None,
     **options: Any,
 ) -> LocalModel:
     """Make one model version available on local disk, once per node; return it.
 
     ``url`` is a base dir (``BASE/<n>/`` layout) or a version dir; ``version``
-    is ``"latest"`` or an integer. ``pinned`` (a ``PinnedVersion`` from
-    :func:`hdfs_models._versions.resolve`, e.g. resolved on the Spark driver)
+    is ``"latest"`` or an integer. ``pinned`` (a :class:`~hdfs_models.PinnedVersion`
+    from :func:`~hdfs_models.resolve`, e.g. resolved on the Spark driver)
     skips the resolution, so a cached version costs no store I/O at all.
-    ``options`` are :class:`~hdfs_models._config.CacheOptions` fields
+    ``options`` are :class:`~hdfs_models.CacheOptions` fields
     (unknown names raise ``TypeError``); ``progress(done_bytes, total_bytes)``
     is called as bytes arrive (:data:`~hdfs_models._progress.Progress`).
     The cache root is ``cache_dir`` > ``HDFS_MODELS_CACHE`` >
@@ -217,8 +219,6 @@ def localize(
     try:
         root = user_root(configured)
         if pinned is None:
-            from hdfs_models._versions import resolve
-
             pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
         elif not opts.trust_cache:
             cached = os.path.join(root, entry_key(pinned.name, pinned.version, pinned.digest))
@@ -239,7 +239,7 @@ def localize(
 
 
 def _localize_pinned(
-    pinned: Any,
+    pinned: PinnedVersion,
     configured: str,
     key: str,
     opts: CacheOptions,
@@ -274,7 +274,7 @@ def _localize_pinned(
 
 
 def _download_once(
-    pinned: Any,
+    pinned: PinnedVersion,
     root: str,
     key: str,
     opts: CacheOptions,
@@ -304,7 +304,7 @@ def _download_once(
     return nbytes
 
 
-def _model(pinned: Any, entry: str, lease: _Lease) -> LocalModel:
+def _model(pinned: PinnedVersion, entry: str, lease: _Lease) -> LocalModel:
     return LocalModel(entry, pinned.name, int(pinned.version), pinned.digest, pinned.url, lease)
 
 
@@ -318,55 +318,3 @@ def _annotate(exc: HdfsModelsError, url: str, version: int, path: str, start: fl
     exc.details.setdefault("local_path", path)
     exc.details.setdefault("elapsed", time.monotonic() - start)
     exc.details.setdefault("attempts", exc.details.get("attempts", 1))
-
-
-def gc(
-    cache_dir: str | os.PathLike[str] | None = None,
-    keep: int | None = None,
-    max_bytes: int | None = None,
-) -> list[str]:
-    """Sweep dead downloads and evict least recently used entries not in use.
-
-    Keeps at most ``keep`` entries and ``max_bytes`` bytes (``None``: no
-    limit); an entry some process holds (a live :class:`LocalModel`) is never
-    removed, even if the limits then cannot be met. Returns the removed entry
-    paths. A missing root is an empty cache.
-    """
-    root = user_root(cache_root(cache_dir))
-    if not os.path.isdir(root):
-        return []
-    sweep_temps(root, locking=True)
-    if keep is None and max_bytes is None:
-        return []
-    try:
-        return evict(root, keep, max_bytes)
-    except OSError as exc:
-        raise CacheError(f"cannot evict from the cache root {root}: {exc}", path=root, reason=str(exc)) from exc
-
-
-def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
-    """Remove a cached entry found to be corrupt, so the next :func:`localize` downloads it again.
-
-    For a caller that could not load ``path`` (a :attr:`LocalModel.path`), e.g.
-    TensorFlow raised ``DataLossError`` (RELIABILITY L2). The entry vanishes
-    atomically (renamed away under the entry's download lock, then deleted);
-    processes that already loaded the model keep their copy in memory.
-    Returns False when the entry was already gone. Raises :class:`CacheError`
-    if ``path`` is not a cache entry.
-    """
-    entry = os.path.abspath(os.fspath(path))
-    root, key = os.path.split(entry)
-    if not is_entry_name(key):
-        raise CacheError(f"{entry} is not a node-cache entry", path=entry, reason="not an entry")
-    lock = FileLock(entry + LOCK_SUFFIX)
-    lock.acquire(lock_timeout)  # no downloader may commit this key meanwhile
-    try:
-        if not os.path.isdir(entry):
-            return False
-        remove_entry(root, key)
-    except OSError as exc:
-        raise CacheError(f"cannot discard {entry}: {exc}", path=entry, reason=str(exc)) from exc
-    finally:
-        lock.release()
-    logger.warning("discarded the cache entry %s; the next localize downloads it again", entry)
-    return True

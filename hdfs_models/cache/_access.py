@@ -27,7 +27,7 @@ import stat
 from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME
-from hdfs_models._stores import join_url, open_store, translate_errors
+from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models.errors import CacheError, ModelNotFoundError
 
 __all__ = ["authorize", "ensure_user_root", "user_root"]

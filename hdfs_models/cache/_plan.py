@@ -1,73 +1,20 @@
-"""Pure planning for the node cache: entry names, download plans, checks, eviction.
+"""The download plan of one cache entry, and the checks on what arrived. Pure.
 
-Nothing here touches a file system; the shells in ``_download`` and
-``_cache`` do the I/O. Cache layout under the root::
-
-    <key>/                       a committed entry (a SavedModel directory)
-    <key>.lock                   exclusive flock held while <key> is downloaded
-    <key>.use                    shared flock held by every LocalModel of <key>;
-                                 its mtime is the entry's last use (for LRU)
-    .tmp-<key>-<pid>-<rand>/     a download in progress (swept when <pid> is dead)
+Nothing here touches a file system; :mod:`._download` fetches the plan and
+:mod:`._fill` runs the checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import posixpath
-import re
-from typing import Collection, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry
-from hdfs_models._names import safe_join, sanitize_name
+from hdfs_models._names import safe_join
 from hdfs_models.errors import IntegrityError, UnsafeNameError
 
-__all__ = [
-    "EntryInfo",
-    "Plan",
-    "TEMP_PREFIX",
-    "changed_files",
-    "entry_key",
-    "extra_files",
-    "is_entry_name",
-    "parse_temp_name",
-    "plan_download",
-    "select_evictions",
-    "temp_name",
-    "verify_file",
-]
-
-TEMP_PREFIX = ".tmp-"
-LOCK_SUFFIX = ".lock"
-USE_SUFFIX = ".use"
-def entry_key(name: str, version: int, digest: str) -> str:
-    """``<sanitised name>-<version>-<digest[:16]>``: a new digest gives a new entry."""
-    digest_part = re.sub(r"[^0-9a-fA-F]", "", digest)[:16].lower()
-    if not digest_part:
-        raise ValueError(f"digest {digest!r} of {name!r} v{version} has no hex characters")
-    return f"{sanitize_name(name)}-{int(version)}-{digest_part}"
-
-
-_ENTRY_NAME = re.compile(r"[A-Za-z0-9._]{1,64}-[0-9]+-[0-9a-f]{16}")
-
-
-def is_entry_name(name: str) -> bool:
-    """Whether ``name`` is shaped like an entry key (gc never touches anything else)."""
-    return not name.startswith(".") and _ENTRY_NAME.fullmatch(name) is not None
-
-
-def temp_name(key: str, pid: int, token: str) -> str:
-    """The name of a download's temp dir inside the cache root."""
-    return f"{TEMP_PREFIX}{key}-{pid}-{token}"
-
-
-def parse_temp_name(name: str) -> tuple[str, int] | None:
-    """``(key, pid)`` of a temp dir name, ``None`` if ``name`` is not one."""
-    if not name.startswith(TEMP_PREFIX):
-        return None
-    parts = name[len(TEMP_PREFIX):].rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[0]:
-        return None
-    return parts[0], int(parts[1])
+__all__ = ["Plan", "changed_files", "extra_files", "plan_download", "verify_file"]
 
 
 def _check_relative(path: str, where: str) -> str:
@@ -160,41 +107,3 @@ def extra_files(expected: Iterable[str], listed: Iterable[str]) -> list[str]:
     """Listed files the manifest does not name (the manifest itself excepted)."""
     known = set(expected) | {MANIFEST_NAME}
     return sorted(p for p in listed if p not in known)
-
-
-@dataclasses.dataclass(frozen=True)
-class EntryInfo:
-    """A committed cache entry: key, bytes on disk, last use (seconds since the epoch)."""
-
-    key: str
-    size: int
-    last_used: float
-
-
-def select_evictions(
-    entries: Sequence[EntryInfo],
-    keep: int | None,
-    max_bytes: int | None,
-    busy: Collection[str] = frozenset(),
-) -> list[str]:
-    """Keys to evict, least recently used first, until at most ``keep``
-    entries and ``max_bytes`` bytes remain (``None``: no limit).
-
-    ``busy`` entries (in use by some process) are never chosen, even if the
-    limits cannot be met without them.
-    """
-    ordered = sorted(entries, key=lambda e: (e.last_used, e.key))  # oldest first
-    evict: list[str] = []
-    count = len(ordered)
-    total = sum(e.size for e in ordered)
-    for entry in ordered:
-        over_count = keep is not None and count > keep
-        over_bytes = max_bytes is not None and total > max_bytes
-        if not (over_count or over_bytes):
-            break
-        if entry.key in busy:
-            continue
-        evict.append(entry.key)
-        count -= 1
-        total -= entry.size
-    return evict

@@ -14,19 +14,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hdfs_models import cli
+from hdfs_models._store_gc import sweep_store
+from hdfs_models._versions import resolve
+from hdfs_models.cache import cache_root, gc, localize
+from hdfs_models.cli._frame import add_command, progress_bar
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Register ``fetch`` and ``gc`` on the hdfs-models parser."""
-    fetch = cli.add_command(subparsers, "fetch", _fetch, _render_fetch,
+    fetch = add_command(subparsers, "fetch", _fetch, _render_fetch,
                             help="download a model version into the node cache; print its local path")
     fetch.add_argument("url", help="base dir (BASE/<n>/ layout) or version dir URL")
     fetch.add_argument("--version", default="latest", help="'latest' (default) or an integer")
     fetch.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
-    collect = cli.add_command(subparsers, "gc", _gc, _render_gc,
+    collect = add_command(subparsers, "gc", _gc, _render_gc,
                               help="remove dead downloads and evict cached versions nobody uses")
     collect.add_argument("--keep", type=_non_negative, default=None, metavar="N", help="keep at most N versions")
     collect.add_argument("--max-bytes", type=_non_negative, default=None, metavar="B", help="keep at most B bytes")
@@ -61,11 +64,8 @@ def _non_negative(text: str) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
-    from hdfs_models._cache import localize
-    from hdfs_models._versions import resolve
-
     pinned = resolve(args.url, args.version)
-    bar = cli.progress_bar(args)
+    bar = progress_bar(args)
     try:
         model = localize(args.url, cache_dir=args.cache, pinned=pinned, progress=bar)
     finally:
@@ -87,9 +87,6 @@ def _render_fetch(result: dict[str, Any]) -> str:
 
 
 def _gc(args: argparse.Namespace) -> dict[str, Any]:
-    from hdfs_models._cache import gc
-    from hdfs_models._config import cache_root
-
     if args.store is not None:
         return _gc_store(args)
     if args.older_than is not None or args.dry_run:
@@ -100,8 +97,6 @@ def _gc(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _gc_store(args: argparse.Namespace) -> dict[str, Any]:
-    from hdfs_models._store_gc import sweep_store
-
     if args.keep is not None or args.max_bytes is not None or args.cache is not None:
         raise ValueError("--keep, --max-bytes and --cache apply to the node cache, not to --store")
     older_than = 3600.0 if args.older_than is None else args.older_than

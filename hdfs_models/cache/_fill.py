@@ -1,6 +1,6 @@
 """Fill one cache entry: plan, check, download into a temp dir, verify, commit.
 
-Called by :func:`hdfs_models.localize` while it holds the entry's download
+Called by :func:`~hdfs_models.cache.localize` while it holds the entry's download
 lock (or without one when locking is off: the atomic rename keeps that safe).
 On any failure the temp dir is removed and nothing is committed.
 """
@@ -13,15 +13,16 @@ import os
 import warnings
 from typing import Any, Callable, TypeVar
 
-from hdfs_models._cache_plan import Plan, changed_files, extra_files, plan_download
-from hdfs_models._cache_store import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
-from hdfs_models._config import CacheOptions
-from hdfs_models._download import DownloadJob, download_tree
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._retry import Deadline, RetryPolicy
 from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_graph_file
-from hdfs_models._stores import open_store
+from hdfs_models.store import Filesystem, open_store
+from hdfs_models._versions import PinnedVersion, list_tree
+from hdfs_models.cache._disk import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
+from hdfs_models.cache._download import DownloadJob, download_tree
+from hdfs_models.cache._options import CacheOptions
+from hdfs_models.cache._plan import Plan, changed_files, extra_files, plan_download
 from hdfs_models.errors import CacheError, IntegrityError, SourceChangedError
 
 __all__ = ["ExtraFilesWarning", "fill_entry"]
@@ -36,18 +37,16 @@ class ExtraFilesWarning(UserWarning):
 
 
 def _listing(fs: Any, src: str, url: str) -> dict[str, tuple[int, float | None]]:
-    from hdfs_models._versions import list_tree
-
     files, _empty = list_tree(fs, src, url)
     return {f.path: (f.size, f.mtime) for f in files}
 
 
-def _list_extras(fs: Any, src: str, pinned: Any) -> list[str]:
+def _list_extras(fs: Any, src: str, pinned: PinnedVersion) -> list[str]:
     """Files on the store that the manifest does not list (one recursive listing)."""
     return extra_files((f.path for f in pinned.files), _listing(fs, src, pinned.url))
 
 
-def _report_extras(extras: list[str], pinned: Any, strict: bool) -> None:
+def _report_extras(extras: list[str], pinned: PinnedVersion, strict: bool) -> None:
     """B8: unlisted files → a warning (they are not downloaded), or an error in strict mode."""
     if not extras:
         return
@@ -67,7 +66,7 @@ def _in_background(fn: Callable[..., T], *args: Any) -> "concurrent.futures.Futu
         pool.shutdown(wait=False)
 
 
-def _check_unchanged(fs: Any, src: str, pinned: Any, tmp: str) -> None:
+def _check_unchanged(fs: Any, src: str, pinned: PinnedVersion, tmp: str) -> None:
     """F5: a manifest-less version must list the same after the download."""
     before = {f.path: (f.size, f.mtime) for f in pinned.files}
     after = _listing(fs, src, pinned.url)
@@ -97,12 +96,12 @@ def _write_manifest(tmp: str, data: bytes, root: str) -> None:
 
 
 def fill_entry(
-    pinned: Any,
+    pinned: PinnedVersion,
     root: str,
     key: str,
     opts: CacheOptions,
     *,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
     progress: Progress | None = None,
 ) -> tuple[int, bool]:
     """Download ``pinned`` into ``<root>/<key>``; return (bytes fetched, committed by us).
@@ -122,12 +121,12 @@ def fill_entry(
             fs=fs, src=src, url=pinned.url, dest=tmp, cache_root=root,
             policy=RetryPolicy(attempts=opts.attempts, backoff=opts.backoff, backoff_max=opts.backoff_max),
             deadline=Deadline(opts.deadline), manifest=has_manifest, file_mode=opts.file_mode,
-            progress=ProgressCounter(progress, plan.total_bytes) if progress is not None else None,
+            progress=ProgressCounter(progress, plan.total_bytes),
         )
         nbytes = download_tree(job, plan, opts.parallelism)
         if extras is not None:
             _report_extras(extras.result(), pinned, opts.strict)
-        if has_manifest:
+        if pinned.manifest is not None:
             _write_manifest(tmp, pinned.manifest.to_json(), root)
         else:
             _check_unchanged(fs, src, pinned, tmp)

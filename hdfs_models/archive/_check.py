@@ -1,7 +1,7 @@
 """Pure checks on archive members, run before any byte is written (S1-S10).
 
 An archive is described member by member as :class:`Member` records (built
-by the I/O shells in :mod:`hdfs_models._archive` from tar headers or zip
+by :mod:`._read` from tar headers or zip
 central-directory entries). A :class:`Planner` checks each record as it
 arrives, so that caps on the member count and on the total bytes stop a
 hostile archive early, and returns the normalised relative path to extract

@@ -1,4 +1,4 @@
-"""Reading tar and zip archives for :func:`hdfs_models.unpack` (the I/O shell).
+"""Reading tar and zip archives for :func:`~hdfs_models.unpack` (the I/O shell).
 
 Two passes per archive. The first reads only headers (tar headers, the zip
 central directory and local headers) into :class:`Member` records and runs
@@ -22,23 +22,13 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import IO, Callable, Iterator
 
-from hdfs_models._archive_check import DIR, FILE, Limits, Member, Planner, check_spans, normalise_name, unsafe
-from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models._progress import Progress, ProgressCounter
-from hdfs_models._tree import compare_tree, walk_tree
-from hdfs_models.errors import IntegrityError
+from hdfs_models.archive._check import DIR, FILE, Limits, Member, Planner, check_spans, unsafe
 
-__all__ = [
-    "Extracted",
-    "audit_tree",
-    "extract_into",
-    "scan_tree",
-    "sniff_format",
-    "verify_extracted",
-]
+__all__ = ["Extracted", "extract_into", "sniff_format"]
 
 _CHUNK = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header, 30 bytes
@@ -236,75 +226,3 @@ def _zip_members(archive: str, *, with_data: bool) -> Iterator[tuple[Member, IO[
                     yield member, data
             else:
                 yield member, None
-
-
-# ---------------------------------------------------------------- after extraction
-
-
-def audit_tree(root: str, archive: str) -> None:
-    """S12: an lstat walk of ``root`` finds only regular files and directories.
-
-    Nothing that is not a link can lead outside ``root``, so this is also
-    the check that everything lies inside it.
-    """
-    others = walk_tree(root).others
-    if others:
-        raise unsafe(archive, others[0], "extracted a link or special file")
-
-
-def scan_tree(root: str) -> Extracted:
-    """Hash every file under ``root`` (relative posix path → size, sha256) and list its dirs."""
-    tree = walk_tree(root)
-    return Extracted({rel: (size, tree.sha256(rel)) for rel, size in tree.files.items()}, set(tree.dirs))
-
-
-def verify_extracted(root: str, extracted: Extracted, archive: str) -> Manifest:
-    """Check the extracted files against the ``MANIFEST.json`` among them; return the manifest.
-
-    Every listed file must be there with its size and sha256, and no other
-    file; the manifest's empty directories are recreated.
-    """
-    if MANIFEST_NAME not in extracted.files:
-        raise IntegrityError(
-            f"archive {archive} has no {MANIFEST_NAME} at its root, so its files cannot be verified; "
-            "pack the version with `hdfs-models pack` (or hdfs_models.pack), or publish it first",
-            path=archive,
-            reason=f"missing {MANIFEST_NAME}",
-        )
-    with open(os.path.join(root, MANIFEST_NAME), "rb") as fh:
-        manifest = Manifest.from_json(fh.read(), archive)
-    listed = {_manifest_path(archive, e.path): e for e in manifest.files if e.path != MANIFEST_NAME}
-    sizes = {path: size for path, (size, _) in extracted.files.items()}
-    mismatch = compare_tree(
-        [replace(entry, path=path) for path, entry in listed.items()],
-        sizes,
-        lambda path: extracted.files[path][1],
-        ignore=(MANIFEST_NAME,),
-    )
-    bad = sorted([*mismatch.missing, *(path for path, _ in mismatch.wrong)])
-    if bad:
-        path, entry, got = bad[0], listed[bad[0]], extracted.files.get(bad[0])
-        what = "is missing" if got is None else f"has size {got[0]} sha256 {got[1]}"
-        raise IntegrityError(
-            f"archive {archive}: {path} {what}; the manifest lists size {entry.size} sha256 {entry.sha256}",
-            path=archive,
-            reason="manifest mismatch",
-            member=path,
-        )
-    if mismatch.extra:
-        raise IntegrityError(
-            f"archive {archive} holds files its manifest does not list: {', '.join(mismatch.extra[:5])}",
-            path=archive,
-            reason="unlisted files",
-            member=mismatch.extra[0],
-        )
-    for d in manifest.empty_dirs:
-        os.makedirs(os.path.join(root, _manifest_path(archive, d)), mode=0o755, exist_ok=True)
-    return manifest
-
-
-def _manifest_path(archive: str, path: str) -> str:
-    try:
-        return normalise_name(path)
-    except ValueError as exc:
-        raise unsafe(archive, MANIFEST_NAME, f"it names {path!r}: {exc}") from None

@@ -1,7 +1,7 @@
-"""Local-disk shell of the node cache: root, temp dirs, commit, sweep, eviction.
+"""The node cache's local disk: the root, download temp dirs, the commit, the sweep.
 
 Every function here touches only the local cache root (never the store).
-Layout and the pure decisions live in :mod:`hdfs_models._cache_plan`.
+Names under the root come from :mod:`._layout`; eviction is :mod:`._evict`.
 """
 
 from __future__ import annotations
@@ -10,30 +10,19 @@ import errno
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from typing import Collection
 
-from hdfs_models._cache_plan import (
-    LOCK_SUFFIX,
-    TEMP_PREFIX,
-    USE_SUFFIX,
-    EntryInfo,
-    Plan,
-    is_entry_name,
-    parse_temp_name,
-    select_evictions,
-)
-from hdfs_models._lock import FileLock
 from hdfs_models._tree import compare_tree, fsync_dir, rename_noreplace, walk_tree
+from hdfs_models.cache._layout import LOCK_SUFFIX, TEMP_PREFIX, parse_temp_name
+from hdfs_models.cache._lock import FileLock
+from hdfs_models.cache._plan import Plan
 from hdfs_models.errors import CacheError, IntegrityError
 
 __all__ = [
     "commit_entry",
     "ensure_root",
-    "evict",
     "finalize_tree",
-    "list_entries",
     "make_temp",
     "pid_alive",
     "remove_tree",
@@ -165,66 +154,3 @@ def sweep_temps(root: str, *, locking: bool, held: Collection[str] = ()) -> list
         finally:
             lock.release()
     return removed
-
-
-def _tree_size(path: str) -> int:
-    try:
-        return walk_tree(path).total_bytes
-    except OSError:
-        return 0  # removed meanwhile (entries vanish by one atomic rename)
-
-
-def list_entries(root: str) -> list[EntryInfo]:
-    """Committed entries under ``root`` with their size and last use."""
-    entries = []
-    for name in sorted(os.listdir(root)):
-        path = os.path.join(root, name)
-        if not is_entry_name(name) or not stat.S_ISDIR(os.lstat(path).st_mode):
-            continue  # not ours: a cache root may be shared with other files
-        try:
-            last_used = os.stat(path + USE_SUFFIX).st_mtime
-        except OSError:
-            last_used = os.lstat(path).st_mtime
-        entries.append(EntryInfo(name, _tree_size(path), last_used))
-    return entries
-
-
-def remove_entry(root: str, key: str) -> str:
-    """Make ``<root>/<key>`` vanish atomically (rename to a temp name), then delete it."""
-    path = os.path.join(root, key)
-    doomed = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
-    os.rename(path, os.path.join(doomed, "entry"))
-    remove_tree(doomed)
-    return path
-
-
-def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
-    """Evict LRU entries until within limits, skipping entries in use (C6).
-
-    An entry is in use when its ``<key>.use`` cannot be locked exclusively
-    without waiting. Each chosen entry is renamed to a temp name first (so it
-    disappears atomically) and then deleted. Returns the removed entry paths.
-    """
-    entries = list_entries(root)
-    locks: dict[str, FileLock] = {}
-    busy: set[str] = set()
-    try:
-        for entry in entries:
-            lock = FileLock(os.path.join(root, entry.key + USE_SUFFIX))
-            if lock.try_acquire():
-                locks[entry.key] = lock
-            else:
-                busy.add(entry.key)
-        chosen = select_evictions(entries, keep, max_bytes, busy)
-        for key in set(locks) - set(chosen):
-            locks.pop(key).release()  # readers of kept entries need not wait for the deletes
-        removed = []
-        for key in chosen:
-            removed.append(remove_entry(root, key))
-            logger.info("evicted %s", removed[-1])
-        if busy:
-            logger.info("kept %d entries in use: %s", len(busy), sorted(busy))
-        return removed
-    finally:
-        for lock in locks.values():
-            lock.release()

@@ -19,7 +19,7 @@ import os
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from hdfs_models._tokens import Token, ccache_principal, read_token_file, token_address
+from hdfs_models.store._tokens import Token, ccache_principal, read_token_file, token_address
 from hdfs_models.errors import StoreAuthError
 
 __all__ = [

@@ -1,16 +1,9 @@
-"""Deterministic archives of one model version, and a strict, verifying unpack.
+"""``pack``: a deterministic archive of one model version.
 
-``pack`` writes one version with its ``MANIFEST.json`` at the archive root,
-in a fixed order with fixed metadata, so a version always packs to the same
+The version goes in with its ``MANIFEST.json`` at the archive root, in a
+fixed order with fixed metadata, so a version always packs to the same
 bytes (and Spark's ``addArchive`` / ``--archives`` can cache it by name).
-
-``unpack`` refuses (never repairs) every unsafe member listed as S1-S12 in
-RELIABILITY.md: the headers are checked first (:mod:`_archive_check`), the
-caps are enforced again while streaming (headers can lie), everything is
-written into a fresh temporary directory beside ``dest`` that is renamed
-into place only after an lstat audit and the manifest check. On any error
-the temporary directory is removed and ``dest`` does not exist. No shell
-is involved anywhere; archive names are used literally.
+Every file is checked against its manifest entry while it is packed.
 """
 
 from __future__ import annotations
@@ -21,7 +14,6 @@ import gzip
 import hashlib
 import logging
 import os
-import shutil
 import tarfile
 import tempfile
 import uuid
@@ -30,17 +22,15 @@ from typing import IO, Any, Callable, Iterator, Mapping
 
 import fsspec
 
-from hdfs_models._archive_check import DIR, FILE, normalise_name, resolve_limits, unsafe
-from hdfs_models._archive_io import audit_tree, extract_into, scan_tree, sniff_format, verify_extracted
 from hdfs_models._manifest import MANIFEST_NAME, Manifest, build_manifest
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._savedmodel import local_model_dir
-from hdfs_models._stores import open_store
-from hdfs_models._tree import rename_noreplace
+from hdfs_models.store import Filesystem, open_store
 from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models.archive._check import DIR, FILE, normalise_name
 from hdfs_models.errors import IntegrityError
 
-__all__ = ["FORMATS", "audit_tree", "pack", "scan_tree", "unpack", "verify_extracted"]
+__all__ = ["FIXED_MTIME", "FORMATS", "pack", "plan_members"]
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +39,6 @@ FIXED_MTIME = 315532800  # 1980-01-01T00:00:00Z, the earliest date a zip can hol
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _FIXED_CREATED_AT = "1980-01-01T00:00:00+00:00"
 _CHUNK = 1 << 20
-
-
-# ---------------------------------------------------------------- pack
 
 
 class _Source:
@@ -97,14 +84,14 @@ def pack(
     *,
     version: int | str = "latest",
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
     pinned: PinnedVersion | None = None,
     progress: Progress | None = None,
 ) -> str:
     """Pack one model version into ``out`` (a local path) and return ``out``.
 
     ``url_or_dir``: a local version directory, or any URL/path that
-    :func:`hdfs_models._versions.resolve` accepts (a base dir resolves
+    :func:`~hdfs_models.resolve` accepts (a base dir resolves
     ``version``; ``pinned``, a ``PinnedVersion`` already resolved, skips
     that). The archive holds ``MANIFEST.json`` (the source's, or one
     built here with fixed dates when the source has none) and exactly the
@@ -145,7 +132,7 @@ def _open_source(
     url_or_dir: str,
     version: int | str,
     storage_options: Mapping[str, Any] | None,
-    filesystem: Any,
+    filesystem: Filesystem | None,
     pinned: PinnedVersion | None,
 ) -> Iterator[_Source]:
     local = local_model_dir(url_or_dir) if pinned is None else None
@@ -291,55 +278,3 @@ class _BytesReader:
         end = len(self.data) if n < 0 else self.pos + n
         chunk, self.pos = self.data[self.pos:end], min(end, len(self.data))
         return chunk
-
-
-# ---------------------------------------------------------------- unpack
-
-
-def unpack(
-    archive: str | os.PathLike[str],
-    dest: str | os.PathLike[str],
-    *,
-    verify: bool = True,
-    max_bytes: int | None = None,
-    max_members: int | None = None,
-    max_ratio: float | None = None,
-    progress: Progress | None = None,
-) -> str:
-    """Extract ``archive`` (tar, tar.gz or zip, told apart by content) into ``dest``.
-
-    ``dest`` must not exist (nor be a symlink): extraction goes into a fresh
-    directory beside it that is renamed to ``dest`` when complete. Unsafe
-    members raise :class:`UnsafeArchiveError` naming the archive and the
-    member; caps (explicit > ``HDFS_MODELS_UNPACK_MAX_*`` > defaults) bound
-    the member count, total bytes and compression ratio. With ``verify``
-    every file is checked against the ``MANIFEST.json`` inside (sizes and
-    sha256, no extra files) and empty directories are recreated;
-    :class:`IntegrityError` on a mismatch or a missing manifest. Returns
-    ``dest``; on error nothing is left at ``dest`` or beside it.
-    ``progress(done_bytes, total_bytes)`` counts the bytes extracted against
-    the uncompressed size the headers declare.
-    """
-    archive, dest = os.fspath(archive), os.fspath(dest)
-    limits = resolve_limits(max_bytes=max_bytes, max_members=max_members, max_ratio=max_ratio)
-    if os.path.lexists(dest):
-        raise unsafe(archive, None, f"target {dest} already exists; unpack extracts only into a new directory")
-    kind = sniff_format(archive)
-    parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.unpack-", dir=parent)
-    try:
-        extracted = extract_into(archive, kind, tmp, limits, progress)
-        audit_tree(tmp, archive)
-        if verify:
-            verify_extracted(tmp, extracted, archive)
-        os.chmod(tmp, 0o755)
-        try:
-            rename_noreplace(tmp, dest)
-        except FileExistsError:
-            raise unsafe(archive, None, f"target {dest} appeared during extraction; not replacing it") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("unpacked %s into %s (%d files)", archive, dest, len(extracted.files))
-    return dest

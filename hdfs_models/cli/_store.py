@@ -16,11 +16,12 @@ import tempfile
 import time
 from typing import Any, Callable, Mapping
 
-from hdfs_models import cli
+from hdfs_models.cli._frame import add_command, progress_bar
 from hdfs_models._manifest import MANIFEST_NAME, Manifest, walk_local
 from hdfs_models._publish import publish
 from hdfs_models._savedmodel import SAVED_MODEL_PB, check_local_model, local_model_dir
-from hdfs_models._stores import open_store, translate_errors
+from hdfs_models._signatures import read_signatures
+from hdfs_models.store import open_store, translate_errors
 from hdfs_models._tree import compare_tree, sha256_file
 from hdfs_models._versions import PinnedVersion, list_tree, list_versions, resolve
 from hdfs_models.errors import IntegrityError
@@ -32,24 +33,24 @@ _CHUNK = 4 << 20
 
 def register(subparsers: Any) -> None:
     """Register ``publish``, ``versions``, ``verify`` and ``inspect``."""
-    p = cli.add_command(subparsers, "publish", _publish, _render_publish,
+    p = add_command(subparsers, "publish", _publish, _render_publish,
                         help="publish a local SavedModel dir as BASE/<next version>/ (atomic)")
     p.add_argument("local", metavar="LOCAL", help="local SavedModel directory")
     p.add_argument("base", metavar="BASE", help="base URL, e.g. hdfs://nn:8020/models/mnist")
     p.add_argument("--name", help="model name recorded in the manifest (default: last part of BASE)")
     p.add_argument("--no-signatures", action="store_true", help="do not read signatures with TensorFlow")
     _add_store_options(p)
-    p = cli.add_command(subparsers, "versions", _versions, _render_versions,
+    p = add_command(subparsers, "versions", _versions, _render_versions,
                         help="list the integer versions under BASE and whether each is complete")
     p.add_argument("base", metavar="BASE")
     _add_store_options(p)
-    p = cli.add_command(subparsers, "verify", _verify, _render_verify,
+    p = add_command(subparsers, "verify", _verify, _render_verify,
                         help="check a local dir or a store version against its manifest (or completeness)")
     p.add_argument("target", metavar="URL|LOCAL")
     p.add_argument("--version", default="latest", help="version to check when URL is a base dir")
     p.add_argument("--strict", action="store_true", help="fail on files the manifest does not list")
     _add_store_options(p)
-    p = cli.add_command(subparsers, "inspect", _inspect, _render_inspect,
+    p = add_command(subparsers, "inspect", _inspect, _render_inspect,
                         help="show the serving signatures (like saved_model_cli show --all)")
     p.add_argument("target", metavar="URL|LOCAL")
     p.add_argument("--version", default="latest")
@@ -75,7 +76,7 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _publish(args: argparse.Namespace) -> dict[str, Any]:
-    bar = cli.progress_bar(args)
+    bar = progress_bar(args)
     started = time.monotonic()
     try:
         pinned = publish(args.local, args.base, name=args.name, storage_options=_options(args),
@@ -196,8 +197,6 @@ def _inspect(args: argparse.Namespace) -> dict[str, Any]:
     pinned = resolve(args.target, args.version, storage_options=options)
     if pinned.signatures:
         return {"url": pinned.url, "version": pinned.version, "source": "manifest", "signatures": pinned.signatures}
-    from hdfs_models._signatures import read_signatures  # TensorFlow is imported there
-
     if local_model_dir(pinned.url) is not None:
         return {"url": pinned.url, "version": pinned.version, "source": "saved_model.pb",
                 "signatures": read_signatures(pinned.url)}

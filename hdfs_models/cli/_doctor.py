@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hdfs_models import cli
+from hdfs_models.cli._frame import add_command
 from hdfs_models._doctor import Check, render, run_checks
 
 __all__ = ["register"]
@@ -18,7 +18,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Register ``doctor``."""
-    p = cli.add_command(subparsers, "doctor", _doctor, _render, status=_status,
+    p = add_command(subparsers, "doctor", _doctor, _render, status=_status,
                         help="check Hadoop config, Kerberos, NameNodes, the node cache, versions and Java")
     p.add_argument("url", metavar="URL", nargs="?",
                    help="a model base or version URL: also check its NameNodes and resolve it")

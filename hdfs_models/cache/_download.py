@@ -21,11 +21,11 @@ import queue
 import threading
 from typing import Any, Callable, IO
 
-from hdfs_models._cache_plan import Plan, verify_file
 from hdfs_models._manifest import FileEntry
 from hdfs_models._progress import ProgressCounter
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
-from hdfs_models._stores import join_url, translate_errors
+from hdfs_models.store import join_url, translate_errors
+from hdfs_models.cache._plan import Plan, verify_file
 from hdfs_models.errors import (
     CacheError,
     HdfsModelsError,

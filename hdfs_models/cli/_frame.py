@@ -1,0 +1,74 @@
+"""The frame every ``hdfs-models`` command uses: registration and the progress bar.
+
+Each command module exposes ``register(subparsers)`` and calls
+:func:`add_command`; its handler takes the parsed arguments and returns a
+JSON-able result, printed as JSON with ``--json`` or as text by ``render``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, TextIO
+
+__all__ = ["Handler", "ProgressBar", "Renderer", "add_command", "progress_bar"]
+
+Handler = Callable[[argparse.Namespace], Any]
+Renderer = Callable[[Any], str]
+
+
+def add_command(
+    subparsers: Any,
+    name: str,
+    handler: Handler,
+    render: Renderer,
+    help: str,
+    status: Callable[[Any], int] | None = None,
+) -> argparse.ArgumentParser:
+    """Add a subcommand whose handler returns a JSON-able result.
+
+    ``render`` turns that result into the human-readable text printed
+    without ``--json``; ``status``, when given, turns it into the exit status
+    (a report that is printed whole yet says something failed, like ``doctor``).
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.set_defaults(_handler=handler, _render=render, _status=status)
+    return parser
+
+
+class ProgressBar:
+    """A terminal bar for one operation that moves bytes: done / total, rate and time left (tqdm).
+
+    A :data:`~hdfs_models._progress.Progress` callback. The bar is drawn at
+    the first call (when the total is known), redrawn at most five times a
+    second, and closed when ``done`` reaches ``total`` or at :meth:`finish`
+    (after a failure). ``done`` may go back (a file fetched again).
+    """
+
+    def __init__(self, stream: TextIO, label: str | None = None) -> None:
+        self.stream, self.label = stream, label
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.label, unit="B", unit_scale=True, file=self.stream,
+                             mininterval=0.2, dynamic_ncols=True, leave=True)
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self.finish()
+
+    def finish(self) -> None:
+        """Close the bar (its last state stays on screen); nothing happens when none is open."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
+    """A bar on stderr when it is a terminal and the output is not ``--json``; else ``None``."""
+    if args.json or not sys.stderr.isatty():
+        return None
+    return ProgressBar(sys.stderr, label=args.command)

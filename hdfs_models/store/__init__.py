@@ -1,0 +1,25 @@
+"""The store: a model URL → an fsspec filesystem, as the right identity, with its errors translated.
+
+==================  =========================================================
+``_open``           :func:`open_store` (scheme → client, cached per process
+                    and identity), :func:`translate_errors`, URL helpers
+``_auth``           who a client acts as (ticket cache, keytab, token file)
+                    and authentication failures as ``StoreAuthError``
+``_tokens``         Hadoop delegation token files (both formats)
+``_hdfs_native``    the hdfs-native client (imported only for ``hdfs://``)
+``_hadoop_conf``    ``HADOOP_CONF_DIR`` site files: NameNodes, HA, viewfs
+==================  =========================================================
+"""
+
+from __future__ import annotations
+
+from hdfs_models.store._open import (
+    Filesystem,
+    clear_store_cache,
+    join_url,
+    open_store,
+    split_scheme,
+    translate_errors,
+)
+
+__all__ = ["Filesystem", "clear_store_cache", "join_url", "open_store", "split_scheme", "translate_errors"]

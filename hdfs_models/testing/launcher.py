@@ -1,0 +1,137 @@
+"""The MiniDFS launcher: a small Maven project, compiled once per source hash.
+
+The project (``integration/minidfs``) ships as the package data
+``hdfs_models._minidfs``. :func:`ensure_launcher` compiles it once and caches
+the result under ``~/.cache/hdfs-models/minidfs/<hash>``, keyed by the hash
+of the pom and sources, so later starts take seconds. :class:`MiniDFSError`
+is what the test cluster raises when it cannot be built, started or kept up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Mapping
+
+from hdfs_models.errors import HdfsModelsError
+
+__all__ = ["MAIN_CLASS", "MiniDFSError", "ensure_launcher", "missing_tools"]
+
+log = logging.getLogger(__name__)
+
+
+class MiniDFSError(HdfsModelsError, RuntimeError):
+    """The MiniDFS test cluster could not be built or started, or it crashed."""
+
+
+MAIN_CLASS = "io.hdfsmodels.minidfs.Launcher"
+_INSTALL_HINT = (
+    "install OpenJDK 17+ and Maven (Debian: apt-get install -y openjdk-17-jdk-headless maven)"
+)
+
+
+def missing_tools(env: Mapping[str, str] | None = None) -> str:
+    """Return why the launcher cannot be built or run here, or ``""`` if it can."""
+    env = os.environ if env is None else env
+    path = env.get("PATH", os.defpath)
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool, path=path) is None]
+    if not missing:
+        return ""
+    return f"MiniDFS needs {' and '.join(missing)} on PATH: {_INSTALL_HINT}"
+
+
+def _project_dir() -> Path:
+    override = os.environ.get("HDFS_MODELS_MINIDFS_PROJECT")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("hdfs_models._minidfs")))
+
+
+def _project_files(project: Path) -> list[Path]:
+    files = [project / "pom.xml"]
+    files += sorted(p for p in (project / "src").rglob("*") if p.is_file())
+    return files
+
+
+def _project_hash(project: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _project_files(project):
+        digest.update(str(path.relative_to(project)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("HDFS_MODELS_MINIDFS_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hdfs-models" / "minidfs"
+
+
+def ensure_launcher(timeout: float = 1200.0) -> str:
+    """Build the launcher if needed and return the Java classpath to run it.
+
+    The build (``mvn compile dependency:build-classpath``) runs in a temporary
+    directory inside the cache root and is renamed into place, under a lock,
+    so concurrent test processes build it once and never see half a build.
+    Raises :class:`MiniDFSError` naming what is missing or carrying the last
+    50 lines of Maven's output.
+    """
+    problem = missing_tools()
+    if problem:
+        raise MiniDFSError(problem, reason="missing tools")
+    project = _project_dir()
+    if not (project / "pom.xml").is_file():
+        raise MiniDFSError(f"MiniDFS launcher project not found at {project}", path=str(project))
+    root = _cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / _project_hash(project)
+    with open(root / f"{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (final / "classpath.txt").is_file():
+            _build(project, final, timeout)
+    classpath = (final / "classpath.txt").read_text().strip()
+    return os.pathsep.join([str(final / "classes"), classpath])
+
+
+def _build(project: Path, final: Path, timeout: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=final.parent))
+    try:
+        shutil.copy2(project / "pom.xml", work / "pom.xml")
+        shutil.copytree(project / "src", work / "src")
+        cmd = [
+            "mvn", "-B", "-q", "-f", str(work / "pom.xml"),
+            "compile", "dependency:build-classpath",
+            f"-Dmdep.outputFile={work / 'target' / 'classpath.txt'}",
+        ]
+        log.info("building the MiniDFS launcher: %s", " ".join(cmd))
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise MiniDFSError(
+                f"building the MiniDFS launcher took longer than {timeout:.0f}s ({project})",
+                path=str(project), reason="timeout",
+            ) from exc
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
+            raise MiniDFSError(
+                f"building the MiniDFS launcher failed (mvn exit {proc.returncode}) in {project}:\n{tail}",
+                path=str(project), reason="maven failed",
+            )
+        (work / "target" / "classes").rename(work / "classes")
+        (work / "target" / "classpath.txt").rename(work / "classpath.txt")
+        shutil.rmtree(work / "target")
+        work.rename(final)
+        log.info("built the MiniDFS launcher in %.1fs", time.monotonic() - started)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
