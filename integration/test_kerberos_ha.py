@@ -51,7 +51,7 @@ def _cli(env: dict[str, str], *argv: str) -> dict:
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
     require_module("tensorflow", "tf")
-    from scoring._testmodels import save_dense
+    from scoring.testing import save_dense
 
     return save_dense(str(tmp_path_factory.mktemp("dense") / "model"), n_in=N_IN)
 
@@ -136,7 +136,7 @@ def test_executors_holding_only_alices_token_score_like_tensorflow(secure_minidf
     require_module("pyspark", "spark")
     from hdfs_models.testing.spark import LOCAL_CLUSTER, spark_session, stop_spark
     from scoring import Scorer
-    from scoring._testmodels import predict_in_process
+    from scoring.testing import predict_in_process
 
     token = secure_minidfs.token_env("alice")
     executor_env = {f"spark.executorEnv.{k}": v for k, v in token.items() if v}
