@@ -17,6 +17,9 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
+# integrity here, authentication in test_kerberos_store.py, privacy in test_kerberos_ha.py (K7)
+SECURE_MINIDFS_OPTIONS = {"protection": "integrity"}
+
 # Runs in a child: list a directory and report the owner of what it wrote, or the error.
 _CHILD = r"""
 import json, sys
@@ -52,7 +55,7 @@ def test_kdc_users_homes_and_secure_site_files(secure_minidfs):
         assert os.path.getsize(secure_minidfs.keytab(user)) > 0
     core = open(os.path.join(secure_minidfs.conf_dir, "core-site.xml")).read()
     assert "<name>hadoop.security.authentication</name><value>kerberos</value>" in core
-    assert "<name>dfs.data.transfer.protection</name><value>authentication</value>" in core
+    assert "<name>dfs.data.transfer.protection</name><value>integrity</value>" in core
     homes = {e["name"]: e["owner"] for e in secure_minidfs.fs().ls("/user", detail=True)}
     assert homes == {"/user/alice": "alice", "/user/bob": "bob"}
 
@@ -87,3 +90,17 @@ def test_short_lifetime_ticket_expires(secure_minidfs):
         time.sleep(0.5)
     assert not _ticket_valid(env)
     assert "Ticket expired" in _as(env, secure_minidfs.url, "/user/alice")["error"]
+
+
+def test_k7_integrity_bytes_identical(secure_minidfs, tmp_path, monkeypatch):
+    """K7: with SASL integrity on RPC and data transfer, hdfs-models reads a multi-block model back identical."""
+    from hdfs_models import MANIFEST_NAME, localize, publish
+    from hdfs_models.testing import tree_digest, write_fake_model
+
+    local = write_fake_model(tmp_path / "m", shards=2, data_bytes=3 << 20)
+    for key, value in secure_minidfs.kerberos_env("alice").items():
+        monkeypatch.setenv(key, value) if value else monkeypatch.delenv(key, raising=False)
+    base = f"{secure_minidfs.url}/user/alice/k7"
+    publish(local, base, signatures=False)
+    cached = tree_digest(localize(base, 1, tmp_path / "cache").path)
+    assert {k: v for k, v in cached.items() if k != MANIFEST_NAME} == tree_digest(local)
