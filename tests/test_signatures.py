@@ -1,4 +1,4 @@
-"""Signature reading (hdfs_models._signatures, scoring.inspect_signatures) and parsing."""
+"""Signature reading (hdfs_models.read_signatures, scoring.inspect_signatures) and parsing."""
 
 import json
 import os
