@@ -11,12 +11,19 @@ input of ``id`` + ``features`` array<float>[784] (MNIST digits tiled):
 - ``predict_batch_udf``: ``pyspark.ml.functions.predict_batch_udf``, batch 1024,
   same model, returning the class;
 - ``row_udf``: a plain per-row Python UDF (model cached per worker), on a
-  slice; its rate is per row, so it scales to the full input.
+  slice; its rate is per row, so it scales to the full input;
+- ``raw_bf16`` / ``scorer_bf16``: the same with ``precision="bfloat16"``
+  (oneDNN auto mixed precision), where the CPU has AVX512-BF16 or AMX;
+- ``mlflow``: ``mlflow.pyfunc.spark_udf`` over the same SavedModel saved with
+  MLflow's TensorFlow flavor (``bench/_mlflow.py`` says how and why so);
+  needs the ``bench`` extra, else it is left out with a note.
 
 Spark runs on ``local[2]`` with ``spark.sql.files.minPartitionNum`` = 4 × cores
 (otherwise two input splits make one straggler idle a core); Python workers import TensorFlow in a warm-up job
 before any timing, so each contender's time includes its model loads but not
-the TensorFlow import. Each figure is the median of ``--repeats`` runs.
+the TensorFlow import; every Spark contender first runs once on the slice
+(its workers load its model), so timed rounds compare steady states. Each
+figure is the median of ``--repeats`` runs.
 Model load time per worker and peak RSS per worker are probed from the
 scorer's workers after a scorer warm-up on the slice (``scorer_workers``) and
 again after every contender ran (``workers_after_all``: the same workers also
@@ -49,10 +56,10 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 sys.path.insert(0, os.path.dirname(HERE))
 
 
-def _load_models() -> Any:
+def _load_models(name: str = "_models") -> Any:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_bench_models", os.path.join(HERE, "_models.py"))
+    spec = importlib.util.spec_from_file_location(f"_bench{name}", os.path.join(HERE, f"{name}.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -123,8 +130,8 @@ def timed_rounds(runs: dict[str, Callable[[], Any]], rows: dict[str, int], repea
     }
 
 
-def raw_tf(model_dir: str, data: str, batch: int) -> tuple[Callable[[], Any], dict[str, float]]:
-    """The raw contender's body and its setup times (parquet read, model load)."""
+def raw_tf(model_dir: str, data: str, batch: int, precision: str = "float32") -> tuple[Callable[[], Any], dict[str, float]]:
+    """The raw contender's body (in ``precision``) and its setup times (parquet read, model load)."""
     import numpy as np
     import pyarrow.parquet as pq
     import tensorflow as tf
@@ -134,7 +141,9 @@ def raw_tf(model_dir: str, data: str, batch: int) -> tuple[Callable[[], Any], di
     x = column.flatten().to_numpy().reshape(-1, 784)
     read_s = time.perf_counter() - start
     start = time.perf_counter()
-    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    from scoring._precision import with_precision
+
+    fn = with_precision(tf.saved_model.load(model_dir).signatures["serving_default"], precision)
     load_s = time.perf_counter() - start
     fn(features=tf.constant(x[:batch]))
 
@@ -146,9 +155,9 @@ def raw_tf(model_dir: str, data: str, batch: int) -> tuple[Callable[[], Any], di
 
 
 def spark_jobs(
-    spark: Any, model_dir: str, data: str, out: str, batch: int, read_ahead: int
+    spark: Any, model_dir: str, data: str, out: str, batch: int, read_ahead: int, extra: tuple[str, ...] = ()
 ) -> dict[str, Callable[[Any], None]]:
-    """Each Spark contender as ``job(df)`` writing Parquet to ``out``."""
+    """Each Spark contender as ``job(df)`` writing Parquet to ``out`` (``extra``: scorer_bf16, mlflow)."""
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.functions import col, udf
 
@@ -188,12 +197,19 @@ def spark_jobs(
         return int(np.argmax(fn(features=x)["probabilities"].numpy()[0]))
 
     scorer = Scorer(model_dir, keep_cols=["id"], batch_size=batch, read_ahead=read_ahead)
-    return {
+    jobs: dict[str, Callable[[Any], None]] = {
         "data_path": lambda df: write(df.mapInArrow(ids_only, "id long")),
         "scorer": lambda df: write(scorer.transform(df)),
         "predict_batch_udf": lambda df: write(df.select("id", pb_udf(col("features")).alias("prediction"))),
         "row_udf": lambda df: write(df.select("id", row_udf(col("features")).alias("prediction"))),
     }
+    if "scorer_bf16" in extra:
+        bf16 = Scorer(model_dir, keep_cols=["id"], batch_size=batch, read_ahead=read_ahead, precision="bfloat16")
+        jobs["scorer_bf16"] = lambda df: write(bf16.transform(df))
+    if "mlflow" in extra:
+        _mlflow = _load_models("_mlflow")
+        jobs["mlflow"] = _mlflow.mlflow_job(spark, _mlflow.save_mlflow_model(model_dir, out + "-mlflow-model"), write)
+    return jobs
 
 
 def _on_sql_workers(spark: Any, body: Callable[[], dict[str, Any]], tasks: int = 16) -> list[dict[str, Any]]:
@@ -258,18 +274,21 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     data = write_parquet(os.path.join(work, f"{kind}-data"), rows)
     small = write_parquet(os.path.join(work, f"{kind}-slice"), slice_rows, files=4)
     out = os.path.join(work, f"{kind}-out")
-    result: dict[str, Any] = {"rows": rows, "row_udf_rows": slice_rows}
+    result: dict[str, Any] = {"rows": rows, "row_udf_rows": slice_rows, "notes": dict(NOTES)}
     run, setup = raw_tf(model_dir, data, args.batch_size)
-    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size, args.read_ahead)
+    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size, args.read_ahead, args.extra)
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
     jobs["scorer"](df_small)  # loads the model in each worker; the probe reads load time, RSS
     result["scorer_workers"] = probe_workers(spark, model_dir)
-    runs: dict[str, Callable[[], Any]] = {
-        "raw": run,
-        "data_path": lambda: jobs["data_path"](df),
-        "scorer": lambda: jobs["scorer"](df),
-        "predict_batch_udf": lambda: jobs["predict_batch_udf"](df),
-    }
+    runs: dict[str, Callable[[], Any]] = {"raw": run}
+    if "scorer_bf16" in args.extra:
+        runs["raw_bf16"] = raw_tf(model_dir, data, args.batch_size, "bfloat16")[0]
+    for name in ("data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow"):
+        if name in jobs:
+            jobs[name](df_small)  # every contender's workers hold its model before timing
+            runs[name] = (lambda job: lambda: job(df))(jobs[name])
+    if "mlflow" in jobs:
+        result["notes"]["mlflow_direct_log"] = _load_models("_mlflow").DIRECT_LOG_ERROR.get("error")
     result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats))
     result["raw"].update(setup)
     result.update(timed_rounds({"row_udf": lambda: jobs["row_udf"](df_small)}, {"row_udf": slice_rows}, 1))
@@ -281,19 +300,31 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
         "scorer/predict_batch_udf": round(scorer / result["predict_batch_udf"]["rows_per_s"], 3),
         "scorer/row_udf": round(scorer / result["row_udf"]["rows_per_s"], 1),
     }
+    rate = {name: result[name]["rows_per_s"] for name in runs}
+    if "scorer_bf16" in rate:
+        result["ratios"]["scorer_bf16/scorer"] = round(rate["scorer_bf16"] / scorer, 3)
+        bf16_ceiling = min(rate["raw_bf16"], rate["data_path"])
+        result["ratios"]["scorer_bf16/min(raw_bf16,data_path)"] = round(rate["scorer_bf16"] / bf16_ceiling, 3)
+    if "mlflow" in rate:
+        result["ratios"]["scorer/mlflow"] = round(scorer / rate["mlflow"], 3)
+        if "scorer_bf16" in rate:
+            result["ratios"]["scorer_bf16/mlflow"] = round(rate["scorer_bf16"] / rate["mlflow"], 3)
     return result
 
 
-TARGETS = {"cnn": {"scorer/min(raw,data_path)": 0.95, "scorer/predict_batch_udf": 1.0, "scorer/row_udf": 30},
-           "mlp": {"scorer/min(raw,data_path)": 0.90, "scorer/predict_batch_udf": 1.5}}  # fmt: skip
+TARGETS = {"cnn": {"scorer/min(raw,data_path)": 0.95, "scorer/predict_batch_udf": 1.0, "scorer/row_udf": 30,
+                   "scorer_bf16/scorer": 1.4, "scorer/mlflow": 1.05, "scorer_bf16/mlflow": 1.5},
+           "mlp": {"scorer/min(raw,data_path)": 0.90, "scorer/predict_batch_udf": 1.5, "scorer/mlflow": 2.0}}
+NOTES: dict[str, str] = {}  # why a contender was left out (filled by main)
 
 
 def table(results: dict[str, Any]) -> str:
     """A short human-readable summary."""
     lines = [f"{'model':5} {'contender':18} {'rows/s':>10}"]
     for kind, res in results["models"].items():
-        for name in ("raw", "data_path", "scorer", "predict_batch_udf", "row_udf"):
-            lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
+        for name in ("raw", "raw_bf16", "data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow", "row_udf"):
+            if name in res:
+                lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
         for ratio, value in res["ratios"].items():
             target = TARGETS[kind].get(ratio)
             mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
@@ -302,6 +333,25 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"{kind:5} worker {w['pid']}: model load {w['model_load_s']} s, "
                          f"peak RSS {w['peak_rss_mib']} MiB")  # fmt: skip
     return "\n".join(lines)
+
+
+def extra_contenders(args: argparse.Namespace) -> tuple[str, ...]:
+    """scorer_bf16 and mlflow where they can run here; NOTES says why one is left out."""
+    import importlib.util
+
+    from scoring._precision import read_cpu
+
+    extra = []
+    cpu = read_cpu()
+    if args.no_bf16 or not cpu.bfloat16:
+        NOTES["scorer_bf16"] = "--no-bf16" if args.no_bf16 else f"{cpu.model} has no AVX512-BF16 or AMX"
+    else:
+        extra.append("scorer_bf16")
+    if args.no_mlflow or importlib.util.find_spec("mlflow") is None:
+        NOTES["mlflow"] = "--no-mlflow" if args.no_mlflow else "mlflow is not installed: pip install '.[bench]'"
+    else:
+        extra.append("mlflow")
+    return tuple(extra)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,9 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-ahead", type=int, default=1, help="Scorer(read_ahead=...)")
     parser.add_argument("--arrow-batch", type=int, default=None,
                         help="spark.sql.execution.arrow.maxRecordsPerBatch for every contender")  # fmt: skip
+    parser.add_argument("--no-bf16", action="store_true", help="leave out raw_bf16 and scorer_bf16")
+    parser.add_argument("--no-mlflow", action="store_true", help="leave out the mlflow contender")
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    args.extra = extra_contenders(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hdfs_models.testing.spark import spark_session, stop_spark
 
