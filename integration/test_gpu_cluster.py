@@ -9,7 +9,9 @@ in that list: a task given "1" must be bound to physical GPU 6.
 No GPU is needed: the probe runs :func:`scoring._gpu.bind_task` in each task
 with TensorFlow's GPU count given as 2 (tensorflow-cpu sees none), and reports
 what the task was assigned, what the process's CUDA_VISIBLE_DEVICES became,
-and the placement chosen.
+and the placement chosen. Then a Scorer runs on the same cluster with the real
+TensorFlow: each worker is bound to its first task's GPU and, TensorFlow
+seeing no GPU, scores on the CPU with the right predictions.
 """
 
 import json
@@ -28,11 +30,11 @@ require_module("pyspark", "spark")
 PHYSICAL = {"0": "4", "1": "6"}
 
 
-@pytest.fixture
-def gpu_cluster(tmp_path):
+@pytest.fixture(scope="module")
+def gpu_cluster(tmp_path_factory):
     from hdfs_models.testing.spark import spark_session, stop_spark
 
-    script = tmp_path / "discover-gpus.sh"
+    script = tmp_path_factory.mktemp("gpus") / "discover-gpus.sh"
     script.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0", "1"]}\'\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     conf = {
@@ -88,3 +90,32 @@ def test_each_task_is_bound_to_the_gpu_spark_assigned_it(gpu_cluster):
     switched = [r for t in by_worker.values() for r in t if r["asked"] != r["gpus"]]
     agreed = [r for t in by_worker.values() for r in t if r["asked"] == r["gpus"]]
     assert len(switched) + len(agreed) == 16 and len(agreed) >= len(by_worker)
+
+
+def test_scorer_tasks_bind_their_gpu_and_score_on_cpu_when_tensorflow_sees_none(gpu_cluster, tmp_path):
+    import numpy as np
+
+    from scoring import Scorer
+    from scoring.testing import predict_in_process, save_dense
+
+    model = save_dense(str(tmp_path / "3"), n_in=8)
+    x = np.random.default_rng(2).normal(size=(64, 8)).astype(np.float32)
+    scorer = Scorer(model, keep_cols=["id"], batch_size=16)
+
+    def score(rows):
+        from pyspark import TaskContext
+
+        from scoring._model_cache import cache_info
+
+        scored = [(r.id, r.prediction) for r in scorer.score_partition(rows)]
+        gpu = TaskContext.get().resources()["gpu"].addresses
+        yield json.dumps({"scored": scored, "addresses": list(gpu), "pid": os.getpid(),
+                          "visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "keys": cache_info()["keys"]})
+
+    df = gpu_cluster.createDataFrame([(i, x[i].tolist()) for i in range(64)], "id long, features array<float>")
+    reports = [json.loads(r) for r in df.repartition(8).rdd.mapPartitions(score).collect()]
+    want = predict_in_process(model, features=x)["probabilities"].argmax(axis=1)
+    assert sorted(p for r in reports for p in map(tuple, r["scored"])) == list(enumerate(want.tolist()))
+    for r in reports:
+        assert r["visible"] in PHYSICAL.values(), r  # the worker was bound to one fake GPU...
+        assert r["keys"] and all("@gpu" not in k for k in r["keys"]), r  # ...and, seeing none, used the CPU
