@@ -10,14 +10,18 @@ identity is ever served another's connection.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 
+import numpy as np
 import pytest
 
 from hdfs_models import MANIFEST_NAME, list_versions, localize, publish, resolve
 from hdfs_models.errors import StoreAuthError, StorePermissionError
 from hdfs_models.testing import tree_digest, write_fake_model
+from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = pytest.mark.integration
 
@@ -91,8 +95,6 @@ def test_k2_expired_ticket_says_expired(secure_minidfs, private_model, as_user):
 
 
 def _ticket_valid(env: dict[str, str]) -> bool:
-    import subprocess
-
     probe = ["klist", "-s", "-c", env["KRB5CCNAME"]]
     return subprocess.run(probe, env={**os.environ, **env}, timeout=30).returncode == 0
 
@@ -224,3 +226,37 @@ def test_k5_bob_is_refused_a_version_alice_cached(secure_minidfs, private_model,
         localize(base, cache_dir=root, pinned=pinned)
     offline = localize(base, cache_dir=root, pinned=pinned, trust_cache=True)  # the documented opt-out
     assert offline.path == cached.path
+
+
+@pytest.mark.slow
+def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path):
+    """``python -m scoring.job`` run as alice (a ticket) scores with a model on secure HDFS, like TensorFlow."""
+    require_module("tensorflow", "tf")
+    require_module("pyspark", "spark")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from scoring.testing import predict_in_process, save_dense
+
+    model = save_dense(str(tmp_path / "dense"), n_in=6)
+    env = secure_minidfs.kerberos_env("alice")
+    base = f"{secure_minidfs.url}/user/alice/models/job"
+    with pytest.MonkeyPatch.context() as mp:
+        _take(mp, env)
+        publish(model, base)
+    features = np.random.default_rng(3).normal(size=(64, 6)).astype(np.float32)
+    pq.write_table(pa.table({"id": np.arange(64), "features": [row.tolist() for row in features]}),
+                   tmp_path / "in.parquet")
+    java = f"spark.driver.extraJavaOptions=-Djava.security.krb5.conf={secure_minidfs.krb5_conf}"
+    argv = [sys.executable, "-m", "scoring.job", "--master", "local[2]", "--model", base,
+            "--input-path", f"file://{tmp_path / 'in.parquet'}", "--output-path", f"file://{tmp_path / 'out'}",
+            "--features", "features", "--keep", "id", "--returns", "probabilities", "--conf", java,
+            "--json"]
+    extra = {"HDFS_MODELS_CACHE": str(tmp_path / "cache"), "SPARK_LOCAL_IP": "127.0.0.1"}
+    child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v}
+    proc = subprocess.run(argv, env=child, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = pq.read_table(tmp_path / "out").to_pandas().sort_values("id")
+    assert set(out["model_version"]) == {1}
+    want = predict_in_process(model, features=features)["probabilities"]
+    np.testing.assert_allclose(np.stack(out["prediction"].to_numpy()), want, atol=1e-6)
