@@ -19,7 +19,7 @@ import numpy as np
 from hdfs_models import import_tensorflow
 from scoring._precision import resolve_precision, with_precision
 from scoring._signature import parse_signature
-from scoring._source import model_source
+from scoring._source import ModelRef, model_source
 from scoring.errors import SignatureError
 
 __all__ = ["PrecisionReport", "compare_precision"]
@@ -27,7 +27,7 @@ __all__ = ["PrecisionReport", "compare_precision"]
 
 @dataclass(frozen=True)
 class PrecisionReport:
-    """float32 against ``precision`` over ``rows`` rows of one output.
+    """float32 against ``precision`` over ``rows`` rows of one output tensor (``output_tensor``).
 
     ``class_agreement``: share of rows whose argmax is the same (None for an
     output of one value per row); ``max_abs_diff``: largest absolute difference
@@ -36,7 +36,7 @@ class PrecisionReport:
     """
 
     model: str
-    output: str
+    output_tensor: str
     rows: int
     precision: str
     class_agreement: float | None
@@ -49,7 +49,7 @@ class PrecisionReport:
         return asdict(self)
 
     def __str__(self) -> str:
-        lines = [f"{self.model}: output {self.output!r}, {self.rows} rows, float32 vs {self.precision}"]
+        lines = [f"{self.model}: output {self.output_tensor!r}, {self.rows} rows, float32 vs {self.precision}"]
         if self.class_agreement is not None:
             same = round(self.class_agreement * self.rows)
             lines.append(f"  class agreement      {self.class_agreement:.2%} ({same}/{self.rows} rows)")
@@ -62,12 +62,12 @@ class PrecisionReport:
 
 
 def compare_precision(
-    model: Any,
+    model: ModelRef,
     features: np.ndarray | Mapping[str, np.ndarray],
     *,
     precision: str = "bfloat16",
     signature: str = "serving_default",
-    output: str | None = None,
+    output_tensor: str | None = None,
     labels: np.ndarray | None = None,
     batch_size: int = 1024,
 ) -> PrecisionReport:
@@ -75,8 +75,8 @@ def compare_precision(
 
     ``model``: a local SavedModel dir, a model URL or a handle (as for
     :class:`scoring.Scorer`). ``features``: one array for a single-input
-    signature, else ``{input name: array}``, rows first. ``output``: which
-    output to compare (needed when the signature has several). Raises
+    signature, else ``{input name: array}``, rows first. ``output_tensor``: which
+    output tensor to compare (needed when the signature has several). Raises
     PrecisionError when ``precision`` cannot run on this CPU (``"auto"`` that
     falls back to float32 compares float32 with itself).
     """
@@ -88,7 +88,7 @@ def compare_precision(
     for name in sig.input_names:
         if name not in inputs:
             raise SignatureError(f"no features for input {name!r} of {sig.name!r}", reason="missing input")
-    output = output or _only(sig.output_names, "output", sig.name)
+    output = output_tensor or _only(sig.output_names, "output", sig.name)
     sig.output(output)
     rows = len(next(iter(inputs.values())))
     if labels is not None and len(labels) != rows:

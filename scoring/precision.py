@@ -1,7 +1,7 @@
 """``python -m scoring.precision``: what bfloat16 costs a model, on a Parquet sample.
 
     python -m scoring.precision MODEL --input-path sample.parquet --features features \\
-        [--labels label] [--rows 5000] [--precision bfloat16] [--output probabilities] [--json]
+        [--labels label] [--rows 5000] [--precision bfloat16] [--output-tensor probabilities] [--json]
 
 Reads the first ``--rows`` rows of the Parquet file or directory (pyarrow, no
 Spark), scores them in float32 and in ``--precision`` in this process, and
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, help="label column: also report each precision's accuracy")
     p.add_argument("--rows", type=int, default=5000, help="rows to compare (default 5000)")
     p.add_argument("--precision", default="bfloat16", choices=["bfloat16", "auto"])
-    p.add_argument("--output", default=None, help="output to compare (when the signature has several)")
+    p.add_argument("--output-tensor", default=None, help="output tensor to compare (when the signature has several)")
     p.add_argument("--signature", default="serving_default")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> Any:
 
     features, labels = _sample(args, spec_of)
     return compare_precision(args.model, features, precision=args.precision, signature=args.signature,
-                             output=args.output, labels=labels, batch_size=args.batch_size)  # fmt: skip
+                             output_tensor=args.output_tensor, labels=labels, batch_size=args.batch_size)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,7 @@ def test_auto_on_a_plain_cpu_compares_float32_with_itself(dense, sample, plain_c
 
     x, labels = sample
     report = compare_precision(dense, x, precision="auto", labels=labels, batch_size=256)
-    assert (report.precision, report.rows, report.output) == ("float32", ROWS, "probabilities")
+    assert (report.precision, report.rows, report.output_tensor) == ("float32", ROWS, "probabilities")
     assert report.class_agreement == 1.0 and report.max_abs_diff == 0.0
     truth = predict_in_process(dense, features=x)["probabilities"].argmax(axis=1)
     assert report.accuracy == {"float32": float(np.mean(truth == labels))}
@@ -82,10 +82,10 @@ def test_several_outputs_need_a_name_and_labels_must_match(tmp_path):
     with pytest.raises(SignatureError, match=r"outputs \['label', 'probabilities', 'score'\]: name the output"):
         compare_precision(multi, feats, precision="float32")
     with pytest.raises(SignatureError, match="no features for input 'image'"):
-        compare_precision(multi, {"extra": feats["extra"]}, output="score", precision="float32")
+        compare_precision(multi, {"extra": feats["extra"]}, output_tensor="score", precision="float32")
     with pytest.raises(ValueError, match="labels has 3 rows, features 4"):
-        compare_precision(multi, feats, output="probabilities", labels=np.zeros(3), precision="float32")
-    report = compare_precision(multi, feats, output="score", precision="float32")
+        compare_precision(multi, feats, output_tensor="probabilities", labels=np.zeros(3), precision="float32")
+    report = compare_precision(multi, feats, output_tensor="score", precision="float32")
     assert report.class_agreement is None and report.max_abs_diff == 0.0  # one value per row: no classes
 
 
