@@ -27,7 +27,16 @@ from hdfs_models.errors import (
 
 from hdfs_models._version import __version__  # noqa: E402
 from hdfs_models.archive import pack, unpack  # noqa: E402
-from hdfs_models.cache import CacheOptions, CacheStats, LocalModel, cache_stats, discard, gc, localize  # noqa: E402
+from hdfs_models.cache import (  # noqa: E402
+    CacheOptions,
+    CacheStats,
+    LocalModel,
+    cache_stats,
+    discard,
+    gc,
+    localize,
+    release,
+)
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
 from hdfs_models._publish import publish  # noqa: E402
@@ -71,6 +80,7 @@ __all__ = [
     "pack",
     "publish",
     "read_signatures",
+    "release",
     "resolve",
     "unpack",
     "__version__",

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 from hdfs_models.archive import pack
 from hdfs_models.archive._read import Extracted
 from hdfs_models.archive._unpack import audit_tree, scan_tree, verify_extracted
-from hdfs_models.cache import localize
+from hdfs_models.cache import holds, localize
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._names import sanitize_name, validate_name
 from hdfs_models.store import join_url, open_store, translate_errors
@@ -248,11 +248,17 @@ def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
 
 
 def _fetched(handle: ModelHandle) -> str:
-    """Localize once per process; keep the LocalModel so its in-use claim lasts (no eviction)."""
+    """Localize once per process; keep the LocalModel so its in-use claim lasts (no eviction).
+
+    The claim lasts until the process ends it with :func:`hdfs_models.release`
+    (the scoring model cache does when it drops the version); the next call
+    then claims the entry again (a cache hit, or a download if it was evicted).
+    """
     key = (os.getpid(), str(handle.pinned.digest), handle.cache_dir)
     with _verified_lock:
         model = _fetched_models.get(key)
-    if model is None or not os.path.isdir(model.path):
+    # claim again after the worker's model cache ended the claim (hdfs_models.release, C9)
+    if model is None or not os.path.isdir(model.path) or not holds(model.path):
         model = localize(handle.pinned.url, pinned=handle.pinned, cache_dir=handle.cache_dir)
         with _verified_lock:
             _fetched_models[key] = model

@@ -18,7 +18,11 @@ mtime for plain directories), the signature, the precision the worker runs
 (:mod:`scoring._precision`) and the device (:mod:`scoring._gpu`): a worker
 may hold one model as float32 and bfloat16, or on two GPUs. A new key is loaded before the least recently
 used entry is dropped, so a version switch never leaves a worker without a
-model. :func:`load_count` counts real loads (tests use it).
+model. When the last model loaded from a node-cache entry is dropped, the
+worker's claim on that entry ends (:func:`hdfs_models.release`), so the node
+cache's ``max_versions``/``max_bytes`` can reclaim it: a worker holds a
+version on disk only while it holds a model loaded from it (RELIABILITY C9).
+:func:`load_count` counts real loads (tests use it).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from hdfs_models import import_tensorflow
+from hdfs_models import import_tensorflow, release
 
 from scoring._gpu import CPU, Placement
 from scoring._precision import with_precision
@@ -98,9 +102,21 @@ def get_model(
         model = _load(key, path, signature, precision, placement)
         _entries[cache_key] = model
         while len(_entries) > max(1, capacity):
-            old_key, _ = _entries.popitem(last=False)
+            old_key, old = _entries.popitem(last=False)
             log.info("dropped model %s from the worker cache", old_key)
+            _release_unused(old.path)
         return model
+
+
+def _release_unused(path: str) -> None:
+    """End this worker's claim on a node-cache entry once no cached model comes from it (C9).
+
+    Eviction (``max_versions``/``max_bytes``) may then reclaim the version a
+    hot update or the LRU left behind; a plain directory holds no claim.
+    Called with ``_lock`` held.
+    """
+    if all(m.path != path for m in _entries.values()) and release(path):
+        log.info("released the node-cache entry %s (no model of this worker uses it)", path)
 
 
 def _load(key: str, path: str, signature: str, precision: str, placement: Placement) -> LoadedModel:
@@ -188,7 +204,10 @@ def cache_info() -> dict[str, Any]:
 
 
 def clear() -> None:
-    """Drop every cached model and reset the counters (tests)."""
+    """Drop every cached model (ending this worker's claims on their entries) and reset the counters."""
     with _lock:
+        paths = {m.path for m in _entries.values()}
         _entries.clear()
+        for path in paths:
+            release(path)
         _stats.update(loads=0, hits=0, load_seconds=0.0)

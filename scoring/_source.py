@@ -114,7 +114,8 @@ class UrlSource:
     def signatures(self) -> dict[str, Any]:
         if self.pinned is not None and self.pinned.signatures:
             return dict(self.pinned.signatures)
-        return read_local_signatures(self.localize().path)
+        with localize(self.url, pinned=self.pinned) as local:  # the driver reads and lets go (C9)
+            return read_local_signatures(local.path)
 
     def localize(self) -> Localized:
         local = localize(self.url, pinned=self.pinned)

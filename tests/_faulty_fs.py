@@ -8,6 +8,7 @@ misbehave per file:
 ``Fault(short_after=N)``  hit EOF after N bytes                       (F3)
 ``Fault(flip=True)``      flip the first byte                         (F4)
 ``Fault(delay=s)``        sleep ``s`` seconds before each chunk       (C3, C4)
+``Fault(max_read=N)``     return at most N bytes per read (a slow link) (C10)
 ``Fault(on_open=fn)``     call ``fn(path)`` before opening            (F5)
 
 ``times`` bounds how many opens of the file misbehave (``None``: all).
@@ -33,6 +34,7 @@ class Fault:
     short_after: int | None = None
     flip: bool = False
     delay: float = 0.0
+    max_read: int | None = None
     on_open: Callable[[str], None] | None = None
     times: int | None = None
 
@@ -68,6 +70,8 @@ class _Reader:
         fault = self.fault
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
+        if fault is not None and fault.max_read is not None:
+            size = fault.max_read if size is None or size < 0 else min(size, fault.max_read)
         if fault is not None and fault.short_after is not None:
             left = fault.short_after - self.pos
             if left <= 0:

@@ -112,7 +112,9 @@ def test_corrupt_cached_entry_is_discarded_and_fetched_again_l2(model, tmp_path,
     expected = score()
     (entry,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir() and not p.name.startswith(".")]
     for data in (entry / "variables").glob("variables.data*"):
-        data.write_bytes(b"flipped")  # the cached copy rots after it was verified
+        # the cached copy rots after it was verified, keeping its size (a changed size is
+        # found on the next hit without TensorFlow: H7, tests/test_cache_lifecycle.py)
+        data.write_bytes(bytes(b ^ 0xFF for b in data.read_bytes()))
     cache.clear()  # a fresh Python worker
 
     with pytest.raises(ModelLoadError, match=str(entry)):
@@ -144,3 +146,33 @@ def test_precision_and_device_are_part_of_the_key(model):
     np.testing.assert_array_equal(
         on_gpu.function(features=x)["probabilities"].numpy(), plain.function(features=x)["probabilities"].numpy()
     )
+
+
+def test_dropping_the_last_model_from_an_entry_ends_the_workers_claim_c9(tmp_path):
+    """C9: the worker holds a node-cache entry only while a model loaded from it is cached."""
+    from hdfs_models import gc, localize, publish
+
+    base, root = str(tmp_path / "store" / "dense"), str(tmp_path / "node-cache")
+    for seed in (1, 7):
+        publish(save_dense(str(tmp_path / f"seed{seed}"), seed=seed), base, signatures=False)
+    v1 = localize(base, 1, cache_dir=root)  # what a task does before get_model
+    cache.get_model("v1", v1.path, "serving_default", capacity=1)
+    assert gc(root, keep=0) == []  # v1 is claimed
+    v2 = localize(base, 2, cache_dir=root)
+    cache.get_model("v2", v2.path, "serving_default", capacity=1)  # loads v2, drops v1
+    assert cache.cache_info()["keys"] == ["v2#serving_default"]
+    assert gc(root, keep=0) == [v1.path]  # v1's claim ended with its model; v2 is in use
+    cache.clear()
+    assert gc(root, keep=0) == [v2.path]
+
+
+def test_an_entry_stays_claimed_while_another_model_from_it_is_cached_c9(tmp_path):
+    from hdfs_models import gc, localize, publish
+
+    base, root = str(tmp_path / "store" / "dense"), str(tmp_path / "node-cache")
+    publish(save_dense(str(tmp_path / "m")), base, signatures=False)
+    local = localize(base, cache_dir=root)
+    cache.get_model("a", local.path, "serving_default", capacity=2)
+    cache.get_model("b", local.path, "serving_default", capacity=2)  # same files, another key
+    cache.get_model("c", str(tmp_path / "m"), "serving_default", capacity=2)  # drops "a" only
+    assert gc(root, keep=0) == []  # "b" still comes from the entry

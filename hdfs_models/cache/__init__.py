@@ -12,11 +12,14 @@ One module per concept:
 ``_disk``          the local disk: root, temp dirs, commit, sweep
 ``_evict``         which entries go (LRU, not in use) and removing them
 ``_lock``          ``flock`` with a timeout
+``_claims``        which entries this process uses; :func:`release` ends them (C9)
+``_wait``          waiting on another process's download while it progresses (C10)
 =================  ==========================================================
 """
 
 from __future__ import annotations
 
+from hdfs_models.cache._claims import holds, release
 from hdfs_models.cache._evict import discard, gc
 from hdfs_models.cache._localize import CacheStats, LocalModel, cache_stats, localize
 from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
@@ -29,6 +32,8 @@ __all__ = [
     "cache_stats",
     "discard",
     "gc",
+    "holds",
     "localize",
+    "release",
     "resolve_options",
 ]

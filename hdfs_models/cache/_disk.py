@@ -11,8 +11,9 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Collection
+from typing import Collection, Iterable
 
+from hdfs_models._manifest import FileEntry
 from hdfs_models._tree import compare_tree, fsync_dir, rename_noreplace, walk_tree
 from hdfs_models.cache._layout import LOCK_SUFFIX, TEMP_PREFIX, parse_temp_name
 from hdfs_models.cache._lock import FileLock
@@ -22,6 +23,7 @@ from hdfs_models.errors import CacheError, IntegrityError
 __all__ = [
     "commit_entry",
     "ensure_root",
+    "entry_damage",
     "finalize_tree",
     "make_temp",
     "pid_alive",
@@ -154,3 +156,24 @@ def sweep_temps(root: str, *, locking: bool, held: Collection[str] = ()) -> list
         finally:
             lock.release()
     return removed
+
+
+def entry_damage(entry: str, files: Iterable[FileEntry], empty_dirs: Iterable[str] = ()) -> str | None:
+    """Why a committed entry no longer holds what it was committed with, or ``None`` (RELIABILITY H7).
+
+    Checks that every file is there with its size and every empty dir exists
+    (one ``stat`` each, no hashing), so a hit costs microseconds per file yet
+    notices a tmp cleaner that removed or truncated something.
+    """
+    for item in files:
+        path = os.path.join(entry, *item.path.split("/"))
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return f"{item.path} is missing"
+        if size != item.size:
+            return f"{item.path} has {size} bytes, expected {item.size}"
+    for rel in empty_dirs:
+        if not os.path.isdir(os.path.join(entry, *rel.split("/"))):
+            return f"directory {rel} is missing"
+    return None

@@ -17,6 +17,7 @@ import tempfile
 from typing import Collection, Sequence
 
 from hdfs_models._tree import walk_tree
+from hdfs_models.cache._claims import release
 from hdfs_models.cache._disk import remove_tree, sweep_temps
 from hdfs_models.cache._layout import LOCK_SUFFIX, TEMP_PREFIX, USE_SUFFIX, is_entry_name
 from hdfs_models.cache._access import user_root
@@ -160,9 +161,11 @@ def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
     For a caller that could not load ``path`` (a :attr:`LocalModel.path`), e.g.
     TensorFlow raised ``DataLossError`` (RELIABILITY L2). The entry vanishes
     atomically (renamed away under the entry's download lock, then deleted);
-    processes that already loaded the model keep their copy in memory.
-    Returns False when the entry was already gone. Raises :class:`CacheError`
-    if ``path`` is not a cache entry.
+    processes that already loaded the model keep their copy in memory. The
+    caller's own claim on the entry ends; an entry that another process still
+    holds (a live :class:`LocalModel` there) is never removed. Returns False
+    when the entry was already gone or is held elsewhere. Raises
+    :class:`CacheError` if ``path`` is not a cache entry.
     """
     entry = os.path.abspath(os.fspath(path))
     root, key = os.path.split(entry)
@@ -170,13 +173,19 @@ def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
         raise CacheError(f"{entry} is not a node-cache entry", path=entry, reason="not an entry")
     lock = FileLock(entry + LOCK_SUFFIX)
     lock.acquire(lock_timeout)  # no downloader may commit this key meanwhile
+    release(entry)  # the caller gives up its own claim: it found the entry unusable
+    use = FileLock(entry + USE_SUFFIX)
     try:
         if not os.path.isdir(entry):
+            return False
+        if not use.try_acquire():
+            logger.warning("not discarding the cache entry %s: another process still uses it", entry)
             return False
         remove_entry(root, key)
     except OSError as exc:
         raise CacheError(f"cannot discard {entry}: {exc}", path=entry, reason=str(exc)) from exc
     finally:
+        use.release()
         lock.release()
     logger.warning("discarded the cache entry %s; the next localize downloads it again", entry)
     return True

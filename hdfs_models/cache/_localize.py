@@ -5,14 +5,15 @@ Protocol (names under the root in :mod:`._layout`)::
     resolve the version (or take the caller's ``pinned=``)      one listing/manifest read
     shared flock <key>.use                                       held by the LocalModel
     <key>/ exists?  → hit, done                                  no further store I/O (L4)
-    exclusive flock <key>.lock (wait ≤ lock_timeout)             one downloader per node (C1)
+    <key>/ damaged (a file missing or of the wrong size)?  → download it again (H7)
+    exclusive flock <key>.lock (wait while the holder progresses, C10)  one downloader per node (C1)
     <key>/ exists now?  → another process finished it, done
     sweep temp dirs of dead processes                            (C4)
     check completeness of the plan                               before any byte moves (B3, B10)
     download into .tmp-<key>-<pid>-<rand>/ inside the root       verified per file (F1-F4, B7)
     manifest-less: list the source again, compare                (F5)
     fsync, chmod, rename tmp to <key> without replacing         atomic commit; loser uses the winner (C5)
-    evict LRU entries nobody holds, if limits are set            (C6)
+    evict LRU entries nobody holds (max_versions 8 by default)   (C6, C9)
 
 Correctness comes from the rename, not the locks: with ``locking=False`` (or
 a file system whose flock does nothing) processes may download the same
@@ -24,7 +25,9 @@ for every reader to finish, so downloads serialise on ``<key>.lock`` instead.
 A :class:`LocalModel` keeps ``<key>.use`` locked shared until
 :meth:`LocalModel.release` or process exit (the kernel drops it if the
 process dies); eviction only removes entries whose ``<key>.use`` it can lock
-exclusively without waiting, so an entry in use is never deleted.
+exclusively without waiting, so an entry in use is never deleted. Claims are
+counted per process in :mod:`._claims`, where :func:`~._claims.release` ends
+all of a process's claims on an entry at once (C9).
 """
 
 from __future__ import annotations
@@ -40,47 +43,19 @@ from typing import Any, Mapping
 from hdfs_models._progress import Progress
 from hdfs_models._versions import PinnedVersion, resolve
 from hdfs_models.cache._access import authorize, ensure_user_root, user_root
-from hdfs_models.cache._disk import sweep_temps
-from hdfs_models.cache._evict import evict
+from hdfs_models.cache._claims import Lease, claim
+from hdfs_models.cache._disk import entry_damage, sweep_temps
+from hdfs_models.cache._evict import evict, remove_entry
 from hdfs_models.cache._fill import fill_entry
 from hdfs_models.cache._layout import LOCK_SUFFIX, USE_SUFFIX, entry_key
 from hdfs_models.cache._lock import FileLock
 from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
+from hdfs_models.cache._wait import wait_for_download
 from hdfs_models.errors import CacheError, HdfsModelsError
 
 __all__ = ["CacheStats", "LocalModel", "cache_stats", "localize"]
 
 logger = logging.getLogger(__name__)
-
-# One shared lock per entry per process, reference-counted by LocalModels.
-_leases_lock = threading.Lock()
-_leases: dict[tuple[int, str], list[Any]] = {}  # (pid, use-lock path) -> [FileLock, refcount]
-
-
-class _Lease:
-    """One LocalModel's claim on its entry's shared lock (idempotent release)."""
-
-    def __init__(self, lock_path: str | None) -> None:
-        self.lock_path = lock_path
-        self.released = lock_path is None
-
-    def release(self) -> None:
-        if self.released or self.lock_path is None:
-            return
-        self.released = True
-        key = (os.getpid(), self.lock_path)
-        with _leases_lock:
-            held = _leases.get(key)
-            if held is None:
-                return
-            held[1] -= 1
-            if held[1] <= 0:
-                del _leases[key]
-                held[0].release()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_Lease, (None,))  # a lock does not travel to another process
-
 
 @dataclasses.dataclass(frozen=True)
 class LocalModel:
@@ -98,7 +73,7 @@ class LocalModel:
     version: int
     digest: str
     url: str
-    _lease: _Lease = dataclasses.field(default_factory=lambda: _Lease(None), repr=False, compare=False)
+    _lease: Lease = dataclasses.field(default_factory=lambda: Lease(None), repr=False, compare=False)
 
     def release(self) -> None:
         """Give up this object's claim on the entry (idempotent)."""
@@ -158,26 +133,6 @@ def _count(hits: int = 0, misses: int = 0, errors: int = 0, nbytes: int = 0, sec
         _stats = CacheStats(_stats.localize_calls + 1, _stats.hits + hits, _stats.misses + misses,
                             _stats.errors + errors, _stats.bytes_downloaded + nbytes,
                             _stats.download_seconds + seconds)
-
-
-def _claim(use_path: str, options: CacheOptions) -> _Lease:
-    """Take (or share this process's) shared lock on ``<key>.use``."""
-    key = (os.getpid(), use_path)
-    with _leases_lock:
-        held = _leases.get(key)
-        if held is not None:
-            held[1] += 1
-            return _Lease(use_path)
-    lock = FileLock(use_path, shared=True, enabled=options.locking)
-    lock.acquire(options.lock_timeout)
-    with _leases_lock:
-        held = _leases.get(key)
-        if held is not None:  # another thread claimed it meanwhile: share that one
-            held[1] += 1
-            lock.release()
-        else:
-            _leases[key] = [lock, 1]
-    return _Lease(use_path)
 
 
 def _touch(path: str) -> None:
@@ -250,11 +205,11 @@ def _localize_pinned(
     root = ensure_user_root(configured)
     entry = os.path.join(root, key)
     try:
-        lease = _claim(entry + USE_SUFFIX, opts)
+        lease = claim(entry + USE_SUFFIX, locking=opts.locking, timeout=opts.lock_timeout)
     except CacheError as exc:
         raise CacheError(f"cache root {root} is not usable: {exc}", path=root, reason=exc.reason) from exc
     try:
-        if not os.path.isdir(entry):
+        if not os.path.isdir(entry) or entry_damage(entry, pinned.files, pinned.empty_dirs) is not None:
             downloaded = _download_once(pinned, root, key, opts, filesystem, progress, start)
         else:
             downloaded = None
@@ -268,8 +223,8 @@ def _localize_pinned(
         _count(hits=1)
     else:
         _count(misses=1, nbytes=downloaded, seconds=time.monotonic() - start)
-    if opts.max_versions is not None or opts.max_bytes is not None:
-        evict(root, opts.max_versions, opts.max_bytes)
+    if downloaded is not None and (opts.max_versions is not None or opts.max_bytes is not None):
+        evict(root, opts.max_versions, opts.max_bytes)  # only a download adds an entry
     return _model(pinned, entry, lease)
 
 
@@ -285,12 +240,18 @@ def _download_once(
     """Under the entry's download lock, download it unless another process did; the bytes, or None."""
     entry = os.path.join(root, key)
     lock = FileLock(entry + LOCK_SUFFIX, enabled=opts.locking)
-    lock.acquire(opts.lock_timeout)
+    wait_for_download(lock, root, key, opts.lock_timeout)  # C10: waits while the holder makes progress
     try:
         if os.path.isdir(entry):
-            logger.info("cache hit after waiting: %s v%s at %s (%.1f ms)", pinned.name, pinned.version,
-                        entry, (time.monotonic() - start) * 1e3)
-            return None
+            damage = entry_damage(entry, pinned.files, pinned.empty_dirs)
+            if damage is None:
+                logger.info("cache hit after waiting: %s v%s at %s (%.1f ms)", pinned.name, pinned.version,
+                            entry, (time.monotonic() - start) * 1e3)
+                return None
+            # H7: removed or truncated since it was committed (a tmp cleaner?). Its holders'
+            # files are damaged already; replace it for everyone.
+            logger.warning("cache entry %s is damaged (%s); downloading it again", entry, damage)
+            remove_entry(root, key)
         sweep_temps(root, locking=opts.locking, held={key})
         nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
     finally:
@@ -304,7 +265,7 @@ def _download_once(
     return nbytes
 
 
-def _model(pinned: PinnedVersion, entry: str, lease: _Lease) -> LocalModel:
+def _model(pinned: PinnedVersion, entry: str, lease: Lease) -> LocalModel:
     return LocalModel(entry, pinned.name, int(pinned.version), pinned.digest, pinned.url, lease)
 
 

@@ -13,7 +13,7 @@ Environment variables (all optional):
 ``HDFS_MODELS_DEADLINE``       seconds a whole download may take
 ``HDFS_MODELS_BACKOFF``        first retry delay in seconds (doubles each time)
 ``HDFS_MODELS_PARALLELISM``    files downloaded at once
-``HDFS_MODELS_MAX_VERSIONS``   entries kept by eviction after a download
+``HDFS_MODELS_MAX_VERSIONS``   entries kept by eviction after a download (8; ``none``: all)
 ``HDFS_MODELS_MAX_BYTES``      bytes kept by eviction after a download
 ``HDFS_MODELS_STRICT``         ``1``/``true``: files not in the manifest are an error
 ``HDFS_MODELS_LOCKING``        ``0``/``false``: no flock (duplicates, never corruption)
@@ -39,13 +39,21 @@ class CacheOptions:
     """How :func:`hdfs_models.localize` downloads, verifies and keeps entries.
 
     ``lock_timeout``: seconds to wait for another process's download of the
-    same entry (then :class:`~hdfs_models.LockTimeoutError`).
+    same entry *without progress* (then :class:`~hdfs_models.LockTimeoutError`):
+    while the holder's temp dir keeps growing, waiters keep waiting, so a
+    healthy multi-GB download over a slow link never fails them (C10).
     ``attempts``/``deadline``/``backoff``/``backoff_max``: per-file retries of
     transient store errors, with exponential backoff, all within ``deadline``
     seconds for the whole download; a digest or size mismatch is retried once.
     ``parallelism``: files downloaded at once. ``max_versions``/``max_bytes``:
     after a download, evict least recently used entries not in use (``None``:
-    keep everything). ``strict``: files the manifest does not list are an error
+    keep everything). ``max_versions`` defaults to 8, so a long-running job
+    that follows ``latest`` through many published versions keeps at most 8
+    entries per root plus those in use, instead of every version it ever
+    scored: a scoring worker holds at most two versions of a model (the one in
+    use and the one replacing it, C9), and 8 leaves room for several models
+    and a rollback on one node. The bound never removes an entry in use, so it
+    cannot break a job; at worst a version not used lately is downloaded again. ``strict``: files the manifest does not list are an error
     instead of a warning. ``locking``: ``False`` disables flock (for file
     systems where it silently does nothing; correctness comes from the atomic
     rename). ``file_mode``/``dir_mode``: permissions of committed entries.
@@ -60,7 +68,7 @@ class CacheOptions:
     backoff: float = 0.5
     backoff_max: float = 30.0
     parallelism: int = 8
-    max_versions: int | None = None
+    max_versions: int | None = 8
     max_bytes: int | None = None
     strict: bool = False
     locking: bool = True
