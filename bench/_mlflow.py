@@ -1,4 +1,5 @@
-"""The MLflow peer for bench/scoring.py: ``mlflow.pyfunc.spark_udf`` over the same SavedModel.
+"""The MLflow peer for bench/scoring.py (``mlflow.pyfunc.spark_udf`` over the same SavedModel),
+and which optional contenders (bfloat16, MLflow) can run on this machine.
 
 How a user gets there (MLflow 3, ``mlflow-skinny``, the ``bench`` extra):
 ``mlflow.tensorflow.log_model``/``save_model`` take a Keras model or a
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["DIRECT_LOG_ERROR", "mlflow_job", "save_mlflow_model"]
+__all__ = ["DIRECT_LOG_ERROR", "extra_contenders", "mlflow_job", "save_mlflow_model"]
 
 DIRECT_LOG_ERROR: dict[str, str] = {}
 
@@ -57,3 +58,22 @@ def mlflow_job(spark: Any, mlflow_dir: str, write: Callable[[Any], None]) -> Cal
     udf = mlflow.pyfunc.spark_udf(spark, model_uri=mlflow_dir, result_type="array<float>", env_manager="local")
     argmax = expr("array_position(p, array_max(p)) - 1").cast("int").alias("prediction")
     return lambda df: write(df.select("id", udf(col("features")).alias("p")).select("id", argmax))
+
+
+def extra_contenders(no_bf16: bool, no_mlflow: bool) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(scorer_bf16 and mlflow where they can run here, {left-out contender: why})."""
+    import importlib.util
+
+    from scoring._precision import read_cpu
+
+    extra, notes = [], {}
+    cpu = read_cpu()
+    if no_bf16 or not cpu.bfloat16:
+        notes["scorer_bf16"] = "--no-bf16" if no_bf16 else f"{cpu.model} has no AVX512-BF16 or AMX"
+    else:
+        extra.append("scorer_bf16")
+    if no_mlflow or importlib.util.find_spec("mlflow") is None:
+        notes["mlflow"] = "--no-mlflow" if no_mlflow else "mlflow is not installed: pip install '.[bench]'"
+    else:
+        extra.append("mlflow")
+    return tuple(extra), notes

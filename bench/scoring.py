@@ -68,6 +68,7 @@ def _load_models(name: str = "_models") -> Any:
 
 _models = _load_models()
 MODELS, mnist_features, save_model = _models.MODELS, _models.mnist_features, _models.save_model
+_peer = _load_models("_mlflow")  # imports mlflow only when the contender runs
 
 FULL = {"cnn": 200_000, "mlp": 400_000}
 QUICK = {"cnn": 30_000, "mlp": 150_000}
@@ -207,8 +208,7 @@ def spark_jobs(
         bf16 = Scorer(model_dir, keep_cols=["id"], batch_size=batch, read_ahead=read_ahead, precision="bfloat16")
         jobs["scorer_bf16"] = lambda df: write(bf16.transform(df))
     if "mlflow" in extra:
-        _mlflow = _load_models("_mlflow")
-        jobs["mlflow"] = _mlflow.mlflow_job(spark, _mlflow.save_mlflow_model(model_dir, out + "-mlflow-model"), write)
+        jobs["mlflow"] = _peer.mlflow_job(spark, _peer.save_mlflow_model(model_dir, out + "-mlflow-model"), write)
     return jobs
 
 
@@ -288,7 +288,7 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
             jobs[name](df_small)  # every contender's workers hold its model before timing
             runs[name] = (lambda job: lambda: job(df))(jobs[name])
     if "mlflow" in jobs:
-        result["notes"]["mlflow_direct_log"] = _load_models("_mlflow").DIRECT_LOG_ERROR.get("error")
+        result["notes"]["mlflow_direct_log"] = _peer.DIRECT_LOG_ERROR.get("error")
     result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats))
     result["raw"].update(setup)
     result.update(timed_rounds({"row_udf": lambda: jobs["row_udf"](df_small)}, {"row_udf": slice_rows}, 1))
@@ -329,29 +329,12 @@ def table(results: dict[str, Any]) -> str:
             target = TARGETS[kind].get(ratio)
             mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
             lines.append(f"{kind:5} {ratio:30} {value}{mark}")
+        for note, why in res.get("notes", {}).items():
+            lines.append(f"{kind:5} note {note}: {str(why)[:200]}")
         for w in res["scorer_workers"]:
             lines.append(f"{kind:5} worker {w['pid']}: model load {w['model_load_s']} s, "
                          f"peak RSS {w['peak_rss_mib']} MiB")  # fmt: skip
     return "\n".join(lines)
-
-
-def extra_contenders(args: argparse.Namespace) -> tuple[str, ...]:
-    """scorer_bf16 and mlflow where they can run here; NOTES says why one is left out."""
-    import importlib.util
-
-    from scoring._precision import read_cpu
-
-    extra = []
-    cpu = read_cpu()
-    if args.no_bf16 or not cpu.bfloat16:
-        NOTES["scorer_bf16"] = "--no-bf16" if args.no_bf16 else f"{cpu.model} has no AVX512-BF16 or AMX"
-    else:
-        extra.append("scorer_bf16")
-    if args.no_mlflow or importlib.util.find_spec("mlflow") is None:
-        NOTES["mlflow"] = "--no-mlflow" if args.no_mlflow else "mlflow is not installed: pip install '.[bench]'"
-    else:
-        extra.append("mlflow")
-    return tuple(extra)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
-    args.extra = extra_contenders(args)
+    args.extra, notes = _peer.extra_contenders(args.no_bf16, args.no_mlflow)
+    NOTES.update(notes)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hdfs_models.testing.spark import spark_session, stop_spark
 
