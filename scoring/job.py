@@ -11,8 +11,10 @@ complete version), and shipped by ``--strategy`` (node-cache ``fetch``,
 ``archive`` or ``files``). Tables go through ``enableHiveSupport()`` with the
 embedded Derby metastore (``--warehouse``, ``--metastore``). The output is
 written under a staging name and moved into place, so a failed job leaves no
-partial output. At the end one line reports rows, seconds, rows/s and the
-model version (``--json``: one JSON object).
+partial output. At the end one line reports rows, seconds, rows/s, the
+model version and the precision asked for (``--json``: one JSON object).
+``--precision bfloat16`` runs oneDNN bfloat16 mixed precision on executors
+whose CPU has AVX512-BF16 or AMX (an error elsewhere); ``auto`` where available.
 
 ``--watch SECONDS`` turns the job into a stream over new Parquet files under
 ``--input-path``: every SECONDS it resolves ``latest`` again and switches to a
@@ -200,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark = _session(args)
         spark.sparkContext.setLogLevel("ERROR")
         summary = run(spark, args)
+        summary["precision"] = args.precision  # as asked: each executor resolves "auto" on its own CPU
     except Exception as exc:  # noqa: BLE001 - the job's boundary: one line, exit 1
         log.debug("job failed", exc_info=True)
         print(f"scoring.job: error: {one_line(exc)}", file=sys.stderr)
@@ -211,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(summary, sort_keys=True))
     else:
         print(f"scored {summary['rows']} rows in {summary['seconds']:.1f}s ({summary['rows_per_s']:.0f} rows/s) "
-              f"with {summary['model']} version {summary['version']} -> {summary['output']}")
+              f"with {summary['model']} version {summary['version']} ({args.precision}) -> {summary['output']}")
     return 0
 
 
