@@ -87,9 +87,6 @@ def test_each_task_is_bound_to_the_gpu_spark_assigned_it(gpu_cluster):
             # ...and CUDA_VISIBLE_DEVICES never moves after that: CUDA reads it once per process.
             assert r["visible"] == first["asked"][0], (pid, r)
             assert r["gpus"] == first["asked"] and r["device"] == "/GPU:0", (pid, r)
-    switched = [r for t in by_worker.values() for r in t if r["asked"] != r["gpus"]]
-    agreed = [r for t in by_worker.values() for r in t if r["asked"] == r["gpus"]]
-    assert len(switched) + len(agreed) == 16 and len(agreed) >= len(by_worker)
 
 
 def test_scorer_tasks_bind_their_gpu_and_score_on_cpu_when_tensorflow_sees_none(gpu_cluster, tmp_path):
