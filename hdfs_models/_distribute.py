@@ -40,7 +40,7 @@ from hdfs_models._names import sanitize_name, validate_name
 from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._tree import compare_tree
 from hdfs_models._versions import PinnedVersion, resolve
-from hdfs_models.errors import DistributionError, IntegrityError, ModelNotFoundError
+from hdfs_models.errors import DistributionError, IntegrityError, MissingExtraError, ModelNotFoundError
 
 __all__ = ["ARCHIVE_STATS", "STRATEGIES", "ModelHandle", "archive_name", "distribute"]
 
@@ -97,7 +97,7 @@ class ModelHandle:
     strategy: str
     url: str | None = None
     alias: str | None = None
-    pinned: Any = field(default=None, repr=False)
+    pinned: PinnedVersion | None = field(default=None, repr=False)
     cache_dir: str | None = None
     expected_version: int | None = None
 
@@ -140,7 +140,9 @@ class ModelHandle:
         not match its manifest or the pinned digest.
         """
         if self.strategy == "fetch":
-            return _fetched(self)
+            if self.pinned is None:
+                raise DistributionError("a fetch handle without a pinned version", reason="not pinned")
+            return _fetched(self.pinned, self.cache_dir)
         return self._shipped()[0]
 
     def _shipped_manifest(self) -> Any:
@@ -206,7 +208,7 @@ def _spark_call(method: Any, *args: Any, what: str) -> None:
         raise DistributionError(f"Spark refused {what}: {exc}", url=what, reason="spark") from exc
 
 
-def ensure_archive(pinned: Any, storage_options: Mapping[str, Any] | None = None) -> str:
+def ensure_archive(pinned: PinnedVersion, storage_options: Mapping[str, Any] | None = None) -> str:
     """The URL of ``BASE/_archives/<v>-<digest16>.tar``, packing it if absent.
 
     Packed locally, uploaded under a temp name and renamed; when another job
@@ -247,19 +249,19 @@ def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
 # ---------------------------------------------------------------- executor side
 
 
-def _fetched(handle: ModelHandle) -> str:
+def _fetched(pinned: PinnedVersion, cache_dir: str | None) -> str:
     """Localize once per process; keep the LocalModel so its in-use claim lasts (no eviction).
 
     The claim lasts until the process ends it with :func:`hdfs_models.release`
     (the scoring model cache does when it drops the version); the next call
     then claims the entry again (a cache hit, or a download if it was evicted).
     """
-    key = (os.getpid(), str(handle.pinned.digest), handle.cache_dir)
+    key = (os.getpid(), str(pinned.digest), cache_dir)
     with _verified_lock:
         model = _fetched_models.get(key)
     # claim again after the worker's model cache ended the claim (hdfs_models.release, C9)
     if model is None or not os.path.isdir(model.path) or not holds(model.path):
-        model = localize(handle.pinned.url, pinned=handle.pinned, cache_dir=handle.cache_dir)
+        model = localize(pinned.url, pinned=pinned, cache_dir=cache_dir)
         with _verified_lock:
             _fetched_models[key] = model
     return str(model.path)
@@ -270,8 +272,10 @@ def _spark_roots(strategy: str, name: str) -> list[str]:
     try:
         from pyspark import SparkContext, SparkFiles, TaskContext
     except ImportError as exc:
-        raise DistributionError(
-            f"strategy {strategy!r} needs pyspark: pip install 'hdfs-models[spark]'", reason="no pyspark"
+        raise MissingExtraError(
+            f"strategy {strategy!r} needs pyspark: pip install 'hdfs-models[spark]'",
+            reason="no pyspark",
+            extra="hdfs-models[spark]",
         ) from exc
     on_worker = bool(getattr(SparkFiles, "_is_running_on_worker", False)) or TaskContext.get() is not None
     if on_worker:
@@ -317,7 +321,7 @@ def _verify_tree(path: str, handle: ModelHandle) -> Any:
     audit_tree(path, path)
     extracted = scan_tree(path)
     if MANIFEST_NAME not in extracted.files and handle.pinned is not None and handle.pinned.manifest is None:
-        return _listing_manifest(path, extracted, handle)
+        return _listing_manifest(path, extracted, handle.pinned)
     try:
         return verify_extracted(path, extracted, path)
     except IntegrityError as exc:
@@ -331,9 +335,8 @@ def _verify_tree(path: str, handle: ModelHandle) -> Any:
         raise
 
 
-def _listing_manifest(path: str, extracted: Extracted, handle: ModelHandle) -> Any:
+def _listing_manifest(path: str, extracted: Extracted, pinned: PinnedVersion) -> Any:
     """A version published without a manifest, shipped by ``files``: check sizes against the pin."""
-    pinned = handle.pinned
     if compare_tree(pinned.files, {p: size for p, (size, _) in extracted.files.items()}):
         raise IntegrityError(
             f"shipped model {path} differs from the pinned listing of {pinned.url}",
@@ -350,7 +353,7 @@ def _listing_manifest(path: str, extracted: Extracted, handle: ModelHandle) -> A
 class _PinnedAsManifest:
     """Manifest-like view of a pinned manifest-less version."""
 
-    pinned: Any
+    pinned: PinnedVersion
 
     @property
     def version(self) -> int:

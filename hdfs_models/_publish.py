@@ -29,7 +29,7 @@ from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._savedmodel import check_local_model
 from hdfs_models._signatures import read_signatures
 from hdfs_models._tree import rename_noreplace
-from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models._versions import PinnedVersion, base_name, list_children, version_numbers, resolve
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
 from hdfs_models.errors import (
@@ -196,7 +196,7 @@ def publish(
     *,
     name: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
     progress: Progress | None = None,
     signatures: bool = True,
 ) -> PinnedVersion:

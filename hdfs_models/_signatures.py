@@ -24,7 +24,7 @@ import tempfile
 import threading
 from typing import Any, Iterator
 
-from hdfs_models.errors import InvalidModelError
+from hdfs_models.errors import InvalidModelError, MissingExtraError
 
 __all__ = ["import_tensorflow", "read_signatures"]
 
@@ -56,7 +56,11 @@ def import_tensorflow() -> Any:
         try:
             import tensorflow as tf
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(f"TensorFlow is not installed ({exc}): pip install 'hdfs-models[tf]'") from exc
+            raise MissingExtraError(
+                f"TensorFlow is not installed ({exc}): pip install 'hdfs-models[tf]'",
+                reason="no TensorFlow",
+                extra="hdfs-models[tf]",
+            ) from exc
     return tf
 
 

@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
-from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models._versions import modified_time
 
 __all__ = ["StaleTemp", "is_temp_name", "stale", "sweep_store"]
@@ -91,7 +91,7 @@ def sweep_store(
     *,
     dry_run: bool = False,
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
     clock: Callable[[], float] = time.time,
 ) -> list[StaleTemp]:
     """Remove the temps under ``base`` untouched for more than ``older_than`` seconds.

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, listing_digest
 from hdfs_models._names import safe_join, validate_name, validate_url
 from hdfs_models._savedmodel import check_complete, is_saved_model_listing
-from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models.errors import (
     IncompleteVersionError,
     InvalidModelError,
@@ -205,7 +205,7 @@ def list_versions(
     base: str,
     *,
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
     complete_only: bool = True,
 ) -> list[int]:
     """Integer versions under ``base``, ascending; incomplete ones left out unless ``complete_only=False``.
@@ -301,7 +301,7 @@ def resolve(
     version: int | str = "latest",
     *,
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
 ) -> PinnedVersion:
     """Pin ``version`` (``"latest"`` or an integer) of the model at ``url``.
 

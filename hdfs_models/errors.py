@@ -10,7 +10,8 @@ naturally catch::
     ├── InvalidModelError(ValueError)              not a SavedModel (B2, B3, B4, B10)
     │   └── IncompleteVersionError                 version without manifest/_SUCCESS/complete files
     ├── UnsafeNameError(ValueError)                name/version/child name escapes its root (B5, B6)
-    ├── UnsupportedProtocolError(ValueError)       unknown URL scheme, or its extra is not installed
+    ├── UnsupportedProtocolError(ValueError)       unknown URL scheme
+    ├── MissingExtraError(ImportError)             the extra that provides a feature is not installed
     ├── IntegrityError(OSError)                    size/digest mismatch, source changed (B7, F3-F5)
     │   └── SourceChangedError                     the store changed during a download
     ├── StoreError(OSError)                        a store operation failed after retries (F2)
@@ -22,8 +23,12 @@ naturally catch::
     ├── PublishError(OSError)                      publishing a version failed
     └── DistributionError(RuntimeError)            shipping a model to executors failed
 
+    HdfsModelsWarning(UserWarning)
+    └── ExtraFilesWarning                          the store holds files the manifest does not list (B8)
+
 ``hdfs_models.testing.MiniDFSError`` (the test cluster) also derives from
-:class:`HdfsModelsError`.
+:class:`HdfsModelsError`. The fields each error carries are declared on its
+class (``None`` when not given), so type checkers and IDEs see them.
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ __all__ = [
     "CacheError",
     "DetailedError",
     "DistributionError",
+    "ExtraFilesWarning",
     "HdfsModelsError",
+    "HdfsModelsWarning",
     "IncompleteVersionError",
     "IntegrityError",
     "InvalidModelError",
     "LockTimeoutError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "PublishError",
     "SourceChangedError",
@@ -62,7 +70,9 @@ class DetailedError(Exception):
 
     Subclasses list their named fields in ``_fields`` (each becomes an
     attribute, ``None`` when not given); any other keyword lands in
-    ``details`` and is readable as an attribute too (``err.attempts``).
+    ``details`` and is readable as an attribute too (``err.attempts``). A
+    field declared on the class (``attempts: int | None``) but not given
+    reads as ``None``; any other missing name is an ``AttributeError``.
     Pickles with everything (errors cross the executor → driver boundary).
     Shared by :class:`HdfsModelsError` and ``scoring.ScoringError``.
     """
@@ -87,6 +97,8 @@ class DetailedError(Exception):
         details = self.__dict__.get("details", {})
         if name in details:
             return details[name]
+        if not name.startswith("__") and any(name in vars(k).get("__annotations__", {}) for k in type(self).__mro__):
+            return None
         raise AttributeError(name)
 
 
@@ -95,13 +107,19 @@ class HdfsModelsError(DetailedError):
 
     Attributes: ``message``, ``url`` (the store URL, if any), ``path`` (a
     local path, if any), ``reason`` (a short cause) and ``details`` (any
-    further keyword arguments, e.g. ``attempts`` or ``elapsed``).
+    further keyword arguments). ``version``, ``attempts`` and ``elapsed``
+    are there when known (:func:`~hdfs_models.localize` adds them to every
+    error it raises, with ``local_path``).
     """
 
     _fields = ("url", "path", "reason")
     url: str | None
     path: str | None
     reason: str | None
+    version: int | None
+    attempts: int | None
+    elapsed: float | None
+    local_path: str | None
 
     def __init__(
         self,
@@ -116,11 +134,15 @@ class HdfsModelsError(DetailedError):
 
 
 class ModelNotFoundError(HdfsModelsError, FileNotFoundError):
-    """The model URL, version or shipped alias does not exist."""
+    """The model URL, version or shipped alias (``alias``) does not exist."""
+
+    alias: str | None
 
 
 class InvalidModelError(HdfsModelsError, ValueError):
-    """The directory is not a (complete) SavedModel."""
+    """The directory is not a (complete) SavedModel; ``missing`` lists what it lacks."""
+
+    missing: list[str] | None
 
 
 class IncompleteVersionError(InvalidModelError):
@@ -128,15 +150,42 @@ class IncompleteVersionError(InvalidModelError):
 
 
 class UnsafeNameError(HdfsModelsError, ValueError):
-    """A model name, version or listed child name would escape its root directory."""
+    """A model name, version or listed child name would escape its root directory.
+
+    ``what`` says which kind of name it was (``"model name"``, ``"version"`` …).
+    """
+
+    what: str | None
 
 
 class UnsupportedProtocolError(HdfsModelsError, ValueError):
-    """The URL scheme is unknown, or the extra that provides it is not installed."""
+    """The URL scheme (``scheme``) is unknown to hdfs-models and fsspec."""
+
+    scheme: str | None
+
+
+class MissingExtraError(HdfsModelsError, ImportError):
+    """A feature needs a package that is not installed; ``extra`` is what to ``pip install``.
+
+    E.g. ``hdfs://`` without hdfs-native: ``extra`` is ``hdfs-models[hdfs]``.
+    An ``ImportError``, as fsspec raises for a protocol whose package is missing.
+    """
+
+    extra: str | None
+    scheme: str | None
 
 
 class IntegrityError(HdfsModelsError, OSError):
-    """Downloaded bytes do not match the manifest or the listing (size, sha256)."""
+    """Bytes do not match the manifest or the listing (size, sha256).
+
+    ``file``: the file (a download); ``member``: the archive member;
+    ``files``/``problems``: every path or problem found, when several.
+    """
+
+    file: str | None
+    member: str | None
+    files: list[str] | None
+    problems: list[str] | None
 
 
 class SourceChangedError(IntegrityError):
@@ -144,7 +193,9 @@ class SourceChangedError(IntegrityError):
 
 
 class StoreError(HdfsModelsError, OSError):
-    """A store operation failed after bounded retries."""
+    """A store operation failed after bounded retries (``file``: the file being read)."""
+
+    file: str | None
 
 
 class StorePermissionError(StoreError, PermissionError):
@@ -158,17 +209,27 @@ class StoreAuthError(StoreError):
     message names the fix (``kinit`` or the token file).
     """
 
+    principal: str | None
+    keytab: str | None
+    token_file: str | None
+
 
 class CacheError(HdfsModelsError, OSError):
-    """The local cache root is not usable (read-only, full, missing)."""
+    """The local cache root is not usable (read-only, full, missing); ``file``: the file being written."""
+
+    file: str | None
 
 
 class LockTimeoutError(HdfsModelsError, TimeoutError):
-    """A cache lock could not be acquired within the timeout."""
+    """A cache lock (``path``) could not be acquired within ``timeout`` seconds."""
+
+    timeout: float | None
 
 
 class UnsafeArchiveError(HdfsModelsError, ValueError):
-    """An archive holds a member that is unsafe to extract."""
+    """An archive (``path``) holds a member (``member``; ``None``: the archive itself) unsafe to extract."""
+
+    member: str | None
 
 
 class PublishError(HdfsModelsError, OSError):
@@ -176,4 +237,14 @@ class PublishError(HdfsModelsError, OSError):
 
 
 class DistributionError(HdfsModelsError, RuntimeError):
-    """A model could not be shipped to, or found on, a Spark executor."""
+    """A model could not be shipped to, or found on, a Spark executor (``alias``: its Spark alias)."""
+
+    alias: str | None
+
+
+class HdfsModelsWarning(UserWarning):
+    """Base class of every warning issued by :mod:`hdfs_models`."""
+
+
+class ExtraFilesWarning(HdfsModelsWarning):
+    """The store holds files that the version's manifest does not list; they are not downloaded (B8)."""

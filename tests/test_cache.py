@@ -24,11 +24,11 @@ from hdfs_models import (
     SourceChangedError,
     StoreError,
     cache_stats,
-    gc,
+    evict,
     localize,
     resolve,
 )
-from hdfs_models.cache._fill import ExtraFilesWarning
+from hdfs_models import ExtraFilesWarning
 from hdfs_models._publish import publish
 
 FAST = {"backoff": 0.01, "attempts": 3}
@@ -392,9 +392,9 @@ def test_local_model_release_pickle_and_context(published, cache):
     with localize(published, cache_dir=cache) as model:
         clone = pickle.loads(pickle.dumps(model))
         assert clone == model and clone.path == model.path
-        assert gc(cache, keep=0) == []  # in use: not evicted (C6)
+        assert evict(cache, max_versions=0) == []  # in use: not evicted (C6)
     clone.release()  # a copy holds nothing; releasing is harmless
-    assert gc(cache, keep=0) == [model.path]
+    assert evict(cache, max_versions=0) == [model.path]
     assert _entries(cache) == []
 
 
@@ -407,13 +407,13 @@ def test_gc_evicts_least_recently_used_not_in_use(published, tmp_path, cache):
     os.utime(v2.path + ".use", (1, 1))  # v2 is the oldest use
     v2.release()
     v3.release()
-    assert gc(cache, keep=2) == [v2.path]  # v2 has the oldest use
+    assert evict(cache, max_versions=2) == [v2.path]  # v2 has the oldest use
     assert sorted(_entries(cache)) == sorted(os.path.basename(p) for p in (v1.path, v3.path))
-    assert gc(cache, keep=0) == [v3.path]  # v1 is in use: kept although over the limit (C6)
+    assert evict(cache, max_versions=0) == [v3.path]  # v1 is in use: kept although over the limit (C6)
     v1.release()
-    assert gc(cache, max_bytes=1_000_000) == []
-    assert gc(cache, max_bytes=1000) == [v1.path]
-    assert gc(cache) == []  # no limits: nothing evicted
+    assert evict(cache, max_bytes=1_000_000) == []
+    assert evict(cache, max_bytes=1000) == [v1.path]
+    assert evict(cache) == []  # no limits: nothing evicted
 
 
 def test_localize_evicts_by_max_versions(published, tmp_path, cache):
@@ -434,7 +434,7 @@ def test_dead_downloads_are_swept_live_ones_kept_c4(published, cache):
     live = os.path.join(cache, f".tmp-mnist-1-0123456789abcdef-{os.getppid()}-abc")
     for path in (dead, live):
         os.makedirs(os.path.join(path, "variables"))
-    gc(cache)
+    evict(cache)
     assert os.path.isdir(live) and not os.path.exists(dead)
 
 
@@ -483,7 +483,7 @@ def test_gc_never_touches_what_is_not_an_entry(published, cache):
     open(os.path.join(cache, "notes.txt"), "w").write("mine")
     model = localize(published, cache_dir=cache)
     model.release()
-    assert gc(cache, keep=0) == [model.path]
+    assert evict(cache, max_versions=0) == [model.path]
     assert sorted(n for n in os.listdir(cache) if "." not in n or n == "notes.txt") == ["notes.txt", "photos"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from _faulty_fs import Fault, FaultyFS, bytes_read
 
 from hdfs_models.testing import tree_digest, write_fake_model
-from hdfs_models import gc, localize
+from hdfs_models import evict, localize
 from hdfs_models._publish import publish
 
 DATA = "variables/variables.data-00000-of-00001"
@@ -179,7 +179,7 @@ def test_killed_lock_holder_others_proceed_and_its_temp_is_swept_c4(model, tmp_p
     for _, _, tree in out:
         tree.pop("MANIFEST.json")
         assert tree == expected
-    gc(cache)
+    evict(cache)
     assert _leftovers(cache) == []  # the dead holder's temp dir is gone
 
 
@@ -203,11 +203,11 @@ def test_eviction_spares_an_entry_another_process_uses_c6(model, tmp_path):
     user.start()
     assert ready.wait(JOIN)
     entries = [n for n in os.listdir(cache) if not n.startswith(".") and "." not in n]
-    assert gc(cache, keep=0) == [] and gc(cache, max_bytes=0) == []
+    assert evict(cache, max_versions=0) == [] and evict(cache, max_bytes=0) == []
     assert os.path.isdir(os.path.join(cache, entries[0]))
     stop.set()
     user.join(JOIN)
-    assert gc(cache, keep=0) == [os.path.join(cache, entries[0])]
+    assert evict(cache, max_versions=0) == [os.path.join(cache, entries[0])]
 
 
 def _hold_lock(path, ready, stop):

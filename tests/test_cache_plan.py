@@ -110,7 +110,7 @@ def _entries():
 
 
 @pytest.mark.parametrize(
-    "keep, max_bytes, busy, expected",
+    "max_versions, max_bytes, busy, expected",
     [
         (None, None, set(), []),
         (3, None, set(), []),
@@ -123,8 +123,8 @@ def _entries():
         (0, None, {"old", "mid", "new"}, []),
     ],
 )
-def test_select_evictions_lru_and_never_busy(keep, max_bytes, busy, expected):
-    assert select_evictions(_entries(), keep, max_bytes, busy) == expected
+def test_select_evictions_lru_and_never_busy(max_versions, max_bytes, busy, expected):
+    assert select_evictions(_entries(), max_versions, max_bytes, busy) == expected
 
 
 @pytest.mark.parametrize(

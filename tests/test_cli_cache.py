@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from hdfs_models.testing import tree_digest, write_fake_model
+from hdfs_models.testing import write_fake_model
 from hdfs_models import cli
 from hdfs_models._publish import publish
 
@@ -51,7 +51,7 @@ def test_gc_evicts_and_reports(base, tmp_path, capsys):
     assert cli.main(["fetch", base, "--version", "2", "--cache", cache]) == 0
     v1, v2 = capsys.readouterr().out.split()
     os.utime(v1 + ".use", (1, 1))
-    assert cli.main(["gc", "--keep", "1", "--cache", cache, "--json"]) == 0
+    assert cli.main(["gc", "--max-versions", "1", "--cache", cache, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"root": cache, "removed": [v1]}
     assert cli.main(["gc", "--cache", cache]) == 0
     assert capsys.readouterr().out.strip() == f"nothing evicted from {cache}"
@@ -60,5 +60,5 @@ def test_gc_evicts_and_reports(base, tmp_path, capsys):
 
 
 def test_gc_usage_error_is_exit_2(capsys):
-    assert cli.main(["gc", "--keep", "-1"]) == 2
+    assert cli.main(["gc", "--max-versions", "-1"]) == 2
     assert "must be >= 0" in capsys.readouterr().err

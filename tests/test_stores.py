@@ -10,6 +10,7 @@ import pytest
 from hdfs_models.store._open import join_url, open_store, split_scheme, translate_errors
 from hdfs_models.errors import (
     InvalidModelError,
+    MissingExtraError,
     ModelNotFoundError,
     StoreError,
     StorePermissionError,
@@ -91,7 +92,7 @@ def test_unknown_scheme_lists_supported_ones_and_extras():  # B9
 def test_missing_client_names_the_extra(monkeypatch):  # B9
     monkeypatch.setitem(sys.modules, "hdfs_native", None)
     monkeypatch.setitem(sys.modules, "hdfs_native.fsspec", None)
-    with pytest.raises(UnsupportedProtocolError, match=r"pip install 'hdfs-models\[hdfs\]'") as info:
+    with pytest.raises(MissingExtraError, match=r"pip install 'hdfs-models\[hdfs\]'") as info:
         open_store("hdfs://nn:8020/m")
     assert info.value.extra == "hdfs-models[hdfs]"
 
@@ -106,9 +107,10 @@ def test_missing_client_names_the_extra(monkeypatch):  # B9
 def test_other_missing_clients_name_their_extra(monkeypatch, url, hidden, extra):  # B9
     for module in hidden:
         monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(UnsupportedProtocolError, match="is not installed") as info:
+    with pytest.raises(MissingExtraError, match="is not installed") as info:
         open_store(url)
     assert info.value.extra == extra and extra in str(info.value)
+    assert isinstance(info.value, ImportError) and not isinstance(info.value, ValueError)
 
 
 def test_same_options_share_an_instance_other_options_do_not():

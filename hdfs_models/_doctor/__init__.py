@@ -19,6 +19,7 @@ from hdfs_models._doctor._world import Check, Status, World
 from hdfs_models._versions import PinnedVersion, resolve
 from hdfs_models.errors import (
     HdfsModelsError,
+    MissingExtraError,
     ModelNotFoundError,
     StoreAuthError,
     StorePermissionError,
@@ -37,9 +38,10 @@ def _fix_for(exc: BaseException, url: str) -> str:
         return "kinit (or kinit -kt KEYTAB PRINCIPAL), or set HADOOP_TOKEN_FILE_LOCATION to a token file"
     if isinstance(exc, StorePermissionError):
         return "ask for read access to the model directory, or run as a user who has it"
+    if isinstance(exc, MissingExtraError):
+        return f"pip install '{exc.extra}'"
     if isinstance(exc, UnsupportedProtocolError):
-        extra = getattr(exc, "extra", None)
-        return f"pip install '{extra}'" if extra else "use a supported URL scheme"
+        return "use a supported URL scheme"
     return "see the message; rerun with -v for the client's log"
 
 

@@ -44,7 +44,7 @@ _CHUNK = 1 << 20
 class _Source:
     """Where pack reads from: a filesystem, the version dir on it, its manifest."""
 
-    def __init__(self, fs: Any, root: str, manifest: Any, label: str) -> None:
+    def __init__(self, fs: Any, root: str, manifest: Manifest, label: str) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.manifest = manifest
@@ -54,7 +54,7 @@ class _Source:
         return self.fs.open(f"{self.root}/{rel}", "rb")
 
 
-def plan_members(manifest: Any) -> list[tuple[str, str, int, str | None]]:
+def plan_members(manifest: Manifest) -> list[tuple[str, str, int, str | None]]:
     """The archive members of a version: (name, kind, size, sha256), in pack order.
 
     ``MANIFEST.json`` first, then every directory (parents of files and the
@@ -175,7 +175,7 @@ def _local_source(
     return _Source(fs, os.path.abspath(path), built, label or path)
 
 
-def _download(fs: Any, root: str, pinned: Any, tmp: str) -> None:
+def _download(fs: Any, root: str, pinned: PinnedVersion, tmp: str) -> None:
     for entry in pinned.files:
         local = os.path.join(tmp, normalise_name(entry.path))
         os.makedirs(os.path.dirname(local), exist_ok=True)

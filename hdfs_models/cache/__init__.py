@@ -20,7 +20,7 @@ One module per concept:
 from __future__ import annotations
 
 from hdfs_models.cache._claims import holds, release
-from hdfs_models.cache._evict import discard, gc
+from hdfs_models.cache._evict import discard, evict
 from hdfs_models.cache._localize import CacheStats, LocalModel, cache_stats, localize
 from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
 
@@ -31,7 +31,7 @@ __all__ = [
     "cache_root",
     "cache_stats",
     "discard",
-    "gc",
+    "evict",
     "holds",
     "localize",
     "release",

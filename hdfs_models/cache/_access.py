@@ -24,10 +24,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME
-from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models._versions import PinnedVersion
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models.errors import CacheError, ModelNotFoundError
 
 __all__ = ["authorize", "ensure_user_root", "user_root"]
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 USER_PREFIX = "user-"
 
 
-def authorize(pinned: Any, filesystem: Any = None, cached: str | None = None) -> None:
+def authorize(pinned: PinnedVersion, filesystem: Filesystem | None = None, cached: str | None = None) -> None:
     """One metadata call to the store as the caller: may it read ``pinned``? Raises the store's error.
 
     ``cached``: the caller's cache entry for ``pinned`` when it exists. A

@@ -15,14 +15,13 @@ from typing import Collection, Iterable
 
 from hdfs_models._manifest import FileEntry
 from hdfs_models._tree import compare_tree, fsync_dir, rename_noreplace, walk_tree
-from hdfs_models.cache._layout import LOCK_SUFFIX, TEMP_PREFIX, parse_temp_name
+from hdfs_models.cache._layout import LOCK_SUFFIX, parse_temp_name, temp_name
 from hdfs_models.cache._lock import FileLock
 from hdfs_models.cache._plan import Plan
 from hdfs_models.errors import CacheError, IntegrityError
 
 __all__ = [
     "commit_entry",
-    "ensure_root",
     "entry_damage",
     "finalize_tree",
     "make_temp",
@@ -44,20 +43,10 @@ def _cache_error(root: str, action: str, exc: OSError) -> CacheError:
     )
 
 
-def ensure_root(root: str) -> None:
-    """Create the cache root if needed; :class:`CacheError` naming it if impossible (F7)."""
-    try:
-        os.makedirs(root, exist_ok=True)
-    except OSError as exc:
-        raise _cache_error(root, "create it", exc) from exc
-    if not os.path.isdir(root):
-        raise CacheError(f"cache root {root} is not a directory", path=root, reason="not a directory")
-
-
 def make_temp(root: str, key: str) -> str:
     """A fresh private download dir ``.tmp-<key>-<pid>-<rand>`` inside ``root``."""
     try:
-        return tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
+        return tempfile.mkdtemp(prefix=temp_name(key, os.getpid(), ""), dir=root)
     except OSError as exc:
         raise _cache_error(root, "create a download directory", exc) from exc
 

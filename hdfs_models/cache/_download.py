@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 4 * 1024 * 1024
 _QUEUE_CHUNKS = 4  # at most 16 MiB in flight per file
-_LOCAL_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
 class Cancelled(Exception):

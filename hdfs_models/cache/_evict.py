@@ -13,19 +13,18 @@ import dataclasses
 import logging
 import os
 import stat
-import tempfile
 from typing import Collection, Sequence
 
 from hdfs_models._tree import walk_tree
 from hdfs_models.cache._claims import release
-from hdfs_models.cache._disk import remove_tree, sweep_temps
-from hdfs_models.cache._layout import LOCK_SUFFIX, TEMP_PREFIX, USE_SUFFIX, is_entry_name
+from hdfs_models.cache._disk import make_temp, remove_tree, sweep_temps
+from hdfs_models.cache._layout import LOCK_SUFFIX, USE_SUFFIX, is_entry_name
 from hdfs_models.cache._access import user_root
 from hdfs_models.cache._lock import FileLock
 from hdfs_models.cache._options import cache_root
 from hdfs_models.errors import CacheError
 
-__all__ = ["EntryInfo", "discard", "evict", "gc", "list_entries", "remove_entry", "select_evictions"]
+__all__ = ["EntryInfo", "discard", "evict", "evict_entries", "list_entries", "remove_entry", "select_evictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +40,11 @@ class EntryInfo:
 
 def select_evictions(
     entries: Sequence[EntryInfo],
-    keep: int | None,
+    max_versions: int | None,
     max_bytes: int | None,
     busy: Collection[str] = frozenset(),
 ) -> list[str]:
-    """Keys to evict, least recently used first, until at most ``keep``
+    """Keys to evict, least recently used first, until at most ``max_versions``
     entries and ``max_bytes`` bytes remain (``None``: no limit).
 
     ``busy`` entries (in use by some process) are never chosen, even if the
@@ -56,7 +55,7 @@ def select_evictions(
     count = len(ordered)
     total = sum(e.size for e in ordered)
     for entry in ordered:
-        over_count = keep is not None and count > keep
+        over_count = max_versions is not None and count > max_versions
         over_bytes = max_bytes is not None and total > max_bytes
         if not (over_count or over_bytes):
             break
@@ -93,13 +92,13 @@ def list_entries(root: str) -> list[EntryInfo]:
 def remove_entry(root: str, key: str) -> str:
     """Make ``<root>/<key>`` vanish atomically (rename to a temp name), then delete it."""
     path = os.path.join(root, key)
-    doomed = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{key}-{os.getpid()}-", dir=root)
+    doomed = make_temp(root, key)
     os.rename(path, os.path.join(doomed, "entry"))
     remove_tree(doomed)
     return path
 
 
-def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
+def evict_entries(root: str, max_versions: int | None, max_bytes: int | None) -> list[str]:
     """Evict LRU entries until within limits, skipping entries in use (C6).
 
     An entry is in use when its ``<key>.use`` cannot be locked exclusively
@@ -116,7 +115,7 @@ def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
                 locks[entry.key] = lock
             else:
                 busy.add(entry.key)
-        chosen = select_evictions(entries, keep, max_bytes, busy)
+        chosen = select_evictions(entries, max_versions, max_bytes, busy)
         for key in set(locks) - set(chosen):
             locks.pop(key).release()  # readers of kept entries need not wait for the deletes
         removed = []
@@ -131,26 +130,29 @@ def evict(root: str, keep: int | None, max_bytes: int | None) -> list[str]:
             lock.release()
 
 
-def gc(
+def evict(
     cache_dir: str | os.PathLike[str] | None = None,
-    keep: int | None = None,
+    *,
+    max_versions: int | None = None,
     max_bytes: int | None = None,
 ) -> list[str]:
     """Sweep dead downloads and evict least recently used entries not in use.
 
-    Keeps at most ``keep`` entries and ``max_bytes`` bytes (``None``: no
-    limit); an entry some process holds (a live :class:`LocalModel`) is never
-    removed, even if the limits then cannot be met. Returns the removed entry
-    paths. A missing root is an empty cache.
+    Keeps at most ``max_versions`` entries and ``max_bytes`` bytes (``None``:
+    no limit; the same limits as :class:`~hdfs_models.CacheOptions`, which
+    ``localize`` applies after a download); an entry some process holds (a
+    live :class:`~hdfs_models.LocalModel`) is never removed, even if the limits
+    then cannot be met. Returns the removed entry paths. A missing root is an
+    empty cache.
     """
     root = user_root(cache_root(cache_dir))
     if not os.path.isdir(root):
         return []
     sweep_temps(root, locking=True)
-    if keep is None and max_bytes is None:
+    if max_versions is None and max_bytes is None:
         return []
     try:
-        return evict(root, keep, max_bytes)
+        return evict_entries(root, max_versions, max_bytes)
     except OSError as exc:
         raise CacheError(f"cannot evict from the cache root {root}: {exc}", path=root, reason=str(exc)) from exc
 

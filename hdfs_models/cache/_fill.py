@@ -23,17 +23,13 @@ from hdfs_models.cache._disk import commit_entry, finalize_tree, make_temp, remo
 from hdfs_models.cache._download import DownloadJob, download_tree
 from hdfs_models.cache._options import CacheOptions
 from hdfs_models.cache._plan import Plan, changed_files, extra_files, plan_download
-from hdfs_models.errors import CacheError, IntegrityError, SourceChangedError
+from hdfs_models.errors import CacheError, ExtraFilesWarning, IntegrityError, SourceChangedError
 
-__all__ = ["ExtraFilesWarning", "fill_entry"]
+__all__ = ["fill_entry"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class ExtraFilesWarning(UserWarning):
-    """The store holds files that the version's manifest does not list (B8)."""
 
 
 def _listing(fs: Any, src: str, url: str) -> dict[str, tuple[int, float | None]]:

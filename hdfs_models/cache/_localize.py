@@ -42,10 +42,11 @@ from typing import Any, Mapping
 
 from hdfs_models._progress import Progress
 from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models.store import Filesystem
 from hdfs_models.cache._access import authorize, ensure_user_root, user_root
 from hdfs_models.cache._claims import Lease, claim
 from hdfs_models.cache._disk import entry_damage, sweep_temps
-from hdfs_models.cache._evict import evict, remove_entry
+from hdfs_models.cache._evict import evict_entries, remove_entry
 from hdfs_models.cache._fill import fill_entry
 from hdfs_models.cache._layout import LOCK_SUFFIX, USE_SUFFIX, entry_key
 from hdfs_models.cache._lock import FileLock
@@ -62,7 +63,7 @@ class LocalModel:
     """A localized model version: ``path`` is a complete, verified SavedModel dir.
 
     While this object is not released, the entry is *in use*: eviction
-    (:func:`gc`, ``max_versions``/``max_bytes``) skips it. The claim is a
+    (:func:`~hdfs_models.evict`, ``max_versions``/``max_bytes``) skips it. The claim is a
     shared ``flock`` on ``<key>.use`` held until :meth:`release` (or ``with``
     exit) or the end of the process; dropping the object does not release it.
     Pickling gives a copy without the claim.
@@ -148,7 +149,7 @@ def localize(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
-    filesystem: Any = None,
+    filesystem: Filesystem | None = None,
     pinned: PinnedVersion | None = None,
     progress: Progress | None = None,
     **options: Any,
@@ -198,7 +199,7 @@ def _localize_pinned(
     configured: str,
     key: str,
     opts: CacheOptions,
-    filesystem: Any,
+    filesystem: Filesystem | None,
     progress: Progress | None,
     start: float,
 ) -> LocalModel:
@@ -224,7 +225,7 @@ def _localize_pinned(
     else:
         _count(misses=1, nbytes=downloaded, seconds=time.monotonic() - start)
     if downloaded is not None and (opts.max_versions is not None or opts.max_bytes is not None):
-        evict(root, opts.max_versions, opts.max_bytes)  # only a download adds an entry
+        evict_entries(root, opts.max_versions, opts.max_bytes)  # only a download adds an entry
     return _model(pinned, entry, lease)
 
 
@@ -233,7 +234,7 @@ def _download_once(
     root: str,
     key: str,
     opts: CacheOptions,
-    filesystem: Any,
+    filesystem: Filesystem | None,
     progress: Progress | None,
     start: float,
 ) -> int | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from hdfs_models._store_gc import sweep_store
 from hdfs_models._versions import resolve
-from hdfs_models.cache import cache_root, gc, localize
+from hdfs_models.cache import cache_root, evict, localize
 from hdfs_models.cli._frame import add_command, progress_bar
 
 __all__ = ["register"]
@@ -31,7 +31,8 @@ def register(subparsers: Any) -> None:
     fetch.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
     collect = add_command(subparsers, "gc", _gc, _render_gc,
                               help="remove dead downloads and evict cached versions nobody uses")
-    collect.add_argument("--keep", type=_non_negative, default=None, metavar="N", help="keep at most N versions")
+    collect.add_argument("--max-versions", type=_non_negative, default=None, metavar="N",
+                         help="keep at most N versions")
     collect.add_argument("--max-bytes", type=_non_negative, default=None, metavar="B", help="keep at most B bytes")
     collect.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
     collect.add_argument("--store", default=None, metavar="BASE",
@@ -92,7 +93,7 @@ def _gc(args: argparse.Namespace) -> dict[str, Any]:
     if args.older_than is not None or args.dry_run:
         raise ValueError("--older-than and --dry-run apply to --store BASE (the node cache is swept by --keep/--max-bytes)")
     root = cache_root(args.cache)
-    removed = gc(root, keep=args.keep, max_bytes=args.max_bytes)
+    removed = evict(root, max_versions=args.max_versions, max_bytes=args.max_bytes)
     return {"root": root, "removed": removed}
 
 

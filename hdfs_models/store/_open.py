@@ -29,6 +29,7 @@ from hdfs_models.errors import (
     ModelNotFoundError,
     StoreError,
     StorePermissionError,
+    MissingExtraError,
     UnsupportedProtocolError,
 )
 
@@ -106,7 +107,8 @@ def open_store(
     ``pyarrow.fs.FileSystem`` (wrapped in fsspec's ``ArrowFSWrapper``); then
     ``url`` only supplies the path. Otherwise the scheme selects the client
     (module docstring). Raises :class:`UnsupportedProtocolError` for an
-    unknown scheme or a client whose extra is not installed.
+    unknown scheme and :class:`MissingExtraError` (an ``ImportError``)
+    naming the extra to install when the scheme's client is missing.
 
     Secure HDFS (docs/security.md): clients are cached per identity
     (``KRB5CCNAME``, ``HADOOP_TOKEN_FILE_LOCATION`` …); ``hdfs://`` takes
@@ -258,9 +260,9 @@ def _filesystem_class(scheme: str, url: str) -> Any:
         raise _missing_extra(scheme, url, exc) from exc
 
 
-def _missing_extra(scheme: str, url: str, exc: ImportError) -> UnsupportedProtocolError:
+def _missing_extra(scheme: str, url: str, exc: ImportError) -> MissingExtraError:
     extra = _EXTRAS.get(scheme, "the package fsspec names for it")
-    return UnsupportedProtocolError(
+    return MissingExtraError(
         f"{url}: the client for {scheme}:// is not installed ({exc}); "
         f"install it with: pip install '{extra}'",
         url=url,

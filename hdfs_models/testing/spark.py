@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Any, Mapping
 
+from hdfs_models.errors import MissingExtraError
+
 _lock = threading.Lock()
 _current: dict[str, Any] = {}
 
@@ -35,8 +37,10 @@ def spark_session(master: str = LOCAL, conf: Mapping[str, str] | None = None) ->
         import pyspark
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "hdfs_models.testing.spark needs pyspark: pip install 'hdfs-models[spark]'"
+        raise MissingExtraError(
+            "hdfs_models.testing.spark needs pyspark: pip install 'hdfs-models[spark]'",
+            reason="no pyspark",
+            extra="hdfs-models[spark]",
         ) from exc
     key = (master, tuple(sorted((conf or {}).items())))
     with _lock:
