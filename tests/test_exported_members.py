@@ -47,3 +47,15 @@ def test_errors_pickle_with_attributes(module):
             assert getattr(back, key) == "hdfs://nn/x"
             assert back.reason == "because"
             assert back.attempts == 3
+
+
+def test_declared_error_fields_read_none_when_not_given():
+    err = hdfs_models.LockTimeoutError("timed out", path="/c/k.lock")
+    assert err.timeout is None and err.attempts is None and err.path == "/c/k.lock"
+    with pytest.raises(AttributeError):
+        err.no_such_field
+    err = hdfs_models.IntegrityError("bad", file="variables/x", attempts=2)
+    assert (err.file, err.attempts, err.member) == ("variables/x", 2, None)
+    assert issubclass(hdfs_models.MissingExtraError, ImportError)
+    assert not issubclass(hdfs_models.MissingExtraError, ValueError)
+    assert issubclass(hdfs_models.ExtraFilesWarning, hdfs_models.HdfsModelsWarning)
