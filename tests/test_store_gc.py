@@ -110,7 +110,7 @@ def test_cli_gc_store_dry_run_json_and_text(store, capsys):
 def test_cli_gc_store_usage_errors(store, capsys):
     assert cli.main(["gc", "--store", store, "--older-than", "1x"]) == 2
     assert "not a duration: '1x'" in capsys.readouterr().err
-    assert cli.main(["gc", "--store", store, "--keep", "2"]) == 1
+    assert cli.main(["gc", "--store", store, "--max-versions", "2"]) == 1
     assert "apply to the node cache, not to --store" in capsys.readouterr().err
     assert cli.main(["gc", "--dry-run"]) == 1
     assert "apply to --store BASE" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 ``hdfs-models fetch URL [--version V] [--cache DIR]`` localizes a version and
 prints its local path (progress in bytes and MB/s on stderr when stderr is a
-terminal). ``hdfs-models gc [--keep N] [--max-bytes B] [--cache DIR]`` sweeps
+terminal). ``hdfs-models gc [--max-versions N] [--max-bytes B] [--cache DIR]`` sweeps
 dead downloads and evicts least recently used entries nobody uses.
 ``hdfs-models gc --store BASE [--older-than 1h] [--dry-run]`` removes the
 ``_tmp-*`` dirs killed publishers left under a base dir on the store, never
@@ -91,15 +91,15 @@ def _gc(args: argparse.Namespace) -> dict[str, Any]:
     if args.store is not None:
         return _gc_store(args)
     if args.older_than is not None or args.dry_run:
-        raise ValueError("--older-than and --dry-run apply to --store BASE (the node cache is swept by --keep/--max-bytes)")
+        raise ValueError("--older-than and --dry-run apply to --store BASE (the node cache is swept by --max-versions/--max-bytes)")
     root = cache_root(args.cache)
     removed = evict(root, max_versions=args.max_versions, max_bytes=args.max_bytes)
     return {"root": root, "removed": removed}
 
 
 def _gc_store(args: argparse.Namespace) -> dict[str, Any]:
-    if args.keep is not None or args.max_bytes is not None or args.cache is not None:
-        raise ValueError("--keep, --max-bytes and --cache apply to the node cache, not to --store")
+    if args.max_versions is not None or args.max_bytes is not None or args.cache is not None:
+        raise ValueError("--max-versions, --max-bytes and --cache apply to the node cache, not to --store")
     older_than = 3600.0 if args.older_than is None else args.older_than
     temps = sweep_store(args.store, older_than, dry_run=args.dry_run)
     return {"store": args.store, "older_than": older_than, "dry_run": args.dry_run,
