@@ -1,7 +1,7 @@
 """Read the serving signatures of a local SavedModel without loading it.
 
 The result is the ``signatures`` format of ``MANIFEST.json`` (see
-``docs/INTERFACES.md``)::
+``docs/api.md``)::
 
     {"serving_default": {"method_name": "tensorflow/serving/predict",
                          "inputs": {"x": {"dtype": "float32", "shape": [-1, 784]}},

@@ -1,6 +1,6 @@
 """Serving signatures parsed into typed specs; no I/O here.
 
-The input is the ``MANIFEST.json`` signatures format (``docs/INTERFACES.md``),
+The input is the ``MANIFEST.json`` signatures format (``docs/api.md``),
 as :func:`scoring.inspect_signatures` returns it (reading is in
 :mod:`scoring._source`). :class:`Signature` / :class:`TensorSpec` are the
 typed form the scorer plans with.

@@ -8,7 +8,7 @@ per-worker model cache. URL sources are pinned on the driver, so every task
 scores the same version.
 
 :func:`inspect_signatures` returns the ``MANIFEST.json`` signatures format
-(``docs/INTERFACES.md``), read from ``MANIFEST.json`` when the model has one
+(``docs/api.md``), read from ``MANIFEST.json`` when the model has one
 and otherwise parsed from ``saved_model.pb`` (no variables are loaded).
 """
 
