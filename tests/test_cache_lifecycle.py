@@ -8,7 +8,7 @@ import time
 import pytest
 
 from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
-from hdfs_models import LockTimeoutError, discard, gc, localize, publish, release, resolve
+from hdfs_models import LockTimeoutError, discard, evict, localize, publish, release, resolve
 from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
 
 DATA = "variables/variables.data-00000-of-00001"
@@ -43,11 +43,11 @@ def test_release_ends_this_process_claim_so_eviction_can_reclaim_c9(store, tmp_p
     cache = str(tmp_path / "cache")
     first = localize(base, cache_dir=cache)
     again = localize(base, cache_dir=cache)  # a second claim by the same process (a later task)
-    assert gc(cache, keep=0) == []  # held: never evicted
+    assert evict(cache, max_versions=0) == []  # held: never evicted
     assert release(first.path) is True  # every claim of this process on the entry ends
     assert release(first.path) is False  # nothing left to release
     again.release()  # a LocalModel of the released claim: harmless
-    assert gc(cache, keep=0) == [first.path]
+    assert evict(cache, max_versions=0) == [first.path]
 
 
 def test_a_stale_release_does_not_drop_a_newer_claim_c9(store, tmp_path):
@@ -57,9 +57,9 @@ def test_a_stale_release_does_not_drop_a_newer_claim_c9(store, tmp_path):
     release(old.path)
     new = localize(base, cache_dir=cache)  # claimed again
     old.release()  # the old object's release must not end the new claim
-    assert gc(cache, keep=0) == []
+    assert evict(cache, max_versions=0) == []
     new.release()
-    assert gc(cache, keep=0) == [new.path]
+    assert evict(cache, max_versions=0) == [new.path]
 
 
 def test_long_lived_process_through_ten_versions_keeps_disk_bounded_c9(tmp_path, monkeypatch):

@@ -150,24 +150,24 @@ def test_precision_and_device_are_part_of_the_key(model):
 
 def test_dropping_the_last_model_from_an_entry_ends_the_workers_claim_c9(tmp_path):
     """C9: the worker holds a node-cache entry only while a model loaded from it is cached."""
-    from hdfs_models import gc, localize, publish
+    from hdfs_models import evict, localize, publish
 
     base, root = str(tmp_path / "store" / "dense"), str(tmp_path / "node-cache")
     for seed in (1, 7):
         publish(save_dense(str(tmp_path / f"seed{seed}"), seed=seed), base, signatures=False)
     v1 = localize(base, 1, cache_dir=root)  # what a task does before get_model
     cache.get_model("v1", v1.path, "serving_default", capacity=1)
-    assert gc(root, keep=0) == []  # v1 is claimed
+    assert evict(root, max_versions=0) == []  # v1 is claimed
     v2 = localize(base, 2, cache_dir=root)
     cache.get_model("v2", v2.path, "serving_default", capacity=1)  # loads v2, drops v1
     assert cache.cache_info()["keys"] == ["v2#serving_default"]
-    assert gc(root, keep=0) == [v1.path]  # v1's claim ended with its model; v2 is in use
+    assert evict(root, max_versions=0) == [v1.path]  # v1's claim ended with its model; v2 is in use
     cache.clear()
-    assert gc(root, keep=0) == [v2.path]
+    assert evict(root, max_versions=0) == [v2.path]
 
 
 def test_an_entry_stays_claimed_while_another_model_from_it_is_cached_c9(tmp_path):
-    from hdfs_models import gc, localize, publish
+    from hdfs_models import evict, localize, publish
 
     base, root = str(tmp_path / "store" / "dense"), str(tmp_path / "node-cache")
     publish(save_dense(str(tmp_path / "m")), base, signatures=False)
@@ -175,4 +175,4 @@ def test_an_entry_stays_claimed_while_another_model_from_it_is_cached_c9(tmp_pat
     cache.get_model("a", local.path, "serving_default", capacity=2)
     cache.get_model("b", local.path, "serving_default", capacity=2)  # same files, another key
     cache.get_model("c", str(tmp_path / "m"), "serving_default", capacity=2)  # drops "a" only
-    assert gc(root, keep=0) == []  # "b" still comes from the entry
+    assert evict(root, max_versions=0) == []  # "b" still comes from the entry
