@@ -11,6 +11,7 @@ One module per concept:
 ``_download``      fetch a plan's files into a temp dir (parallel, retried)
 ``_disk``          the local disk: root, temp dirs, commit, sweep
 ``_evict``         which entries go (LRU, not in use) and removing them
+``_access``        who may use it: a store check before a pinned hit, per-user roots
 ``_lock``          ``flock`` with a timeout
 ``_claims``        which entries this process uses; :func:`release` ends them (C9)
 ``_wait``          waiting on another process's download while it progresses (C10)
