@@ -155,7 +155,7 @@ def test_executors_holding_only_alices_token_score_like_tensorflow(secure_minidf
         try:
             rows = [(i, features[i].tolist()) for i in range(ROWS)]
             df = spark.createDataFrame(rows, "id long, features array<float>").repartition(4)
-            scorer = Scorer(published, keep_cols=["id"], outputs="probabilities")
+            scorer = Scorer(published, keep_cols=["id"], returns="probabilities")
             got = sorted(scorer.transform(df).collect(), key=lambda r: r.id)
             envs = df.rdd.mapPartitions(_identity_probe()).collect()
         finally:
