@@ -8,7 +8,11 @@ picks the master) or as a script: ``spark-submit ... scoring/job.py ...``.
 
 The model is resolved once, on the driver (``--version latest`` pins the newest
 complete version), and shipped by ``--strategy`` (node-cache ``fetch``,
-``archive`` or ``files``). Tables go through ``enableHiveSupport()`` with the
+``archive`` or ``files``). ``--strategy submitted`` scores the archive the job
+was started with (``spark-submit --archives hdfs://…/model.tar#model``):
+``--model`` is then the alias after ``#`` and ``--version N`` checks the
+archive's manifest; the driver reads the signature from its own copy, which
+YARN gives it in ``--deploy-mode cluster``. Tables go through ``enableHiveSupport()`` with the
 embedded Derby metastore (``--warehouse``, ``--metastore``). The output is
 written under a staging name and moved into place, so a failed job leaves no
 partial output. At the end one line reports rows, seconds, rows/s, the
@@ -52,7 +56,9 @@ log = logging.getLogger("scoring.job")
 def build_parser() -> argparse.ArgumentParser:
     """The job's command line."""
     p = argparse.ArgumentParser(prog="scoring.job", description="Score a table or Parquet with a SavedModel.")
-    p.add_argument("--model", required=True, help="model base URL (BASE/<n>/ layout) or version dir URL")
+    p.add_argument("--model", required=True,
+                   help="model base URL (BASE/<n>/ layout) or version dir URL; the archive alias with "
+                        "--strategy submitted")
     p.add_argument("--version", default="latest", help="N or latest (default)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input-table", help="Hive table to score")
@@ -62,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     dst.add_argument("--output-path", help="Parquet path to write")
     p.add_argument("--features", required=True, help="feature column (or sig_input=col,... for several inputs)")
     p.add_argument("--keep", default="", help="comma-separated columns carried to the output (e.g. id)")
-    p.add_argument("--strategy", default="fetch", choices=["fetch", "archive", "files"])
+    p.add_argument("--strategy", default="fetch", choices=["fetch", "archive", "files", "submitted"],
+                   help="how executors get the model (submitted: spark-submit --archives ARCHIVE#alias)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--returns", default="class", choices=["class", "probabilities", "all"],
                    help="class index (argmax), probabilities, or every output tensor")
@@ -119,7 +126,10 @@ def _session(args: argparse.Namespace) -> Any:
 
 
 def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[ModelHandle, Scorer]:
-    handle = distribute(spark, args.model, version=version, strategy=args.strategy)
+    if args.strategy == "submitted":
+        handle = ModelHandle.submitted(args.model, version=None if str(version) == "latest" else int(version))
+    else:
+        handle = distribute(spark, args.model, version=version, strategy=args.strategy)
     keep = tuple(c for c in args.keep.split(",") if c)
     scorer = Scorer(handle, input_cols=parse_features(args.features), signature=args.signature,
                     returns=args.returns, batch_size=args.batch_size, keep_cols=keep, precision=args.precision)
@@ -143,6 +153,8 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
 def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float) -> dict[str, Any]:
     if not args.input_path:
         raise SystemExit("scoring.job: --watch needs --input-path (a directory new Parquet files arrive in)")
+    if args.strategy == "submitted":
+        raise SystemExit("scoring.job: --watch re-resolves the model URL; a submitted archive cannot change")
     check_output(spark, out)
 
     def latest() -> int:

@@ -61,14 +61,35 @@ def test_options_are_frozen_and_keyword_only():
     [
         ("/x/explicit", {"HDFS_MODELS_CACHE": "/x/env"}, "/x/explicit"),
         (None, {"HDFS_MODELS_CACHE": "/x/env", "SPARK_LOCAL_DIRS": "/s1"}, "/x/env"),
-        (None, {"SPARK_LOCAL_DIRS": "/s1,/s2", "LOCAL_DIRS": "/y1"}, "/s1/hdfs-models"),
+        (None, {"SPARK_LOCAL_DIRS": "/s1,/s2", "HOME": "/h"}, "/s1/hdfs-models"),
+        # YARN: SPARK_LOCAL_DIRS is one executor's blockmgr dir; LOCAL_DIRS is the node's app dir.
+        (None, {"SPARK_LOCAL_DIRS": "/y1/app/blockmgr-1", "LOCAL_DIRS": "/y1/app,/y2/app"}, "/y1/app/hdfs-models"),
         (None, {"LOCAL_DIRS": "/y1,/y2", "HOME": "/h"}, "/y1/hdfs-models"),
+        (None, {"LOCAL_DIRS": "/y/app", "LOCAL_USER_DIRS": "/y/u/,/z/u/", "HDFS_MODELS_CACHE_SCOPE": "user"},
+         "/y/u/hdfs-models"),
+        (None, {"LOCAL_DIRS": "/y/app", "LOCAL_USER_DIRS": "/y/u/", "HDFS_MODELS_CACHE_SCOPE": " Application "},
+         "/y/app/hdfs-models"),
+        (None, {"HDFS_MODELS_CACHE": "/x/env", "LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "user"}, "/x/env"),
+        # The scope means nothing outside YARN.
+        (None, {"HDFS_MODELS_CACHE_SCOPE": "user", "HOME": "/h"}, "/h/.cache/hdfs-models"),
         (None, {"HOME": "/h"}, "/h/.cache/hdfs-models"),
         (None, {"SPARK_LOCAL_DIRS": "", "HOME": "/h"}, "/h/.cache/hdfs-models"),
     ],
 )
 def test_cache_root_precedence(explicit, env, expected):
     assert cache_root(explicit, env=env) == expected
+
+
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({"LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "node"}, "HDFS_MODELS_CACHE_SCOPE='node'.*application, user"),
+        ({"LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "user"}, "needs LOCAL_USER_DIRS"),
+    ],
+)
+def test_cache_scope_errors_name_the_variable(env, match):
+    with pytest.raises(ValueError, match=match):
+        cache_root(None, env=env)
 
 
 def test_cache_root_is_absolute(tmp_path, monkeypatch):

@@ -164,7 +164,8 @@ def localize(
     (unknown names raise ``TypeError``); ``progress(done_bytes, total_bytes)``
     is called as bytes arrive (:data:`~hdfs_models._progress.Progress`).
     The cache root is ``cache_dir`` > ``HDFS_MODELS_CACHE`` >
-    ``SPARK_LOCAL_DIRS`` > YARN ``LOCAL_DIRS`` > ``~/.cache/hdfs-models``.
+    YARN ``LOCAL_DIRS`` (or ``LOCAL_USER_DIRS``, by ``HDFS_MODELS_CACHE_SCOPE``) >
+    ``SPARK_LOCAL_DIRS`` > ``~/.cache/hdfs-models`` (:func:`~hdfs_models.cache._options.cache_root`).
 
     Errors carry ``url``, ``version``, ``path`` (local), ``elapsed`` and, for
     downloads, ``attempts``. Nothing partial is ever visible under the root.

@@ -8,6 +8,7 @@ Environment variables (all optional):
 
 =============================  ==============================================
 ``HDFS_MODELS_CACHE``          cache root
+``HDFS_MODELS_CACHE_SCOPE``    on YARN: ``application`` (default) or ``user`` (see :func:`cache_root`)
 ``HDFS_MODELS_LOCK_TIMEOUT``   seconds to wait for a cache lock
 ``HDFS_MODELS_ATTEMPTS``       attempts per file on transient store errors
 ``HDFS_MODELS_DEADLINE``       seconds a whole download may take
@@ -28,7 +29,10 @@ import dataclasses
 import os
 from typing import Any, Callable, Mapping
 
-__all__ = ["CacheOptions", "cache_root", "resolve_options"]
+__all__ = ["CACHE_SCOPES", "CacheOptions", "cache_root", "resolve_options"]
+
+#: ``HDFS_MODELS_CACHE_SCOPE`` values on YARN, and the container variable each one uses.
+CACHE_SCOPES = {"application": "LOCAL_DIRS", "user": "LOCAL_USER_DIRS"}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -154,20 +158,44 @@ def _first_dir(value: str | None) -> str | None:
     return first or None
 
 
+def _yarn_dir(env: Mapping[str, str]) -> str | None:
+    """The container dir the YARN cache scope names, or None outside YARN."""
+    if not _first_dir(env.get("LOCAL_DIRS")):
+        return None
+    scope = env.get("HDFS_MODELS_CACHE_SCOPE", "").strip().lower() or "application"
+    if scope not in CACHE_SCOPES:
+        raise ValueError(
+            f"HDFS_MODELS_CACHE_SCOPE={env['HDFS_MODELS_CACHE_SCOPE']!r}: use one of {', '.join(CACHE_SCOPES)}"
+        )
+    first = _first_dir(env.get(CACHE_SCOPES[scope]))
+    if first is None:
+        raise ValueError(
+            f"HDFS_MODELS_CACHE_SCOPE={scope} needs {CACHE_SCOPES[scope]}, which this YARN container does not set"
+        )
+    return first
+
+
 def cache_root(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] = os.environ) -> str:
     """The node-cache root directory (absolute; not created here).
 
-    Explicit argument > ``HDFS_MODELS_CACHE`` > the first ``SPARK_LOCAL_DIRS``
-    entry > the first YARN ``LOCAL_DIRS`` entry (both + ``/hdfs-models``) >
-    ``~/.cache/hdfs-models``.
+    Explicit argument > ``HDFS_MODELS_CACHE`` > in a YARN container (``LOCAL_DIRS``
+    set), by ``HDFS_MODELS_CACHE_SCOPE``: ``application`` (default), the first
+    ``LOCAL_DIRS`` entry, shared by the application's executors on the node and
+    deleted by the NodeManager when the application ends; ``user``, the first
+    ``LOCAL_USER_DIRS`` entry, shared by every application of the user on the
+    node and kept until evicted > the first ``SPARK_LOCAL_DIRS`` entry > ``~/.cache/hdfs-models``
+    (directory entries + ``/hdfs-models``). Inside YARN, ``SPARK_LOCAL_DIRS``
+    is one executor's ``blockmgr-*`` dir, so it would give each executor its own cache.
     """
     if explicit is not None and os.fspath(explicit) != "":
         return os.path.abspath(os.fspath(explicit))
     if env.get("HDFS_MODELS_CACHE"):
         return os.path.abspath(env["HDFS_MODELS_CACHE"])
-    for variable in ("SPARK_LOCAL_DIRS", "LOCAL_DIRS"):
-        first = _first_dir(env.get(variable))
-        if first:
-            return os.path.abspath(os.path.join(first, "hdfs-models"))
+    yarn = _yarn_dir(env)
+    if yarn:
+        return os.path.abspath(os.path.join(yarn, "hdfs-models"))
+    first = _first_dir(env.get("SPARK_LOCAL_DIRS"))
+    if first:
+        return os.path.abspath(os.path.join(first, "hdfs-models"))
     home = env.get("HOME") or os.path.expanduser("~")
     return os.path.abspath(os.path.join(home, ".cache", "hdfs-models"))

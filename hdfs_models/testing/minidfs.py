@@ -34,6 +34,7 @@ from typing import IO, Any, Mapping
 
 from hdfs_models.testing.kerberos import DEFAULT_USERS, KerberosMixin, kerberos_launcher_args
 from hdfs_models.testing.launcher import MAIN_CLASS, MiniDFSError, ensure_launcher, missing_tools
+from hdfs_models.testing.yarn import Yarn, launch_settings
 
 __all__ = ["MiniDFS", "MiniDFSError", "ensure_launcher", "missing_tools"]
 
@@ -45,7 +46,10 @@ class MiniDFS(KerberosMixin):
     Options: ``datanodes`` (3), ``replication`` (min(3, datanodes)),
     ``block_size`` (1 MiB, so a model spans many blocks), ``permissions``
     (on), ``ha`` (one nameservice ``minidfs-ns`` with two NameNodes),
-    ``base_dir`` (a fresh temp dir, removed on stop), ``startup_timeout``.
+    ``base_dir`` (a fresh temp dir, removed on stop), ``startup_timeout``,
+    ``yarn_nodemanagers`` (N > 0 also starts a MiniYARNCluster with N
+    NodeManagers in the same JVM: :attr:`yarn`, :meth:`spark_yarn_conf`,
+    ``yarn-site.xml`` in the conf dir; see :mod:`hdfs_models.testing.yarn`).
     Every port is ephemeral, so parallel clusters never collide.
 
     ``kerberos=True`` makes it secure, with a KDC in the same JVM:
@@ -76,6 +80,7 @@ class MiniDFS(KerberosMixin):
         kerberos: bool = False,
         protection: str = "authentication",
         users: tuple[str, ...] = DEFAULT_USERS,
+        yarn_nodemanagers: int = 0,
     ) -> None:
         self.datanodes_count = datanodes
         self.replication = replication
@@ -88,6 +93,7 @@ class MiniDFS(KerberosMixin):
         self.kerberized = kerberos
         self.protection = protection
         self.users = tuple(users)
+        self.yarn_nodemanagers = yarn_nodemanagers
         self._own_base = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else None
         self.info: dict[str, Any] = {}
@@ -112,11 +118,12 @@ class MiniDFS(KerberosMixin):
             self.base_dir = Path(tempfile.mkdtemp(prefix="minidfs-"))
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "w")
-        cmd = ["java", *self.java_opts, "-cp", classpath, MAIN_CLASS, *self._launcher_args()]
+        java_opts, env = launch_settings(self.java_opts, bool(self.yarn_nodemanagers))
+        cmd = ["java", *java_opts, "-cp", classpath, MAIN_CLASS, *self._launcher_args()]
         log.info("starting MiniDFS: %s", " ".join(cmd[:2] + cmd[-len(self._launcher_args()) - 1 :]))
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file,
-            text=True, bufsize=1,
+            text=True, bufsize=1, env=env, cwd=str(self.base_dir),
         )
         threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
         try:
@@ -148,6 +155,8 @@ class MiniDFS(KerberosMixin):
             args.append("--no-permissions")
         if self.ha:
             args.append("--ha")
+        if self.yarn_nodemanagers:
+            args += ["--yarn-nodemanagers", str(self.yarn_nodemanagers)]
         return args + kerberos_launcher_args(self.kerberized, self.base_dir, self.protection, self.users)
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -259,6 +268,17 @@ class MiniDFS(KerberosMixin):
     def conf_dir(self) -> str:
         """A Hadoop client config dir (core-site.xml, hdfs-site.xml) for this cluster."""
         return str(self.info["conf_dir"])
+
+    @property
+    def yarn(self) -> Yarn:
+        """The MiniYARNCluster (:class:`hdfs_models.testing.yarn.Yarn`); needs ``yarn_nodemanagers``."""
+        if not self.info.get("yarn"):
+            raise MiniDFSError("this MiniDFS runs no YARN: start it with yarn_nodemanagers=N", reason="no yarn")
+        return Yarn(self, self.info["yarn"])
+
+    def spark_yarn_conf(self, **options: Any) -> dict[str, str]:
+        """``spark-submit --conf`` settings for this YARN (:meth:`~hdfs_models.testing.yarn.Yarn.spark_conf`)."""
+        return dict(self.yarn.spark_conf(**options))
 
     @property
     def log_path(self) -> Path:

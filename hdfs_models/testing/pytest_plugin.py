@@ -12,6 +12,12 @@ Fixtures:
     the module. A module may set ``SECURE_MINIDFS_OPTIONS`` (a dict of
     MiniDFS options, e.g. ``{"ha": True}``). Needs ``kinit`` too; skips, or
     fails under ``CI=true``, without it.
+``minidfs_yarn``
+    module-scoped :class:`hdfs_models.testing.MiniDFS` with one DataNode and
+    a MiniYARNCluster of two NodeManagers (``minidfs_yarn.yarn``,
+    ``minidfs_yarn.spark_yarn_conf()``); the same skip/fail rule. Start-up
+    takes 15-80 s and it holds ~10 GB of (unenforced) container memory, so
+    keep YARN tests in one module.
 ``spark``
     a ``local[2]`` SparkSession (shared; switched, not duplicated).
 ``spark_cluster``
@@ -81,6 +87,16 @@ def secure_minidfs(request: Any) -> Iterator[Any]:
     options = {"datanodes": 2, **getattr(request.module, "SECURE_MINIDFS_OPTIONS", {})}
     with MiniDFS(kerberos=True, **options) as cluster, pytest.MonkeyPatch.context() as mp:
         mp.setenv("KRB5_CONFIG", cluster.krb5_conf)
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def minidfs_yarn() -> Iterator[Any]:
+    """MiniDFS (one DataNode) plus a MiniYARNCluster with two NodeManagers, shared by one test module."""
+    missing = missing_tools()
+    if missing:
+        require_or_skip(missing)
+    with MiniDFS(datanodes=1, yarn_nodemanagers=2) as cluster:
         yield cluster
 
 

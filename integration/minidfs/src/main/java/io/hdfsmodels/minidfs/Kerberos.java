@@ -137,6 +137,22 @@ final class Kerberos {
     UserGroupInformation.loginUserFromKeytab(service("hdfs"), keytab);
   }
 
+  /** Secure YARN (Yarn.java): the ResourceManager and NodeManagers log in as hdfs/localhost. */
+  void configureYarn(Configuration conf) {
+    String keytab = serviceKeytab.getAbsolutePath();
+    for (String daemon : new String[] {"resourcemanager", "nodemanager"}) {
+      conf.set("yarn." + daemon + ".principal", service("hdfs"));
+      conf.set("yarn." + daemon + ".keytab", keytab);
+      conf.set("yarn." + daemon + ".webapp.spnego-principal", service("HTTP"));
+      conf.set("yarn." + daemon + ".webapp.spnego-keytab-file", keytab);
+    }
+  }
+
+  /** What a YARN client needs to talk to the secure ResourceManager. */
+  void configureYarnClient(Configuration c) {
+    c.set("yarn.resourcemanager.principal", service("hdfs"));
+  }
+
   /** Keys a client needs (core-site.xml and hdfs-site.xml both get them). */
   void configureClient(Configuration c) {
     c.set("hadoop.security.authentication", "kerberos");

@@ -43,6 +43,7 @@ import org.apache.hadoop.metrics2.lib.MutableCounterLong;
  * token USER PATH [SERVICE] (--kerberos only) | ping | quit. corrupt-replica with ADDR corrupts
  * the replica on that DataNode (so a test can corrupt every replica but a chosen one); without
  * it, the first replica the NameNode lists.
+ * With {@code --yarn-nodemanagers N} also yarn-apps | yarn-nodes (see {@link Yarn}).
  */
 public final class Launcher {
   private static final String NAMESERVICE = "minidfs-ns";
@@ -51,6 +52,7 @@ public final class Launcher {
   private final PrintStream proto;
   private MiniDFSCluster cluster;
   private Configuration clientConf;
+  private Yarn yarn;
   private int activeNameNode = 0;
   private Kerberos kerberos;
   private final Map<String, MiniDFSCluster.DataNodeProperties> stopped = new HashMap<>();
@@ -67,6 +69,8 @@ public final class Launcher {
     System.setOut(System.err);
     Options opts = Options.parse(args);
     Launcher launcher = new Launcher(opts, proto);
+    // On SIGTERM too: stopping YARN kills its containers, which would otherwise outlive us.
+    Runtime.getRuntime().addShutdownHook(new Thread(launcher::shutdown, "launcher-shutdown"));
     int rc = 0;
     try {
       launcher.start();
@@ -121,6 +125,13 @@ public final class Launcher {
     cluster.waitActive();
     clientConf = buildClientConf(conf);
     prepareDirectories();
+    if (opts.yarnNodeManagers > 0) {
+      Configuration yarnConf = new Configuration(conf);
+      for (Map.Entry<String, String> e : clientConf) {
+        yarnConf.set(e.getKey(), e.getValue());
+      }
+      yarn = Yarn.start(yarnConf, opts, kerberos);
+    }
     writeConfDir();
     proto.println(readyLine());
   }
@@ -180,6 +191,9 @@ public final class Launcher {
     }
     writeXml(core, new File(dir, "core-site.xml"));
     writeXml(clientConf, new File(dir, "hdfs-site.xml"));
+    if (yarn != null) {
+      writeXml(yarn.clientConf(), new File(dir, "yarn-site.xml"));
+    }
   }
 
   private static void writeXml(Configuration c, File target) throws IOException {
@@ -211,7 +225,8 @@ public final class Launcher {
         "block_size", opts.blockSize,
         "replication", opts.replication,
         "user", System.getProperty("user.name"),
-        "kerberos", kerberos == null ? null : kerberos.describe());
+        "kerberos", kerberos == null ? null : kerberos.describe(),
+        "yarn", yarn == null ? null : yarn.info());
   }
 
   private void serve() throws IOException {
@@ -261,6 +276,10 @@ public final class Launcher {
         return failover();
       case "token":
         return token(parts);
+      case "yarn-apps":
+        return yarnOrFail().apps();
+      case "yarn-nodes":
+        return yarnOrFail().nodes(true);
       default:
         throw new IllegalArgumentException("unknown command " + parts[0]);
     }
@@ -378,6 +397,13 @@ public final class Launcher {
     return Json.map("total", total, "per_datanode", per);
   }
 
+  private Yarn yarnOrFail() {
+    if (yarn == null) {
+      throw new IllegalStateException("no YARN here (start with --yarn-nodemanagers N)");
+    }
+    return yarn;
+  }
+
   private Object failover() throws IOException {
     if (!opts.ha) {
       throw new IllegalStateException("failover needs HA mode (--ha)");
@@ -398,16 +424,27 @@ public final class Launcher {
     return kerberos.writeToken(arg(parts, 1), arg(parts, 2), clientConf, parts.length > 3 ? parts[3] : null);
   }
 
-  private void shutdown() {
+  /** Idempotent: runs from main's finally and again from the shutdown hook. */
+  private synchronized void shutdown() {
+    if (yarn != null) {
+      try {
+        yarn.stop();
+      } catch (Throwable t) {
+        t.printStackTrace(System.err);
+      }
+      yarn = null;
+    }
     if (cluster != null) {
       try {
         cluster.shutdown(true);
       } catch (Throwable t) {
         t.printStackTrace(System.err);
       }
+      cluster = null;
     }
     if (kerberos != null) {
       kerberos.stop();
+      kerberos = null;
     }
   }
 

@@ -11,6 +11,10 @@ final class Options {
   long blockSize = 1L << 20;
   boolean permissions = true;
   boolean ha = false;
+  /** NodeManagers of a MiniYARNCluster started beside the DFS (0: no YARN). */
+  int yarnNodeManagers = 0;
+  /** Memory (MB) each NodeManager offers; sized so two executors and one AM fit, not three executors. */
+  int yarnNodeMemoryMb = 5120;
   String baseDir;
   String confDir;
   /** Kerberos (Kerberos.java): its dir, or null for simple authentication. */
@@ -39,6 +43,12 @@ final class Options {
           break;
         case "--ha":
           o.ha = true;
+          break;
+        case "--yarn-nodemanagers":
+          o.yarnNodeManagers = Integer.parseInt(args[++i]);
+          break;
+        case "--yarn-node-memory-mb":
+          o.yarnNodeMemoryMb = Integer.parseInt(args[++i]);
           break;
         case "--base-dir":
           o.baseDir = args[++i];
