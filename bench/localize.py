@@ -47,29 +47,11 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _write_model(path: str, data_bytes: int) -> int:
-    """A SavedModel-shaped tree: small graph, index, one big data shard, empty assets/."""
-    os.makedirs(os.path.join(path, "variables"))
-    os.makedirs(os.path.join(path, "assets"))
-    with open(os.path.join(path, "saved_model.pb"), "wb") as handle:
-        handle.write(b"\x08\x01\x12" + _varint(200_000) + os.urandom(200_000))  # schema 1, one MetaGraphDef
-    with open(os.path.join(path, "variables", "variables.index"), "wb") as handle:
-        handle.write(os.urandom(20_000))
-    with open(os.path.join(path, "variables", "variables.data-00000-of-00001"), "wb") as handle:
-        left = data_bytes
-        while left:
-            chunk = min(left, 16 << 20)
-            handle.write(os.urandom(chunk))
-            left -= chunk
+    """A fake SavedModel (hdfs_models.testing): graph, index, one ``data_bytes`` data shard, empty assets/."""
+    from hdfs_models.testing import write_fake_model
+
+    write_fake_model(path, data_bytes=data_bytes)
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
