@@ -274,21 +274,12 @@ def _fetch_once(job: DownloadJob, task: FileEntry, attempt: int) -> int:
 
 
 def _vanished(job: DownloadJob, task: FileEntry, part: str) -> IntegrityError:
+    """A file the plan lists is gone: a broken manifest, or (without one) a changed source (F5)."""
     if job.manifest:
-        return IntegrityError(
-            f"{job.url}: the manifest lists {task.path} but the store has no such file",
-            url=job.url,
-            path=part,
-            reason="missing file",
-            file=task.path,
-        )
-    return SourceChangedError(
-        f"{job.url}: {task.path} disappeared during the download",
-        url=job.url,
-        path=part,
-        reason="source changed",
-        file=task.path,
-    )
+        cls, what, reason = IntegrityError, "the manifest lists {} but the store has no such file", "missing file"
+    else:
+        cls, what, reason = SourceChangedError, "{} disappeared during the download", "source changed"
+    return cls(f"{job.url}: {what.format(task.path)}", url=job.url, path=part, reason=reason, file=task.path)
 
 
 def _remove_quietly(path: str) -> None:
