@@ -12,7 +12,8 @@ Stages (seconds summed over tasks):
 
 =============  =================================================================
 ``localize``   getting the model onto local disk (node cache, Spark files)
-``load``       TensorFlow loading it (first task of each Python worker)
+``load``       importing TensorFlow and loading the model (first task of each Python worker;
+               ``model_loads.seconds`` is the loading alone)
 ``read``       waiting for the next Arrow batch from the JVM
 ``convert``    Arrow columns → tensors, and outputs → Arrow columns
 ``inference``  the signature's function
@@ -162,7 +163,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     report["rows_per_second"] = round(report["rows"] / span, 1) if span > 0 else 0.0
     report["model_loads"] = {"count": sum(w["count"] for w in loads.values()),
                              "seconds": round(sum(w["seconds"] for w in loads.values()), 3),
-                             "per_worker": loads}
+                             "per_worker": {k: {**w, "seconds": round(w["seconds"], 3)} for k, w in loads.items()}}
     report["task_seconds"] = round(report["task_seconds"], 3)
     report["stages"] = {k: round(v, 3) for k, v in report["stages"].items()}
     return report

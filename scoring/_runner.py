@@ -15,9 +15,12 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from hdfs_models import cache_stats
+
 from scoring._arrow import column_to_tensor
 from scoring._gpu import bind_task
-from scoring._model_cache import LoadedModel, get_model
+from scoring._metrics import TaskRecorder, task_key
+from scoring._model_cache import LoadedModel, cache_info, get_model
 from scoring._plan import ColumnType, OutputColumn, Plan, Request
 from scoring._precision import resolve_precision
 from scoring._prefetch import prefetch
@@ -77,6 +80,7 @@ class Runner:
     read_ahead: int = 1
     plan: Plan | None = None
     precision: str = "float32"
+    metrics: Any = None  # a Spark accumulator (scoring._metrics.MetricsParam), or None
 
     def planned(self, columns: Sequence[ColumnType]) -> "Runner":
         """This runner bound to ``columns`` (validated: ScoringError subclasses otherwise)."""
@@ -96,24 +100,36 @@ class Runner:
             raise RuntimeError("Runner has no plan: bind it with planned() or positional() first")
         return self.plan
 
-    def model(self) -> tuple[LoadedModel, int | None]:
+    def model(self, recorder: TaskRecorder | None = None) -> tuple[LoadedModel, int | None]:
         """Localize (once per node) and load (once per worker) the model.
 
         The task's GPU (if Spark assigned one) and the precision this
-        worker's CPU allows are decided here, on the executor.
+        worker's CPU allows are decided here, on the executor. ``recorder``
+        gets the time of each step (stages ``localize`` and ``load``), the
+        node-cache counters' change and the loads made.
         """
-        placement = bind_task()
-        precision = resolve_precision(self.precision, device=placement.device)
-        local = self.source.localize()
+        rec = recorder or TaskRecorder()
+        with rec.stage("localize"):
+            before = cache_stats()
+            local = self.source.localize()
+            rec.add_cache(cache_stats() - before)
         name = self.request.signature.name
-        try:
-            model = get_model(local.key, local.path, name, threads=self.threads, capacity=self.capacity,
-                              precision=precision, placement=placement)  # fmt: skip
-        except ModelLoadError:
-            # A cached copy TensorFlow cannot read (DataLossError...) must not be served again:
-            # drop it, so Spark's task retry downloads a fresh one (RELIABILITY L2).
-            self.source.discard(local)
-            raise
+        loads = cache_info()
+        with rec.stage("load"):
+            placement = bind_task()
+            precision = resolve_precision(self.precision, device=placement.device)
+            try:
+                model = get_model(local.key, local.path, name, threads=self.threads, capacity=self.capacity,
+                                  precision=precision, placement=placement)  # fmt: skip
+            except ModelLoadError:
+                # A cached copy TensorFlow cannot read (DataLossError...) must not be served again:
+                # drop it, so Spark's task retry downloads a fresh one (RELIABILITY L2).
+                self.source.discard(local)
+                raise
+        after = cache_info()
+        rec.model_loads += after["loads"] - loads["loads"]
+        rec.load_seconds += after["load_seconds"] - loads["load_seconds"]
+        rec.version = local.version
         return model, local.version
 
     def tensors(self, columns: Mapping[str, Any], row_offset: int) -> dict[str, np.ndarray]:
@@ -135,29 +151,53 @@ class Runner:
                 parts[name].append(result[name].numpy())
         return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
-    def score_columns(self, model: LoadedModel, columns: Mapping[str, Any], n: int, row_offset: int) -> list[Any]:
-        """One Arrow array per output column, for ``n`` rows of input ``columns``."""
-        raw = self.predict(model.function, self.tensors(columns, row_offset), n)
-        return [_to_arrow(out, raw[out.source], n) for out in self._bound().outputs]
+    def score_columns(self, model: LoadedModel, columns: Mapping[str, Any], n: int, row_offset: int,
+                      recorder: TaskRecorder | None = None) -> list[Any]:
+        """One Arrow array per output column, for ``n`` rows of input ``columns``.
+
+        ``recorder`` gets the time of the stages ``convert`` and ``inference``.
+        """
+        rec = recorder or TaskRecorder()
+        with rec.stage("convert"):
+            tensors = self.tensors(columns, row_offset)
+        with rec.stage("inference"):
+            raw = self.predict(model.function, tensors, n)
+        with rec.stage("convert"):
+            return [_to_arrow(out, raw[out.source], n) for out in self._bound().outputs]
 
     def score_batches(self, batches: Iterable[Any]) -> Iterator[Any]:
-        """mapInArrow body: RecordBatches in, RecordBatches (keep, outputs, version) out."""
+        """mapInArrow body: RecordBatches in, RecordBatches (keep, outputs, version) out.
+
+        With ``metrics`` (an accumulator of :class:`scoring._metrics.MetricsParam`),
+        a task that ends without error adds its record (:mod:`scoring._metrics`).
+        """
         import pyarrow as pa
 
+        rec = TaskRecorder()
         plan = self._bound()
-        model, version = self.model()
+        model, version = self.model(rec)
         names = [*plan.keep_cols, *(o.name for o in plan.outputs)]
         if plan.version_col:
             names.append(plan.version_col)
-        offset = 0
-        for batch in prefetch(batches, self.read_ahead):
+        for batch in rec.timed(prefetch(batches, self.read_ahead), "read"):
             n = batch.num_rows
             columns = {c: batch.column(c) for _, c in plan.inputs}
-            arrays = [batch.column(c) for c in plan.keep_cols] + self.score_columns(model, columns, n, offset)
-            if plan.version_col:
-                arrays.append(version_array(version, n))
-            yield pa.RecordBatch.from_arrays(arrays, names=names)
-            offset += n
+            arrays = [batch.column(c) for c in plan.keep_cols] + self.score_columns(
+                model, columns, n, rec.rows_in, rec)
+            with rec.stage("convert"):
+                if plan.version_col:
+                    arrays.append(version_array(version, n))
+                out = pa.RecordBatch.from_arrays(arrays, names=names)
+            rec.rows_in, rec.rows_out, rec.batches = rec.rows_in + n, rec.rows_out + out.num_rows, rec.batches + 1
+            with rec.stage("write"):
+                yield out
+        self._report(rec)
+
+    def _report(self, rec: TaskRecorder) -> None:
+        """Add this task's record to the metrics accumulator (inside a Spark task only)."""
+        key = task_key() if self.metrics is not None else None
+        if key is not None:
+            self.metrics.add({key[0]: rec.record(key[1])})
 
 
 def version_array(version: int | None, n: int) -> Any:

@@ -20,8 +20,10 @@ otherwise null.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from scoring._metrics import MetricsParam, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
 from scoring._plan import (
     ColumnType,
@@ -103,6 +105,7 @@ class Scorer:
         self.cache_capacity = cache_capacity
         self.read_ahead = read_ahead
         self.precision = check_precision(precision)
+        self._metrics: Any = None  # the Spark accumulator of task records, made by the first transform
 
     def __repr__(self) -> str:
         return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, returns={self.returns!r})"
@@ -150,7 +153,45 @@ class Scorer:
         needed = runner.read_columns()
         if len(needed) < len(df.columns):
             df = df.select(*(_quoted(c) for c in needed))
+        runner = replace(runner, metrics=self._accumulator(df))
         return df.mapInArrow(runner.score_batches, schema)
+
+    # -- what it did (driver) --------------------------------------------------------------
+
+    def _accumulator(self, df: Any) -> Any:
+        if self._metrics is None:
+            try:
+                context = df.sparkSession.sparkContext
+            except Exception:  # Spark Connect has no SparkContext, hence no accumulators  # noqa: BLE001
+                log.info("no SparkContext behind this DataFrame: Scorer.metrics() stays empty")
+                return None
+            self._metrics = context.accumulator({}, MetricsParam())
+        return self._metrics
+
+    def metric_records(self) -> list[dict[str, Any]]:
+        """One record per scored partition of every action so far (see :mod:`scoring._metrics`)."""
+        return [] if self._metrics is None else list(self._metrics.value.values())
+
+    def metrics(self) -> dict[str, Any]:
+        """What this scorer's :meth:`transform` jobs did, gathered from every executor.
+
+        Read it on the driver after an action. Keys: ``rows`` (= ``rows_out``),
+        ``rows_in``, ``batches``, ``tasks``, ``seconds`` (first task start to
+        last task end), ``rows_per_second``, ``task_seconds``, ``stages``
+        (seconds per stage: localize, load, read, convert, inference, write),
+        ``versions`` (version → rows), ``model_loads`` (``count``,
+        ``seconds``, ``per_worker``) and ``cache`` (node-cache
+        ``localize_calls``, ``hits``, ``misses``, ``errors``,
+        ``bytes_downloaded``). A task Spark retried counts once; each action
+        on the scored DataFrame counts (each scores again).
+        """
+        return summarize(self.metric_records())
+
+    @property
+    def description(self) -> str:
+        """What to call its jobs in the Spark UI: ``spark.sparkContext.setJobDescription(scorer.description)``."""
+        version = self._source.version
+        return f"hdfs-models score {self._source.describe()}" + (f" version {version}" if version is not None else "")
 
     def predict_arrow(self, batches: Iterable[Any]) -> Iterator[Any]:
         """Score pyarrow RecordBatches in this process (what each transform task runs)."""

@@ -87,6 +87,11 @@ class LocalSource:
     def describe(self) -> str:
         return self.path
 
+    @property
+    def version(self) -> int | None:
+        """The version rows are tagged with (the directory's name when it is an integer)."""
+        return dir_version(self.path)
+
     def signatures(self) -> dict[str, Any]:
         check_local_dir(self.path)
         return read_local_signatures(self.path)
@@ -111,6 +116,11 @@ class UrlSource:
     def describe(self) -> str:
         return self.url
 
+    @property
+    def version(self) -> int | None:
+        """The version pinned on the driver (None when not pinned)."""
+        return None if self.pinned is None else int(self.pinned.version)
+
     def signatures(self) -> dict[str, Any]:
         if self.pinned is not None and self.pinned.signatures:
             return dict(self.pinned.signatures)
@@ -134,6 +144,12 @@ class HandleSource:
 
     def describe(self) -> str:
         return str(getattr(self.handle, "url", None) or self.handle)
+
+    @property
+    def version(self) -> int | None:
+        """The handle's version, when it has one."""
+        version = getattr(self.handle, "version", None)
+        return None if version is None else int(version)
 
     def signatures(self) -> dict[str, Any]:
         for owner in (self.handle, getattr(self.handle, "pinned", None)):

@@ -19,6 +19,10 @@ partial output. At the end one line reports rows, seconds, rows/s, the
 model version and the precision asked for (``--json``: one JSON object).
 ``--precision bfloat16`` runs oneDNN bfloat16 mixed precision on executors
 whose CPU has AVX512-BF16 or AMX (an error elsewhere); ``auto`` where available.
+``--metrics-json PATH`` writes what every executor measured
+(:meth:`scoring.Scorer.metrics`: stages, rows per version, model loads,
+node-cache hits, misses and bytes) with the job's wall time; the Spark UI
+names the scoring job after the model URL and version.
 
 ``--watch SECONDS`` turns the job into a stream over new Parquet files under
 ``--input-path``: every SECONDS it resolves ``latest`` again and switches to a
@@ -44,6 +48,7 @@ from typing import Any, Sequence
 from hdfs_models import HdfsModelsError, ModelHandle, ModelNotFoundError, distribute, list_versions
 
 from scoring._job_io import Output, append_output, check_output, count_output, read_input, write_output
+from scoring._metrics import summarize
 from scoring._scorer import Scorer
 from scoring._watch import Watcher, run_watch
 from scoring.errors import ScoringError
@@ -86,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="--watch: checkpoint dir (default beside the output)")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Spark setting (repeatable), e.g. spark.driver.memory=4g")
+    p.add_argument("--cache-dir", default=None,
+                   help="--strategy fetch: node-cache root on the executors (default: HDFS_MODELS_CACHE, "
+                        "else the executor's scratch dir)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--metrics-json", default=None, metavar="PATH",
+                   help="write what the job did (rows, seconds, stages, versions, model loads, node cache) "
+                        "to PATH as one JSON object")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -129,7 +140,7 @@ def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[M
     if args.strategy == "submitted":
         handle = ModelHandle.submitted(args.model, version=None if str(version) == "latest" else int(version))
     else:
-        handle = distribute(spark, args.model, version=version, strategy=args.strategy)
+        handle = distribute(spark, args.model, version=version, strategy=args.strategy, cache_dir=args.cache_dir)
     keep = tuple(c for c in args.keep.split(",") if c)
     scorer = Scorer(handle, input_cols=parse_features(args.features), signature=args.signature,
                     returns=args.returns, batch_size=args.batch_size, keep_cols=keep, precision=args.precision)
@@ -145,9 +156,15 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     df = read_input(spark, args.input_table, args.input_path)
     check_output(spark, out)
     handle, scorer = _scorer(spark, args, args.version)
-    write_output(spark, scorer.transform(df), out)
+    spark.sparkContext.setJobDescription(scorer.description)  # the Spark UI names the scoring job
+    try:
+        write_output(spark, scorer.transform(df), out)
+    finally:
+        spark.sparkContext.setJobDescription(None)
     rows = count_output(spark, out)
-    return _summary(rows, started, handle.version, args.model, out.name)
+    summary = _summary(rows, started, handle.version, args.model, out.name)
+    summary["metrics"] = summarize(scorer.metric_records())
+    return summary
 
 
 def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float) -> dict[str, Any]:
@@ -163,14 +180,40 @@ def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float
             raise ModelNotFoundError(f"no complete version under {args.model}", url=args.model)
         return max(versions)
 
-    watcher = Watcher(interval=args.watch, latest=latest, make_scorer=lambda v: _scorer(spark, args, v)[1])
+    scorers: list[Scorer] = []
+
+    def make_scorer(version: int) -> Scorer:
+        scorers.append(_scorer(spark, args, version)[1])
+        return scorers[-1]
+
+    def write(df: Any) -> None:
+        spark.sparkContext.setJobDescription(f"hdfs-models score {args.model} version {watcher.version}")
+        append_output(spark, df, out)
+
+    watcher = Watcher(interval=args.watch, latest=latest, make_scorer=make_scorer)
     target = (args.output_path or args.output_table or "out").rstrip("/")
     checkpoint = args.checkpoint or (f"{target}._checkpoint" if args.output_path else f"/tmp/{target}._checkpoint")
-    rows = run_watch(spark, args.input_path, checkpoint, watcher, lambda df: append_output(spark, df, out),
+    rows = run_watch(spark, args.input_path, checkpoint, watcher, write,
                      idle_timeout=args.idle_timeout, trigger_seconds=min(args.watch, 1.0) or 1.0)
     summary = _summary(rows, started, watcher.version, args.model, out.name)
     summary["versions"] = watcher.versions_seen
+    summary["metrics"] = summarize(record for scorer in scorers for record in scorer.metric_records())
     return summary
+
+
+def metrics_report(summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``--metrics-json`` object: the executors' metrics with the job's own rows and wall time.
+
+    ``rows`` are the rows the executors scored (``rows_written``: counted in
+    the output), ``seconds`` the job's wall time, ``scoring_seconds`` the span
+    of its scoring tasks; the rest is :meth:`scoring.Scorer.metrics`.
+    """
+    metrics = dict(summary["metrics"])
+    seconds = summary["seconds"]
+    return {**metrics, "scoring_seconds": metrics["seconds"], "seconds": seconds,
+            "rows_per_second": round(metrics["rows"] / seconds, 1) if seconds else 0.0,
+            "rows_written": summary["rows"], "model": summary["model"], "version": summary["version"],
+            "output": summary["output"]}
 
 
 def _summary(rows: int, started: float, version: Any, model: str, where: str) -> dict[str, Any]:
@@ -222,6 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if spark is not None and owned:
             spark.stop()
+    if args.metrics_json:
+        try:
+            with open(args.metrics_json, "w", encoding="utf-8") as fh:
+                json.dump(metrics_report(summary), fh, sort_keys=True, indent=1)
+        except OSError as exc:
+            print(f"scoring.job: error: cannot write --metrics-json {args.metrics_json}: {exc.strerror}",
+                  file=sys.stderr)
+            return 1
+    summary.pop("metrics", None)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:

@@ -4,6 +4,7 @@ import itertools
 import pickle
 
 from hdfs_models import CacheStats
+from hdfs_models.testing.pytest_plugin import require_module
 
 from scoring._metrics import STAGES, MetricsParam, TaskRecorder, summarize, task_key
 
@@ -77,3 +78,34 @@ def test_empty_summary_and_task_key():
 
     assert task_key(lambda: Context()) == ((3, 1), 42)
     assert task_key(lambda: None) is None
+
+
+# -- a real local Spark job ---------------------------------------------------------------
+
+
+def test_scorer_metrics_after_an_action(spark, tmp_path):
+    require_module("tensorflow", "tf")
+    require_module("pyarrow", "arrow")
+    from scoring import Scorer
+    from scoring.testing import save_dense
+
+    model = save_dense(str(tmp_path / "5"))
+    rows = [(i, [float(i % 7)] * 12) for i in range(300)]
+    df = spark.createDataFrame(rows, "id long, features array<float>").repartition(3)
+    scorer = Scorer(model, keep_cols=("id",), batch_size=64)
+    assert scorer.metrics()["rows"] == 0  # nothing ran yet
+    scored = scorer.transform(df)
+    assert scored.count() == 300
+    report = scorer.metrics()
+    assert (report["rows"], report["rows_in"], report["tasks"]) == (300, 300, 3)
+    assert report["versions"] == {"5": 300}
+    assert report["batches"] >= 3 and report["rows_per_second"] > 0
+    assert set(report["stages"]) == set(STAGES) and report["stages"]["inference"] > 0
+    assert sum(report["stages"].values()) <= report["task_seconds"] * 1.0001
+    assert sum(report["stages"].values()) >= report["task_seconds"] * 0.9
+    loads = report["model_loads"]
+    assert 1 <= loads["count"] == sum(w["count"] for w in loads["per_worker"].values())
+    assert report["cache"]["localize_calls"] == 0  # a local directory never touches the node cache
+    scored.count()  # a second action scores again, and is counted again
+    assert scorer.metrics()["rows"] == 600
+    assert scorer.description == f"hdfs-models score {model} version 5"
