@@ -40,10 +40,15 @@ def _input(spark, path: str, rows: int = ROWS, partitions: int = 8) -> None:
     spark.createDataFrame(data, "id long, features array<float>").repartition(partitions).write.parquet(path)
 
 
-def _job_descriptions(spark) -> list[str]:
-    """Descriptions of the jobs this SparkContext ran (its status store; the UI is off in tests)."""
+def _jobs(spark):
+    """The jobs this SparkContext ran, from its status store (the UI is off in tests), as a java List."""
     context = spark.sparkContext
-    jobs = context._jvm.scala.jdk.javaapi.CollectionConverters.asJava(context._jsc.sc().statusStore().jobsList(None))
+    return context._jvm.scala.jdk.javaapi.CollectionConverters.asJava(context._jsc.sc().statusStore().jobsList(None))
+
+
+def _job_descriptions(spark) -> list[str]:
+    """Descriptions of the jobs this SparkContext ran."""
+    jobs = _jobs(spark)
     out = []
     for i in range(jobs.size()):
         description = jobs.get(i).description()
@@ -107,5 +112,12 @@ def test_a_retried_task_is_counted_once(spark_cluster, published):
     scorer = Scorer(base, keep_cols=("id",), batch_size=32)
     out = scorer.transform(df).withColumn("checked", fail_first_attempt(col("id")))
     assert out.select(sum_("checked")).first()[0] == sum(range(400))  # forces the failing column
+    assert _failed_tasks(spark_cluster) >= 1  # the injected failure happened, and was retried
     report = scorer.metrics()
     assert report["rows"] == report["rows_in"] == 400 and report["tasks"] == 4
+
+
+def _failed_tasks(spark) -> int:
+    """Failed task attempts over every job this SparkContext ran (its status store)."""
+    jobs = _jobs(spark)
+    return sum(jobs.get(i).numFailedTasks() for i in range(jobs.size()))
