@@ -1,7 +1,7 @@
 """Benchmark: YARN's PUBLIC localization of ``--archives`` against the node cache (``fetch``).
 
 Starts MiniDFS with a MiniYARNCluster of two NodeManagers, publishes a
-SavedModel-shaped tree of random bytes (default 200 MB; ``--quick`` 40 MB),
+fake SavedModel (valid protobuf, random variables; default 200 MB; ``--quick`` 40 MB),
 packs it with ``hdfs-models pack`` and stores the archive world-readable on
 HDFS. Then, per contender, two applications in a row (4 executors, two per
 NodeManager, 8 tasks that each ask for the model's local path):
@@ -70,12 +70,11 @@ def _cpu_model() -> str:
 
 def _publish(cluster: Any, scratch: str, data_bytes: int) -> tuple[str, str, int]:
     """Publish the model, pack version 1 and store the archive world-readable; (base, archive, bytes)."""
-    from localize import _write_model
-
     from hdfs_models import publish
+    from hdfs_models.testing import write_fake_model
 
-    local = os.path.join(scratch, "model")
-    size = _write_model(local, data_bytes)
+    local = write_fake_model(os.path.join(scratch, "model"), data_bytes=data_bytes)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(local) for f in files)
     base = f"{cluster.url}/models/bench-yarn/model"
     publish(local, base)
     tar = os.path.join(scratch, "model-1.tar")
