@@ -29,7 +29,7 @@ import uuid
 import numpy as np
 import pytest
 
-from hdfs_models import gc, localize, publish, resolve
+from hdfs_models import evict, localize, publish, resolve
 
 pytestmark = [pytest.mark.integration, pytest.mark.yarn]
 
@@ -374,5 +374,5 @@ def test_executor_killed_while_localizing(cluster, models, tmp_path):
     for nm in cluster.yarn.nodemanagers:
         for entry in entries(user_root(nm)):
             assert tree(entry) in (want, tree(models[7][0])), f"torn or foreign entry {entry}"
-    gc(cache_dir=root)  # the dead download's temp dir is swept (C4)
+    evict(cache_dir=root)  # sweeps the dead download's temp dir (C4); no limits, so no eviction
     assert not [n for n in os.listdir(root) if f"-{held['pid']}-" in n]
