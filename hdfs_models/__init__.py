@@ -40,6 +40,7 @@ from hdfs_models.cache import (  # noqa: E402
     localize,
     release,
 )
+from hdfs_models._cpu import BFLOAT16_FLAGS, CpuInfo, read_cpu  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
 from hdfs_models._publish import publish  # noqa: E402
@@ -48,9 +49,11 @@ from hdfs_models.store import open_store  # noqa: E402
 from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
 
 __all__ = [
+    "BFLOAT16_FLAGS",
     "CacheError",
     "CacheOptions",
     "CacheStats",
+    "CpuInfo",
     "DistributionError",
     "ExtraFilesWarning",
     "FileEntry",
@@ -85,6 +88,7 @@ __all__ = [
     "open_store",
     "pack",
     "publish",
+    "read_cpu",
     "read_signatures",
     "release",
     "resolve",

@@ -32,10 +32,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from hdfs_models import import_tensorflow
+from hdfs_models import BFLOAT16_FLAGS, CpuInfo, import_tensorflow, read_cpu
 from scoring.errors import PrecisionError
 
 __all__ = [
@@ -52,49 +51,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "bfloat16", "auto")
-BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 _OPTION = "auto_mixed_precision_onednn_bfloat16"
 
 _call_lock = threading.Lock()
 _said_auto: list[str] = []
 _this: list[CpuInfo] = []
-
-
-@dataclass(frozen=True)
-class CpuInfo:
-    """What the precision decision needs to know about a CPU."""
-
-    model: str
-    flags: frozenset[str]
-
-    @property
-    def bfloat16(self) -> bool:
-        """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX-BF16)."""
-        return any(flag in self.flags for flag in BFLOAT16_FLAGS)
-
-
-def read_cpu(cpuinfo: str | None = None, path: str = "/proc/cpuinfo") -> CpuInfo:
-    """The CPU's model name and flags from ``cpuinfo`` text (default: read ``path``).
-
-    An unreadable file gives no flags (so no bfloat16) and says why in ``model``.
-    """
-    if cpuinfo is None:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                cpuinfo = fh.read()
-        except OSError as exc:
-            return CpuInfo(f"unknown ({path} unreadable: {exc.strerror or exc})", frozenset())
-    model, flags = "unknown", frozenset[str]()
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        key = key.strip().lower()
-        if not sep:
-            continue
-        if key == "model name" and model == "unknown":
-            model = value.strip()
-        elif key in ("flags", "features") and not flags:  # x86 "flags", arm64 "Features"
-            flags = frozenset(value.split())
-    return CpuInfo(model, flags)
 
 
 def this_cpu() -> CpuInfo:

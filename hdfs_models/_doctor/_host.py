@@ -9,6 +9,7 @@ import stat
 import subprocess
 import tempfile
 
+from hdfs_models._cpu import BFLOAT16_FLAGS, read_cpu
 from hdfs_models._doctor._world import Check, World
 
 __all__ = ["bfloat16", "cache_root_check", "cache_space", "java", "package_versions"]
@@ -22,9 +23,6 @@ _PACKAGES = (
     ("pyarrow", ("pyarrow",), "arrow"),
     ("hdfs-native", ("hdfs-native",), "hdfs"),
 )
-# CPU flags that give TensorFlow native bfloat16 arithmetic (x86 /proc/cpuinfo "flags",
-# aarch64 "Features"); without them bfloat16 ops are converted through float32.
-_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def _human(n: float) -> str:
@@ -116,23 +114,20 @@ def package_versions(world: World) -> list[Check]:
 
 
 def bfloat16(world: World, cpuinfo: str = "/proc/cpuinfo") -> Check:
-    """Whether this CPU does bfloat16 arithmetic natively (AVX512-BF16, AMX, Arm BF16)."""
+    """Whether this CPU does bfloat16 arithmetic natively, by the rule scoring's
+    ``precision="bfloat16"`` uses (:func:`hdfs_models.read_cpu`: AVX512-BF16 or AMX)."""
     try:
         text = world.read_bytes(cpuinfo).decode("utf-8", "replace")
     except OSError as exc:
         return Check("bfloat16", "warn", f"cannot tell: {cpuinfo} is not readable ({exc.strerror})")
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    if not flags:
+    cpu = read_cpu(text)
+    if not cpu.flags:
         return Check("bfloat16", "warn", f"cannot tell: no CPU flags in {cpuinfo}")
-    native = sorted(flags & _BF16_FLAGS)
-    if native:
-        return Check("bfloat16", "ok", f"native bfloat16 ({', '.join(native)})")
-    return Check("bfloat16", "warn", "no native bfloat16 (avx512_bf16, amx_bf16): bfloat16 models run, "
-                 "slower than float32", "score bfloat16 models on CPUs with AMX or AVX512-BF16")
+    if cpu.bfloat16:
+        return Check("bfloat16", "ok", f"native bfloat16 ({', '.join(cpu.bfloat16_flags)})")
+    return Check("bfloat16", "warn", f"no native bfloat16 ({', '.join(BFLOAT16_FLAGS)}): "
+                 "precision='bfloat16' is refused here and 'auto' runs float32",
+                 "score bfloat16 models on CPUs with AMX or AVX512-BF16")
 
 
 def _java_major(version: str) -> int:
