@@ -244,17 +244,29 @@ HELD_FS = textwrap.dedent('''
     from hdfs_native.fsspec import HdfsFileSystem
 
     class Held:
-        """A file whose first read blocks (up to 240 s) once a marker says who holds it."""
+        """A file whose first read blocks (up to 240 s) in the one process that creates the marker.
+
+        Whichever first attempt reads first (it holds its node's download lock) wins the
+        marker (an exclusive link: complete, and only once per job); later readers see it
+        and read normally.
+        """
         def __init__(self, inner, marker):
-            self.inner, self.marker, self.held = inner, marker, False
+            self.inner, self.marker, self.tried = inner, marker, False
         def read(self, n=-1):
-            if not self.held and os.environ.get("HOLD_FIRST_READ"):
-                self.held = True
-                with open(self.marker + ".tmp", "w") as fh:
+            if not self.tried and os.environ.get("HOLD_FIRST_READ"):
+                self.tried = True
+                tmp = f"{self.marker}.{os.getpid()}.tmp"
+                with open(tmp, "w") as fh:
                     json.dump({"pid": os.getpid(), "container": os.environ["CONTAINER_ID"],
+                               "partition": int(os.environ["HOLD_PARTITION"]),
                                "user_dirs": os.environ["LOCAL_USER_DIRS"]}, fh)
-                os.rename(self.marker + ".tmp", self.marker)
-                deadline = time.monotonic() + 240
+                try:
+                    os.link(tmp, self.marker)
+                    won = True
+                except FileExistsError:
+                    won = False
+                os.unlink(tmp)
+                deadline = time.monotonic() + (240 if won else 0)
                 while time.monotonic() < deadline:
                     time.sleep(0.2)
             return self.inner.read(n)
@@ -280,7 +292,7 @@ HELD_FS = textwrap.dedent('''
 ''')
 
 KILL_JOB = textwrap.dedent('''
-    """Localize a model in 8 tasks; the first attempt of partition 0 holds its first read."""
+    """Localize a model in 8 tasks; the first task to read the model holds its first read."""
     import json, os, sys
     from pyspark import TaskContext
     from pyspark.sql import SparkSession
@@ -297,7 +309,8 @@ KILL_JOB = textwrap.dedent('''
         held_fs.register()
         ctx = TaskContext.get()
         os.environ["HOLD_MARKER"] = marker
-        if ctx.partitionId() == 0 and ctx.attemptNumber() == 0:
+        os.environ["HOLD_PARTITION"] = str(ctx.partitionId())
+        if ctx.attemptNumber() == 0:
             os.environ["HOLD_FIRST_READ"] = "1"
         else:
             os.environ.pop("HOLD_FIRST_READ", None)
@@ -331,9 +344,9 @@ def test_executor_killed_while_localizing(cluster, models, tmp_path):
     """Y3: SIGKILL an executor container mid-download: task retried elsewhere, job succeeds, no torn entry.
 
     Deterministic: the job reads the model through hdfs-native under another
-    scheme (a fault-injecting wrapper over the real client and MiniDFS) whose
-    first read, in partition 0's first attempt, blocks after writing a marker
-    (pid, container). The test waits for the marker, sees that
+    scheme (a fault-injecting wrapper over the real client and MiniDFS); the first
+    task attempt to read (whichever holds its node's download lock) creates a
+    marker (pid, container, partition) exclusively and blocks in that read. The test waits for the marker, sees that
     process's temp dir in the node cache, kills every process of the container,
     and lets the job go on.
     """
@@ -353,7 +366,7 @@ def test_executor_killed_while_localizing(cluster, models, tmp_path):
         time.sleep(0.2)
     if not marker.exists():
         runner.join()
-        pytest.fail("partition 0 never started its download: " + (results[0].log_tail() if results else ""))
+        pytest.fail("no task started its download: " + (results[0].log_tail() if results else ""))
     held = json.loads(marker.read_text())
     root = os.path.join(held["user_dirs"].split(",")[0], "hdfs-models")
     temps = [n for n in os.listdir(root) if n.startswith(".") and f"-{held['pid']}-" in n]
@@ -367,7 +380,7 @@ def test_executor_killed_while_localizing(cluster, models, tmp_path):
     succeeded(result)
     rows = json.loads(out.read_text())
     assert sorted(r[0] for r in rows) == list(range(8))
-    retried = [r for r in rows if r[0] == 0][0]
+    retried = [r for r in rows if r[0] == held["partition"]][0]
     assert retried[1] >= 1 and retried[2] != held["container"], retried
     want = tree(local)
     assert all(tree(path) == want for path in {r[3] for r in rows})
