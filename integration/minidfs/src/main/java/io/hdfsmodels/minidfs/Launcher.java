@@ -22,13 +22,19 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.permission.FsPermission;
+import org.apache.hadoop.hdfs.DFSTestUtil;
 import org.apache.hadoop.hdfs.DistributedFileSystem;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
 import org.apache.hadoop.hdfs.MiniDFSNNTopology;
+import org.apache.hadoop.hdfs.protocol.DatanodeID;
 import org.apache.hadoop.hdfs.protocol.DatanodeInfo;
 import org.apache.hadoop.hdfs.protocol.LocatedBlock;
+import org.apache.hadoop.hdfs.server.blockmanagement.BlockManagerTestUtil;
+import org.apache.hadoop.hdfs.server.blockmanagement.DatanodeDescriptor;
 import org.apache.hadoop.hdfs.server.datanode.DataNode;
 import org.apache.hadoop.hdfs.server.datanode.metrics.DataNodeMetrics;
+import org.apache.hadoop.hdfs.server.namenode.FSNamesystem;
+import org.apache.hadoop.hdfs.server.namenode.NameNodeAdapter;
 import org.apache.hadoop.metrics2.lib.MutableCounterLong;
 
 /**
@@ -307,12 +313,38 @@ public final class Launcher {
   }
 
   private Object stopDataNode(String xfer) throws IOException {
+    DatanodeID id = null;
+    for (DataNode dn : cluster.getDataNodes()) {
+      if (dn.getDatanodeId().getXferAddr().equals(xfer)) {
+        id = dn.getDatanodeId();
+      }
+    }
     MiniDFSCluster.DataNodeProperties props = cluster.stopDataNode(xfer);
     if (props == null) {
       throw new IllegalArgumentException("no running DataNode at " + xfer);
     }
     stopped.put(xfer, props);
+    markDead(id);
     return xfer;
+  }
+
+  /**
+   * Tell every running NameNode the stopped DataNode is dead, as it concludes by itself once
+   * heartbeats expire (10.5 min by default). Until then a NameNode keeps handing the node out,
+   * and WebHDFS, which reads from the one DataNode the NameNode redirects it to, would fail.
+   */
+  private void markDead(DatanodeID id) throws IOException {
+    for (int i = 0; i < cluster.getNumNameNodes(); i++) {
+      FSNamesystem ns = cluster.getNamesystem(i);
+      if (ns == null) {
+        continue; // a NameNode stopped by a failover test
+      }
+      DatanodeDescriptor node = NameNodeAdapter.getDatanode(ns, id);
+      if (node != null) {
+        DFSTestUtil.setDatanodeDead(node);
+        BlockManagerTestUtil.checkHeartbeat(ns.getBlockManager());
+      }
+    }
   }
 
   private Object restartDataNode(String xfer) throws IOException {
