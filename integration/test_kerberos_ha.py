@@ -22,6 +22,7 @@ from hdfs_models import MANIFEST_NAME, list_versions, localize
 from hdfs_models.errors import StoreAuthError
 from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models.testing.pytest_plugin import require_module
+from hdfs_models.testing.kerberos import become
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,13 +33,6 @@ N_IN, ROWS = 12, 240
 def _files(path: str) -> dict[str, str]:
     return {k: v for k, v in tree_digest(path).items() if k != MANIFEST_NAME}
 
-
-def _take(mp: pytest.MonkeyPatch, env: dict[str, str]) -> None:
-    for key, value in env.items():
-        if value:
-            mp.setenv(key, value)
-        else:
-            mp.delenv(key, raising=False)
 
 
 def _cli(env: dict[str, str], *argv: str) -> dict:
@@ -90,19 +84,19 @@ def test_k7_privacy_bytes_identical_with_ticket_and_token(secure_minidfs, tmp_pa
     local = write_fake_model(tmp_path / "m", shards=3, data_bytes=5 << 20)
     base = f"{secure_minidfs.url}/user/alice/models/k7"
     with pytest.MonkeyPatch.context() as mp:
-        _take(mp, secure_minidfs.kerberos_env("alice"))
+        become(mp, secure_minidfs.kerberos_env("alice"))
         from hdfs_models import publish
 
         publish(local, base, signatures=False)
         assert _files(localize(base, 1, tmp_path / "ticket").path) == _files(local)
-        _take(mp, secure_minidfs.token_env("alice"))
+        become(mp, secure_minidfs.token_env("alice"))
         assert _files(localize(base, 1, tmp_path / "token").path) == _files(local)
 
 
 def test_k1_ha_without_credentials_fails_in_seconds(secure_minidfs, published):
     """K1 on HA: no ticket, no token → StoreAuthError in seconds, not hdfs-native's minute of failovers."""
     with pytest.MonkeyPatch.context() as mp:
-        _take(mp, secure_minidfs.no_ticket_env())
+        become(mp, secure_minidfs.no_ticket_env())
         started = time.monotonic()
         with pytest.raises(StoreAuthError, match="kinit") as info:
             list_versions(published)
@@ -115,7 +109,7 @@ def test_k3_ha_token_names_the_nameservice(secure_minidfs, published, tmp_path):
     written = secure_minidfs.write_token("alice", tmp_path / "alice.token")
     assert [t["service"] for t in written["tokens"]] == ["ha-hdfs:minidfs-ns"]
     with pytest.MonkeyPatch.context() as mp:
-        _take(mp, {**secure_minidfs.no_ticket_env(), "HADOOP_TOKEN_FILE_LOCATION": str(tmp_path / "alice.token")})
+        become(mp, {**secure_minidfs.no_ticket_env(), "HADOOP_TOKEN_FILE_LOCATION": str(tmp_path / "alice.token")})
         assert list_versions(published) == [1]
 
 
@@ -150,7 +144,7 @@ def test_executors_holding_only_alices_token_score_like_tensorflow(secure_minidf
     executor_env.update({"spark.driver.extraJavaOptions": java, "spark.executor.extraJavaOptions": java})
     features = np.random.default_rng(11).normal(size=(ROWS, N_IN)).astype(np.float32)
     with pytest.MonkeyPatch.context() as mp:
-        _take(mp, secure_minidfs.kerberos_env("alice"))
+        become(mp, secure_minidfs.kerberos_env("alice"))
         spark = spark_session(LOCAL_CLUSTER, executor_env)
         try:
             rows = [(i, features[i].tolist()) for i in range(ROWS)]

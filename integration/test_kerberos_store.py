@@ -22,26 +22,19 @@ from hdfs_models import MANIFEST_NAME, list_versions, localize, publish, resolve
 from hdfs_models.errors import StoreAuthError, StorePermissionError
 from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models.testing.pytest_plugin import require_module
+from hdfs_models.testing.kerberos import become
 
 pytestmark = pytest.mark.integration
 
 AUTH_DEADLINE_S = 15.0
 
 
-def _take(mp: pytest.MonkeyPatch, env: dict[str, str]) -> None:
-    """Become the process ``env`` describes (an empty value unsets the variable)."""
-    for key, value in env.items():
-        if value:
-            mp.setenv(key, value)
-        else:
-            mp.delenv(key, raising=False)
-
 
 @pytest.fixture
 def as_user(secure_minidfs, monkeypatch):
     """``as_user(env)``: take that identity for the rest of the test."""
     def take(env: dict[str, str]) -> dict[str, str]:
-        _take(monkeypatch, env)
+        become(monkeypatch, env)
         return env
     return take
 
@@ -52,7 +45,7 @@ def private_model(secure_minidfs, tmp_path_factory):
     local = write_fake_model(tmp_path_factory.mktemp("m") / "model", shards=2, data_bytes=3 << 20)
     base = f"{secure_minidfs.url}/user/alice/private/models/m"
     with pytest.MonkeyPatch.context() as mp:
-        _take(mp, secure_minidfs.kerberos_env("alice"))
+        become(mp, secure_minidfs.kerberos_env("alice"))
         publish(local, base, signatures=False)
         secure_minidfs.fs("alice").client.set_permission("/user/alice/private", 0o700)
     return base, tree_digest(local)
@@ -242,7 +235,7 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path):
     env = secure_minidfs.kerberos_env("alice")
     base = f"{secure_minidfs.url}/user/alice/models/job"
     with pytest.MonkeyPatch.context() as mp:
-        _take(mp, env)
+        become(mp, env)
         publish(model, base)
     features = np.random.default_rng(3).normal(size=(64, 6)).astype(np.float32)
     pq.write_table(pa.table({"id": np.arange(64), "features": [row.tolist() for row in features]}),

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from hdfs_models.testing.launcher import MiniDFSError
 
-__all__ = ["DEFAULT_USERS", "KerberosMixin", "missing_kerberos_tools"]
+__all__ = ["DEFAULT_USERS", "KerberosMixin", "become", "missing_kerberos_tools"]
 
 DEFAULT_USERS = ("alice", "bob")
 PROTECTIONS = ("authentication", "integrity", "privacy")
@@ -167,3 +167,17 @@ class KerberosMixin:
         path = self._private_dir("tokens") / f"{user}-{os.getpid()}-{next(_counter)}.token"
         self.write_token(user, path, service=service)
         return {**self.no_ticket_env(), "HADOOP_TOKEN_FILE_LOCATION": str(path)}
+
+
+def become(monkeypatch: Any, env: Mapping[str, str]) -> None:
+    """Take the identity ``env`` describes (from :meth:`KerberosMixin.kerberos_env`, ``token_env`` …).
+
+    Sets each variable through ``monkeypatch`` (pytest's ``MonkeyPatch``, so the
+    test gets its environment back); an empty value unsets the variable, so an
+    inherited ticket cache or token file cannot stand in for the one asked for.
+    """
+    for key, value in env.items():
+        if value:
+            monkeypatch.setenv(key, value)
+        else:
+            monkeypatch.delenv(key, raising=False)
