@@ -254,3 +254,46 @@ def test_refused_namenode_fails_fast_naming_the_url():
     # Port 1 on loopback refuses connections; hdfs-native alone would retry ~3 minutes.
     with pytest.raises(StoreError, match=r"hdfs://127\.0\.0\.1:1/models/m.*Connection refused"):
         list_versions("hdfs://127.0.0.1:1/models/m")
+
+
+def _container(tmp_path, monkeypatch, *, shipped=True):
+    """A stand-in YARN container working dir, with Spark's shipped Hadoop conf when ``shipped``."""
+    work = tmp_path / "container_01"
+    conf = work / "__spark_conf__" / "__hadoop_conf__"
+    conf.mkdir(parents=True)
+    if shipped:
+        (conf / "core-site.xml").write_text("<configuration><property><name>hadoop.security.authentication"
+                                            "</name><value>kerberos</value></property></configuration>")
+    for name in ("HADOOP_CONF_DIR", "HADOOP_HOME"):
+        monkeypatch.setenv(name, "")  # records the original value (or its absence) for teardown,
+        monkeypatch.delenv(name)  # which also undoes open_store setting HADOOP_CONF_DIR
+    monkeypatch.setenv("CONTAINER_ID", "container_1_0001_01_000002")
+    monkeypatch.chdir(work)
+    return str(conf)
+
+
+def test_a_yarn_container_without_a_conf_dir_uses_the_one_spark_shipped(tmp_path, monkeypatch):
+    from hdfs_models.store._hadoop_conf import conf_dir, shipped_conf_dir
+
+    conf = _container(tmp_path, monkeypatch)
+    assert shipped_conf_dir() == conf == conf_dir()
+    open_store("hdfs://127.0.0.1:9/m")  # hdfs-native reads HADOOP_CONF_DIR itself: now set
+    assert os.environ["HADOOP_CONF_DIR"] == conf
+
+
+def test_the_shipped_conf_is_used_only_in_a_container_without_one(tmp_path, monkeypatch):
+    from hdfs_models.store._hadoop_conf import shipped_conf_dir
+
+    _container(tmp_path, monkeypatch)
+    assert shipped_conf_dir({"CONTAINER_ID": "c", "HADOOP_CONF_DIR": "/etc/hadoop/conf"}) is None
+    assert shipped_conf_dir({"CONTAINER_ID": "c", "HADOOP_HOME": "/opt/hadoop"}) is None
+    assert shipped_conf_dir({}) is None  # not in a YARN container
+    open_store("memory://x")  # not a Hadoop scheme: the environment is left alone
+    assert "HADOOP_CONF_DIR" not in os.environ
+
+
+def test_a_shipped_dir_without_core_site_is_ignored(tmp_path, monkeypatch):
+    from hdfs_models.store._hadoop_conf import shipped_conf_dir
+
+    _container(tmp_path, monkeypatch, shipped=False)
+    assert shipped_conf_dir() is None

@@ -21,6 +21,7 @@ __all__ = [
     "SITE_FILES",
     "NameNode",
     "conf_dir",
+    "shipped_conf_dir",
     "namenodes",
     "read_site_file",
     "site_properties",
@@ -45,13 +46,32 @@ class NameNode:
         return f"{self.host}:{self.port}"
 
 
+#: Where spark-submit on YARN puts the submitter's HADOOP_CONF_DIR files in every container.
+SPARK_SHIPPED_CONF = os.path.join("__spark_conf__", "__hadoop_conf__")
+
+
 def conf_dir(env: Mapping[str, str] = os.environ) -> str | None:
-    """``HADOOP_CONF_DIR``, else ``$HADOOP_HOME/etc/hadoop``, else ``None`` (not checked to exist)."""
+    """``HADOOP_CONF_DIR``, else ``$HADOOP_HOME/etc/hadoop``, else :func:`shipped_conf_dir`, else ``None``."""
     if env.get("HADOOP_CONF_DIR"):
         return env["HADOOP_CONF_DIR"]
     if env.get("HADOOP_HOME"):
         return os.path.join(env["HADOOP_HOME"], "etc", "hadoop")
-    return None
+    return shipped_conf_dir(env)
+
+
+def shipped_conf_dir(env: Mapping[str, str] = os.environ, cwd: str | None = None) -> str | None:
+    """In a YARN container that has neither ``HADOOP_CONF_DIR`` nor ``HADOOP_HOME``: the Hadoop
+    configuration spark-submit shipped with the job (``__spark_conf__/__hadoop_conf__`` in the
+    container's working directory, where Spark's Python workers run), if it holds a core-site.xml.
+
+    A NodeManager passes its own ``HADOOP_CONF_DIR`` to containers only when it has one and
+    ``yarn.nodemanager.env-whitelist`` lets it through; without any, an executor would not know
+    that the cluster uses Kerberos, HA nameservices or viewfs mounts.
+    """
+    if env.get("HADOOP_CONF_DIR") or env.get("HADOOP_HOME") or not env.get("CONTAINER_ID"):
+        return None
+    path = os.path.abspath(os.path.join(cwd or os.getcwd(), SPARK_SHIPPED_CONF))
+    return path if os.path.isfile(os.path.join(path, "core-site.xml")) else None
 
 
 def read_site_file(path: str) -> dict[str, str]:

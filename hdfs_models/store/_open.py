@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 from urllib.parse import urlsplit
 
-from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, site_properties
+from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, shipped_conf_dir, site_properties
 from hdfs_models.store._auth import KERBEROS_OPTIONS, auth_error, auth_failure, dial_host, identity, load_tokens
 from hdfs_models.store._tokens import HDFS_TOKEN_KIND, token_address, token_for
 from hdfs_models.errors import (
@@ -123,6 +123,8 @@ def open_store(
         return _wrap_given(url, filesystem)
     scheme, _ = split_scheme(url)
     cls = _filesystem_class(scheme, url)
+    if scheme in _HADOOP_SCHEMES:
+        _adopt_shipped_conf()
     kwargs = {**hdfs_native_defaults(scheme), **cls._get_kwargs_from_urls(url), **options}
     if scheme in _HADOOP_SCHEMES:
         kwargs = _credential_kwargs(scheme, url, kwargs)
@@ -153,6 +155,19 @@ def hdfs_native_defaults(scheme: str, env: Mapping[str, str] | None = None) -> d
         return {}
     configured = _site_keys((os.environ if env is None else env).get("HADOOP_CONF_DIR"))
     return {k: v for k, v in HDFS_NATIVE_DEFAULTS.items() if k not in configured}
+
+
+def _adopt_shipped_conf() -> None:
+    """In a YARN container without a Hadoop conf dir, point ``HADOOP_CONF_DIR`` at the one Spark shipped.
+
+    hdfs-native reads ``HADOOP_CONF_DIR`` from the environment when a client is
+    created, so it is set for the whole process (once; logged).
+    """
+    shipped = shipped_conf_dir()
+    if shipped:
+        os.environ["HADOOP_CONF_DIR"] = shipped
+        logger.info("HADOOP_CONF_DIR is not set in this YARN container: using the Hadoop configuration "
+                    "spark-submit shipped, %s", shipped)
 
 
 def _site_keys(conf_dir: str | None) -> set[str]:
