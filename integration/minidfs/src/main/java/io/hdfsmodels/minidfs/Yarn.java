@@ -1,6 +1,9 @@
 package io.hdfsmodels.minidfs;
 
 import java.io.File;
+import java.io.IOException;
+import java.net.URL;
+import java.net.URLClassLoader;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -50,6 +53,7 @@ final class Yarn {
     if (kerberos != null) {
       kerberos.configureYarn(conf);
     }
+    seeConfDir(opts);
     MiniYARNCluster cluster = new MiniYARNCluster("hdfs-models", 1, opts.yarnNodeManagers, 1, 1);
     cluster.init(conf);
     cluster.start();
@@ -59,6 +63,24 @@ final class Yarn {
           opts.yarnNodeManagers + " NodeManagers did not register with the ResourceManager in 60s");
     }
     return new Yarn(cluster, opts.yarnNodeManagers, kerberos);
+  }
+
+  /**
+   * Puts the conf dir on the classpath of every thread started from here on, as a real
+   * NodeManager has HADOOP_CONF_DIR on its classpath. The container localizer reads HDFS with a
+   * fresh {@code new YarnConfiguration()}, built from classpath resources only: without the
+   * client's security keys ({@code dfs.data.transfer.protection} above all) its block reads from
+   * a SASL-protected DataNode fail ("Could not obtain block … No live nodes contain current
+   * block"). The launcher writes the files once the clusters are up, before any application.
+   */
+  private static void seeConfDir(Options opts) throws IOException {
+    File dir = new File(opts.confDir).getAbsoluteFile();
+    if (!dir.isDirectory() && !dir.mkdirs()) {
+      throw new IOException("cannot create conf dir " + dir);
+    }
+    URL url = dir.toURI().toURL(); // a trailing slash, since the directory exists: a dir, not a jar
+    Thread current = Thread.currentThread();
+    current.setContextClassLoader(new URLClassLoader(new URL[] {url}, current.getContextClassLoader()));
   }
 
   private static void configure(YarnConfiguration conf, Options opts) {
