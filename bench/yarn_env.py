@@ -32,6 +32,9 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+# bench/scoring.py would shadow the `scoring` package if bench/ stayed first on sys.path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, REPO)
 MB = 1 << 20
 
 

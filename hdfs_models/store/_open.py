@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 from urllib.parse import urlsplit
 
 from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, shipped_conf_dir, site_properties
-from hdfs_models.store._auth import KERBEROS_OPTIONS, auth_error, auth_failure, dial_host, identity, load_tokens
+from hdfs_models.store._auth import auth_error, auth_failure, dial_host, identity, load_tokens
 from hdfs_models.store._tokens import HDFS_TOKEN_KIND, token_address, token_for
 from hdfs_models.errors import (
     HdfsModelsError,
