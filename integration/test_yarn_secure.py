@@ -84,13 +84,9 @@ def audit_size(cluster) -> int:
 
 
 def secure_submit_settings(cluster, env: dict[str, str]) -> dict[str, str]:
-    """spark-submit --conf for alice's job: every JVM finds the KDC; every process has no ticket."""
-    java_krb5 = f"-Djava.security.krb5.conf={cluster.krb5_conf}"
+    """spark-submit --conf for alice's job (the harness adds the KDC's krb5.conf to every JVM)."""
     settings = cluster.spark_yarn_conf(executors=2, env=env)
     settings.update({
-        "spark.driver.extraJavaOptions": java_krb5,
-        "spark.executor.extraJavaOptions": java_krb5,
-        "spark.yarn.am.extraJavaOptions": java_krb5,
         "spark.sql.files.openCostInBytes": str(128 << 20),
         "spark.scheduler.minRegisteredResourcesRatio": "1.0",
         "spark.scheduler.maxRegisteredResourcesWaitingTime": "300s",
@@ -123,8 +119,7 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
     args = ["--model", base, "--strategy", "fetch", "--input-path", f"file://{src}",
             "--output-path", f"file://{tmp_path / 'out'}", "--features", "features", "--keep", "id",
             "--returns", "probabilities", "--metrics-json", str(metrics), "--json"]
-    submit_env = {**process_env, **cluster.client_env(), "HADOOP_TOKEN_FILE_LOCATION": "",
-                  "SPARK_SUBMIT_OPTS": f"-Djava.security.krb5.conf={cluster.krb5_conf}"}
+    submit_env = {**process_env, "HADOOP_TOKEN_FILE_LOCATION": ""}
     audit_offset = audit_size(cluster)
     with pytest.MonkeyPatch.context() as mp:
         become(mp, {"HADOOP_TOKEN_FILE_LOCATION": ""})  # spark-submit inherits os.environ
@@ -177,8 +172,7 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
 def test_secure_yarn_refuses_a_submit_without_credentials(cluster, tmp_path):
     """No ticket and no keytab: the ResourceManager refuses spark-submit (auth); no application exists."""
     known = {a["id"] for a in cluster.yarn.apps()}
-    no_ticket = cluster.no_ticket_env()
-    submit_env = {**no_ticket, "SPARK_SUBMIT_OPTS": f"-Djava.security.krb5.conf={cluster.krb5_conf}"}
+    submit_env = cluster.no_ticket_env()
     with pytest.MonkeyPatch.context() as mp:
         become(mp, {"HADOOP_TOKEN_FILE_LOCATION": ""})
         settings = secure_submit_settings(cluster, {"PYTHONPATH": REPO})

@@ -205,10 +205,28 @@ class Yarn:
         for key, value in {"PYSPARK_PYTHON": python, **(env or {})}.items():
             conf[f"spark.executorEnv.{key}"] = value
             conf[f"spark.yarn.appMasterEnv.{key}"] = value
+        krb5 = self._java_krb5()
+        if krb5:  # a Kerberized cluster: every JVM of the job must find the KDC
+            for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions",
+                        "spark.yarn.am.extraJavaOptions"):
+                conf[key] = krb5
         return conf
 
+    def _java_krb5(self) -> str | None:
+        """``-Djava.security.krb5.conf=…`` for a Kerberized cluster (JVMs ignore ``KRB5_CONFIG``)."""
+        if not getattr(self._dfs, "kerberized", False):
+            return None
+        return f"-Djava.security.krb5.conf={self._dfs.krb5_conf}"
+
     def submit_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of a ``spark-submit`` against this cluster (``HADOOP_CONF_DIR`` …)."""
+        """The environment of a ``spark-submit`` against this cluster (``HADOOP_CONF_DIR`` …).
+
+        On a Kerberized cluster also ``KRB5_CONFIG`` and ``SPARK_SUBMIT_OPTS`` naming the
+        KDC's krb5.conf; who submits is up to the caller: ``--principal``/``--keytab`` in
+        ``options``, or a ticket cache (``KRB5CCNAME``) in ``extra``.
+        """
+        krb5 = self._java_krb5()
+        secure = {"KRB5_CONFIG": self._dfs.krb5_conf, "SPARK_SUBMIT_OPTS": krb5} if krb5 else {}
         return {
             **os.environ,
             "HADOOP_CONF_DIR": self._dfs.conf_dir,
@@ -216,6 +234,7 @@ class Yarn:
             "SPARK_LOCAL_IP": "127.0.0.1",
             "JAVA_HOME": java_home(),
             "PYSPARK_PYTHON": sys.executable,
+            **secure,
             **(extra or {}),
         }
 
