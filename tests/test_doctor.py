@@ -8,8 +8,8 @@ import socket
 import time
 
 import pytest
-from test_store_auth import _writable_file
 from hdfs_models.testing import write_fake_model
+from hdfs_models.testing.tokens import writable_token_file
 
 from hdfs_models import cli, publish
 from hdfs_models._doctor import World, exit_status, model_check, parse_klist, render, run_checks
@@ -216,13 +216,13 @@ def test_missing_klist_says_so(tmp_path):
 def test_token_file(tmp_path):
     assert token_file(world()).status == "skip"
     good = tmp_path / "tokens"
-    good.write_bytes(_writable_file(("HDFS_DELEGATION_TOKEN", "127.0.0.1:8020", "alice"),
+    good.write_bytes(writable_token_file(("HDFS_DELEGATION_TOKEN", "127.0.0.1:8020", "alice"),
                                     ("kms-dt", "kms:9600", "alice")))
     check = token_file(World(env={"HADOOP_TOKEN_FILE_LOCATION": str(good)}))
     assert check.status == "ok"
     assert check.detail == f"HADOOP_TOKEN_FILE_LOCATION={good}: HDFS delegation token for 127.0.0.1:8020 (for alice)"
     other = tmp_path / "other"
-    other.write_bytes(_writable_file(("kms-dt", "kms:9600", "alice")))
+    other.write_bytes(writable_token_file(("kms-dt", "kms:9600", "alice")))
     check = token_file(World(env={"HADOOP_TOKEN_FILE_LOCATION": str(other)}))
     assert check.status == "fail" and "no HDFS_DELEGATION_TOKEN (tokens: kms-dt)" in check.detail
     real = World(env={"HADOOP_TOKEN_FILE_LOCATION": str(tmp_path / "gone")})

@@ -18,7 +18,7 @@ from hdfs_models.store._tokens import (
     HDFS_TOKEN_KIND,
     Token,
     _Reader,
-    _vlong,
+    encode_vlong,
     ccache_principal,
     parse_token_storage,
     read_token_file,
@@ -26,54 +26,17 @@ from hdfs_models.store._tokens import (
 )
 from hdfs_models.errors import StoreAuthError, StoreError, StorePermissionError
 from hdfs_models.testing.pytest_plugin import require_module
-
-
-def _text(s: str) -> bytes:
-    raw = s.encode()
-    return _vlong(len(raw)) + raw
-
-
-def _identifier(owner: str) -> bytes:
-    # AbstractDelegationTokenIdentifier: version, owner, renewer, real user, dates, numbers.
-    return b"\x00" + _text(owner) + _text("yarn") + _text("") + _vlong(1) + _vlong(2) + _vlong(3) + _vlong(4)
-
-
-def _writable_file(*tokens: tuple[str, str, str]) -> bytes:
-    out = b"HDTS\x00" + _vlong(len(tokens))
-    for kind, service, owner in tokens:
-        ident, password = _identifier(owner), b"secret-" + owner.encode()
-        out += _text(service) + _vlong(len(ident)) + ident + _vlong(len(password)) + password
-        out += _text(kind) + _text(service)
-    return out + _vlong(0)  # no secret keys
-
-
-def _pb_varint(n: int) -> bytes:
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def _pb(number: int, payload: bytes) -> bytes:
-    return _pb_varint(number << 3 | 2) + _pb_varint(len(payload)) + payload
-
-
-def _protobuf_file(kind: str, service: str, owner: str) -> bytes:
-    token = _pb(1, _identifier(owner)) + _pb(2, b"pw") + _pb(3, kind.encode()) + _pb(4, service.encode())
-    creds = _pb(1, _pb(1, service.encode()) + _pb(2, token))
-    return b"HDTS\x01" + _pb_varint(len(creds)) + creds
+from hdfs_models.testing.tokens import protobuf_token_file, writable_token_file
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, -1, -112, -113, 128, 255, 256, 65535, 1 << 40, -1000])
 def test_vlong_round_trips_like_hadoops_writableutils(value):
-    assert _Reader(_vlong(value)).vlong() == value
-    assert len(_vlong(value)) == (1 if -112 <= value <= 127 else 1 + (max(value, ~value).bit_length() + 7) // 8)
+    assert _Reader(encode_vlong(value)).vlong() == value
+    assert len(encode_vlong(value)) == (1 if -112 <= value <= 127 else 1 + (max(value, ~value).bit_length() + 7) // 8)
 
 
 def test_writable_token_file_gives_kind_service_and_owner():
-    data = _writable_file((HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"), ("kms-dt", "kms:9600", "alice"))
+    data = writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"), ("kms-dt", "kms:9600", "alice"))
     tokens = parse_token_storage(data)
     assert [(t.kind, t.service, t.owner) for t in tokens] == [
         (HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"), ("kms-dt", "kms:9600", "alice")
@@ -82,7 +45,7 @@ def test_writable_token_file_gives_kind_service_and_owner():
 
 
 def test_protobuf_token_file_parses_too():
-    (token,) = parse_token_storage(_protobuf_file(HDFS_TOKEN_KIND, "ha-hdfs:ns1", "bob@EXAMPLE.COM"))
+    (token,) = parse_token_storage(protobuf_token_file(HDFS_TOKEN_KIND, "ha-hdfs:ns1", "bob@EXAMPLE.COM"))
     assert (token.alias, token.kind, token.service, token.owner, token.password) == (
         "ha-hdfs:ns1", HDFS_TOKEN_KIND, "ha-hdfs:ns1", "bob@EXAMPLE.COM", b"pw"
     )
@@ -110,7 +73,7 @@ def test_url_string_is_hadoops_encoding():
 
 
 def test_token_address_resolves_a_host_name_to_the_tokens_ip():  # K3
-    tokens = parse_token_storage(_writable_file((HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice")))
+    tokens = parse_token_storage(writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice")))
     resolve = {"localhost": ["::1", "127.0.0.1"], "other": ["10.0.0.9"]}.get
     assert token_address("127.0.0.1", 8020, tokens, resolve=lambda h: resolve(h, [])) == "127.0.0.1"
     assert token_address("localhost", 8020, tokens, resolve=lambda h: resolve(h, [])) == "127.0.0.1"
@@ -182,7 +145,7 @@ def test_expired_ticket_says_expired(tmp_path):  # K2
 
 def test_token_without_a_match_names_the_file_and_what_it_holds(tmp_path):  # K4
     path = tmp_path / "t.token"
-    path.write_bytes(_writable_file((HDFS_TOKEN_KIND, "10.1.1.1:8020", "alice@EXAMPLE.COM")))
+    path.write_bytes(writable_token_file((HDFS_TOKEN_KIND, "10.1.1.1:8020", "alice@EXAMPLE.COM")))
     env = {"HADOOP_TOKEN_FILE_LOCATION": str(path), "KRB5CCNAME": f"FILE:{tmp_path / 'none'}"}
     err = auth_error("hdfs://nn:8020/m", GSS_NO_CRED, "no credentials", env=env)
     assert f"no delegation token for nn:8020 in HADOOP_TOKEN_FILE_LOCATION={path}" in str(err)
@@ -225,7 +188,7 @@ def test_identity_keys_the_client_cache(monkeypatch, tmp_path):  # K8
     monkeypatch.setenv("KRB5CCNAME", "FILE:/tmp/bob")
     bob, _ = open_store("hdfs://127.0.0.1:9/m")
     token = tmp_path / "t.token"
-    token.write_bytes(_writable_file((HDFS_TOKEN_KIND, "127.0.0.1:9", "carol")))
+    token.write_bytes(writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:9", "carol")))
     monkeypatch.setenv("HADOOP_TOKEN_FILE_LOCATION", str(token))
     carol, _ = open_store("hdfs://127.0.0.1:9/m")
     assert len({id(plain), id(alice), id(bob), id(carol)}) == 4
@@ -238,7 +201,7 @@ def test_identity_keys_the_client_cache(monkeypatch, tmp_path):  # K8
 def test_host_name_url_dials_the_tokens_address(monkeypatch, tmp_path):  # K3
     require_module("hdfs_native", "hdfs")
     token = tmp_path / "t.token"
-    token.write_bytes(_writable_file((HDFS_TOKEN_KIND, "127.0.0.1:9", "alice")))
+    token.write_bytes(writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:9", "alice")))
     monkeypatch.setenv("HADOOP_TOKEN_FILE_LOCATION", str(token))
     fs, path = open_store("hdfs://localhost:9/models/m")
     assert (fs.host, fs.port, path) == ("127.0.0.1", 9, "/models/m")
@@ -259,7 +222,7 @@ def test_keytab_login_options_reach_the_client(tmp_path):
 
 def test_webhdfs_uses_a_token_for_its_address_else_spnego_when_configured(monkeypatch, tmp_path):
     token = tmp_path / "t.token"
-    token.write_bytes(_writable_file((HDFS_TOKEN_KIND, "127.0.0.1:9870", "alice")))
+    token.write_bytes(writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:9870", "alice")))
     monkeypatch.setenv("HADOOP_TOKEN_FILE_LOCATION", str(token))
     fs, _ = open_store("webhdfs://localhost:9870/m")
     assert fs.pars["delegation"] == parse_token_storage(token.read_bytes())[0].url_string()

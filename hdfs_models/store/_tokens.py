@@ -28,6 +28,8 @@ __all__ = [
     "HDFS_TOKEN_KIND",
     "Token",
     "ccache_principal",
+    "encode_text",
+    "encode_vlong",
     "parse_token_storage",
     "read_token_file",
     "token_address",
@@ -61,9 +63,9 @@ class Token:
     def url_string(self) -> str:
         """Hadoop's ``Token.encodeToUrlString()``: the value of WebHDFS's ``delegation=`` parameter."""
         raw = b"".join([
-            _vlong(len(self.identifier)), self.identifier,
-            _vlong(len(self.password)), self.password,
-            _text(self.kind), _text(self.service),
+            encode_vlong(len(self.identifier)), self.identifier,
+            encode_vlong(len(self.password)), self.password,
+            encode_text(self.kind), encode_text(self.service),
         ])
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
@@ -113,7 +115,7 @@ class _Reader:
         return self.pos >= len(self.data)
 
 
-def _vlong(value: int) -> bytes:
+def encode_vlong(value: int) -> bytes:
     """``WritableUtils.writeVLong`` (the inverse of :meth:`_Reader.vlong`)."""
     if -112 <= value <= 127:
         return struct.pack("b", value)
@@ -124,9 +126,10 @@ def _vlong(value: int) -> bytes:
     return struct.pack("b", marker - size) + value.to_bytes(size, "big")
 
 
-def _text(value: str) -> bytes:
+def encode_text(value: str) -> bytes:
+    """Hadoop's ``Text`` serialisation: a vlong length, then the UTF-8 bytes."""
     raw = value.encode("utf-8")
-    return _vlong(len(raw)) + raw
+    return encode_vlong(len(raw)) + raw
 
 
 def parse_token_storage(data: bytes) -> list[Token]:
