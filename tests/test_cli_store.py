@@ -173,3 +173,34 @@ def test_progress_finish_closes_a_bar_left_open():
     progress(1_000_000, 2_000_000)  # the operation fails here
     progress.finish()
     assert stream.getvalue().endswith("\n") and "1.00M/2.00M" in stream.getvalue()
+
+
+@pytest.mark.parametrize("module, target, argv", [
+    ("hdfs_models.cli._cache", "resolve", ["fetch", "hdfs://nn:8020/models/m"]),
+    ("hdfs_models.cli._archive", "pack", ["pack", "hdfs://nn:8020/models/m", "OUT"]),
+    ("hdfs_models.cli._cache", "sweep_store", ["gc", "--store", "hdfs://nn:8020/models/m"]),
+    ("hdfs_models.cli._doctor", "run_checks", ["doctor", "hdfs://nn:8020/models/m"]),
+])
+def test_store_commands_pass_storage_options(monkeypatch, capsys, tmp_path, module, target, argv):
+    """fetch, pack, gc --store and doctor take -o KEY=VALUE like publish/versions/verify/inspect."""
+    import importlib
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        seen.update(kwargs.get("storage_options") or {})
+        raise Stop
+
+    monkeypatch.setattr(importlib.import_module(module), target, record)
+    argv = [str(tmp_path / "out.tar") if a == "OUT" else a for a in argv]
+    with pytest.raises(Stop):
+        cli.main([*argv, "-o", "user=alice", "-o", "kerberos_keytab=/k"])
+    assert seen == {"user": "alice", "kerberos_keytab": "/k"}
+
+
+def test_gc_of_the_node_cache_refuses_storage_options(tmp_path, capsys):
+    code, _, err = run(capsys, "gc", "--cache", str(tmp_path), "-o", "user=alice")
+    assert code == 1 and "-o apply to --store" in err

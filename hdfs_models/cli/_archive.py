@@ -15,7 +15,7 @@ from typing import Any
 
 from hdfs_models._tree import sha256_file
 from hdfs_models.archive import FORMATS, pack, unpack
-from hdfs_models.cli._frame import add_command, progress_bar
+from hdfs_models.cli._frame import add_command, add_store_options, progress_bar, storage_options
 
 __all__ = ["register"]
 
@@ -33,6 +33,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("out", help="local archive path to write")
     p.add_argument("--format", choices=FORMATS, default=None, help="default: from OUT's suffix, else tar")
     p.add_argument("--version", default="latest", help="version to pack when SOURCE is a base dir (default latest)")
+    add_store_options(p)
     u = add_command(
         subparsers,
         "unpack",
@@ -64,7 +65,7 @@ def _pack(args: argparse.Namespace) -> dict[str, Any]:
     version: int | str = int(args.version) if str(args.version).isdigit() else args.version
     bar = progress_bar(args)
     try:
-        out = pack(args.source, args.out, fmt, version=version, progress=bar)
+        out = pack(args.source, args.out, fmt, version=version, progress=bar, storage_options=storage_options(args))
     finally:
         if bar is not None:
             bar.finish()

@@ -17,7 +17,7 @@ from typing import Any
 from hdfs_models._store_gc import sweep_store
 from hdfs_models._versions import resolve
 from hdfs_models.cache import cache_root, evict, localize
-from hdfs_models.cli._frame import add_command, progress_bar
+from hdfs_models.cli._frame import add_command, add_store_options, progress_bar, storage_options
 
 __all__ = ["register"]
 
@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
     fetch.add_argument("url", help="base dir (BASE/<n>/ layout) or version dir URL")
     fetch.add_argument("--version", default="latest", help="'latest' (default) or an integer")
     fetch.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
+    add_store_options(fetch)
     collect = add_command(subparsers, "gc", _gc, _render_gc,
                               help="remove dead downloads and evict cached versions nobody uses")
     collect.add_argument("--max-versions", type=_non_negative, default=None, metavar="N",
@@ -40,6 +41,7 @@ def register(subparsers: Any) -> None:
     collect.add_argument("--older-than", type=duration, default=None, metavar="AGE",
                          help="--store: only temps untouched for longer than AGE (e.g. 90s, 30m, 1h, 2d; default 1h)")
     collect.add_argument("--dry-run", action="store_true", help="--store: report what would be removed, remove nothing")
+    add_store_options(collect)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,10 +67,11 @@ def _non_negative(text: str) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> dict[str, Any]:
-    pinned = resolve(args.url, args.version)
+    options = storage_options(args)
+    pinned = resolve(args.url, args.version, storage_options=options)
     bar = progress_bar(args)
     try:
-        model = localize(args.url, cache_dir=args.cache, pinned=pinned, progress=bar)
+        model = localize(args.url, cache_dir=args.cache, pinned=pinned, progress=bar, storage_options=options)
     finally:
         if bar is not None:
             bar.finish()
@@ -90,8 +93,8 @@ def _render_fetch(result: dict[str, Any]) -> str:
 def _gc(args: argparse.Namespace) -> dict[str, Any]:
     if args.store is not None:
         return _gc_store(args)
-    if args.older_than is not None or args.dry_run:
-        raise ValueError("--older-than and --dry-run apply to --store BASE (the node cache is swept by --max-versions/--max-bytes)")
+    if args.older_than is not None or args.dry_run or args.storage_option:
+        raise ValueError("--older-than, --dry-run and -o apply to --store BASE (the node cache is swept by --max-versions/--max-bytes)")
     root = cache_root(args.cache)
     removed = evict(root, max_versions=args.max_versions, max_bytes=args.max_bytes)
     return {"root": root, "removed": removed}
@@ -101,7 +104,7 @@ def _gc_store(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_versions is not None or args.max_bytes is not None or args.cache is not None:
         raise ValueError("--max-versions, --max-bytes and --cache apply to the node cache, not to --store")
     older_than = 3600.0 if args.older_than is None else args.older_than
-    temps = sweep_store(args.store, older_than, dry_run=args.dry_run)
+    temps = sweep_store(args.store, older_than, dry_run=args.dry_run, storage_options=storage_options(args))
     return {"store": args.store, "older_than": older_than, "dry_run": args.dry_run,
             "temps": [t.to_json() for t in temps]}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hdfs_models.cli._frame import add_command
+from hdfs_models.cli._frame import add_command, add_store_options, storage_options
 from hdfs_models._doctor import Check, render, run_checks
 
 __all__ = ["register"]
@@ -24,10 +24,11 @@ def register(subparsers: Any) -> None:
                    help="a model base or version URL: also check its NameNodes and resolve it")
     p.add_argument("--version", default="latest", help="version to resolve when URL is a base dir")
     p.add_argument("--cache", help="node-cache root to check (default: as localize resolves it)")
+    add_store_options(p)
 
 
 def _doctor(args: argparse.Namespace) -> dict[str, Any]:
-    checks = run_checks(args.url, version=args.version, cache=args.cache)
+    checks = run_checks(args.url, version=args.version, cache=args.cache, storage_options=storage_options(args))
     return {"ok": not any(c.status == "fail" for c in checks), "checks": [c.to_json() for c in checks]}
 
 

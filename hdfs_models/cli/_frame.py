@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any, Callable, TextIO
 
-__all__ = ["Handler", "ProgressBar", "Renderer", "add_command", "progress_bar"]
+__all__ = ["Handler", "ProgressBar", "Renderer", "add_command", "add_store_options", "progress_bar", "storage_options"]
 
 Handler = Callable[[argparse.Namespace], Any]
 Renderer = Callable[[Any], str]
@@ -72,3 +72,20 @@ def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
     if args.json or not sys.stderr.isatty():
         return None
     return ProgressBar(sys.stderr, label=args.command)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``-o/--storage-option KEY=VALUE`` (repeatable): fsspec storage options for the store."""
+    parser.add_argument("-o", "--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="fsspec storage option for the store (repeatable), e.g. user=alice")
+
+
+def storage_options(args: argparse.Namespace) -> dict[str, str]:
+    """The ``-o`` options as a dict; ``ValueError`` naming the item that is not ``KEY=VALUE``."""
+    out = {}
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out

@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any, Callable, Mapping
 
-from hdfs_models.cli._frame import add_command, progress_bar
+from hdfs_models.cli._frame import add_command, add_store_options, progress_bar, storage_options
 from hdfs_models._manifest import MANIFEST_NAME, Manifest, walk_local
 from hdfs_models._publish import publish
 from hdfs_models._savedmodel import SAVED_MODEL_PB, check_local_model, local_model_dir
@@ -39,37 +39,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("base", metavar="BASE", help="base URL, e.g. hdfs://nn:8020/models/mnist")
     p.add_argument("--name", help="model name recorded in the manifest (default: last part of BASE)")
     p.add_argument("--no-signatures", action="store_true", help="do not read signatures with TensorFlow")
-    _add_store_options(p)
+    add_store_options(p)
     p = add_command(subparsers, "versions", _versions, _render_versions,
                         help="list the integer versions under BASE and whether each is complete")
     p.add_argument("base", metavar="BASE")
-    _add_store_options(p)
+    add_store_options(p)
     p = add_command(subparsers, "verify", _verify, _render_verify,
                         help="check a local dir or a store version against its manifest (or completeness)")
     p.add_argument("target", metavar="URL|LOCAL")
     p.add_argument("--version", default="latest", help="version to check when URL is a base dir")
     p.add_argument("--strict", action="store_true", help="fail on files the manifest does not list")
-    _add_store_options(p)
+    add_store_options(p)
     p = add_command(subparsers, "inspect", _inspect, _render_inspect,
                         help="show the serving signatures (like saved_model_cli show --all)")
     p.add_argument("target", metavar="URL|LOCAL")
     p.add_argument("--version", default="latest")
-    _add_store_options(p)
-
-
-def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="fsspec storage option for the store (repeatable), e.g. user=alice")
-
-
-def _options(args: argparse.Namespace) -> dict[str, str]:
-    out = {}
-    for item in args.storage_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--storage-option expects KEY=VALUE, got {item!r}")
-        out[key] = value
-    return out
+    add_store_options(p)
 
 
 # -- publish -----------------------------------------------------------------
@@ -79,7 +64,7 @@ def _publish(args: argparse.Namespace) -> dict[str, Any]:
     bar = progress_bar(args)
     started = time.monotonic()
     try:
-        pinned = publish(args.local, args.base, name=args.name, storage_options=_options(args),
+        pinned = publish(args.local, args.base, name=args.name, storage_options=storage_options(args),
                          progress=bar, signatures=not args.no_signatures)
     finally:
         if bar is not None:
@@ -104,7 +89,7 @@ def _render_publish(result: dict[str, Any]) -> str:
 
 
 def _versions(args: argparse.Namespace) -> dict[str, Any]:
-    options = _options(args)
+    options = storage_options(args)
     every = list_versions(args.base, storage_options=options, complete_only=False)
     complete = set(list_versions(args.base, storage_options=options)) if every else set()
     return {"base": args.base, "versions": [{"version": v, "complete": v in complete} for v in every],
@@ -180,7 +165,7 @@ def _verify(args: argparse.Namespace) -> dict[str, Any]:
     path = local_model_dir(args.target)
     if path is not None:
         return _verify_local(path, args.strict)
-    return _verify_store(args.target, args.version, _options(args), args.strict)
+    return _verify_store(args.target, args.version, storage_options(args), args.strict)
 
 
 def _render_verify(result: dict[str, Any]) -> str:
@@ -193,7 +178,7 @@ def _render_verify(result: dict[str, Any]) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> dict[str, Any]:
-    options = _options(args)
+    options = storage_options(args)
     pinned = resolve(args.target, args.version, storage_options=options)
     if pinned.signatures:
         return {"url": pinned.url, "version": pinned.version, "source": "manifest", "signatures": pinned.signatures}
