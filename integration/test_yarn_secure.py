@@ -140,15 +140,15 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
     # The executors downloaded the model themselves: once per NodeManager that ran one,
     # into alice's user cache there, with no ticket to read it with.
     report = json.loads(metrics.read_text())
-    nodes = [nm for nm in cluster.yarn.nodemanagers
-             if glob.glob(os.path.join(nm.user_dirs("alice")[0], "hdfs-models", "*"))]
+    cached = {nm.index: [p for p in glob.glob(os.path.join(nm.user_dirs("alice")[0], "hdfs-models", "*"))
+                         if os.path.isdir(p)] for nm in cluster.yarn.nodemanagers}
+    nodes = [entries for entries in cached.values() if entries]
     assert nodes, "no NodeManager holds alice's cached model"
     assert report["cache"]["misses"] == len(nodes) and report["cache"]["errors"] == 0, report["cache"]
     assert report["cache"]["bytes_downloaded"] == len(nodes) * pinned.total_bytes, report["cache"]
     want = tree_digest(local)
-    for nm in nodes:
-        (entry,) = [p for p in glob.glob(os.path.join(nm.user_dirs("alice")[0], "hdfs-models", "*"))
-                    if os.path.isdir(p)]
+    for entries in nodes:
+        (entry,) = entries
         got = tree_digest(entry)
         assert {k: v for k, v in got.items() if k != "MANIFEST.json"} == want, entry
 
