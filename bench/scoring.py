@@ -17,6 +17,12 @@ input of ``id`` + ``features`` array<float>[784] (MNIST digits tiled):
 - ``mlflow``: ``mlflow.pyfunc.spark_udf`` over the same SavedModel saved with
   MLflow's TensorFlow flavor (``bench/_mlflow.py`` says how and why so);
   needs the ``bench`` extra, else it is left out with a note.
+- ``data_path_binary`` / ``scorer_binary``: ``data_path`` and ``scorer`` over
+  the same rows with ``features`` stored as ``binary`` tensor bytes
+  (``scoring.pack_tensors``, written once before timing), which Spark hands
+  to Python without its per-element array conversion. MLflow's ``spark_udf``
+  cannot read that column, so ``scorer_binary/mlflow`` compares each on the
+  input it can take; the ratio targets are for the array input.
 
 Spark runs on ``local[2]`` with ``spark.sql.files.minPartitionNum`` = 4 × cores
 (otherwise two input splits make one straggler idle a core); Python workers import TensorFlow in a warm-up job
@@ -110,6 +116,14 @@ def write_parquet(path: str, rows: int, files: int = 8) -> str:
         table = pa.table({"id": ids, "features": features})
         pq.write_table(table, os.path.join(path, f"part-{i:03d}.parquet"), row_group_size=10_000)
     return path
+
+
+def packed_copy(spark: Any, path: str, dest: str) -> str:
+    """``path``'s Parquet rows with ``features`` as binary tensor bytes (``scoring.pack_tensors``)."""
+    from scoring import pack_tensors
+
+    pack_tensors(spark.read.parquet(path), "features").write.mode("overwrite").parquet(dest)
+    return dest
 
 
 def timed_rounds(runs: dict[str, Callable[[], Any]], rows: dict[str, int], repeats: int) -> dict[str, Any]:
@@ -207,6 +221,9 @@ def spark_jobs(
     if "scorer_bf16" in extra:
         bf16 = Scorer(model_dir, keep_cols=["id"], batch_size=batch, read_ahead=read_ahead, precision="bfloat16")
         jobs["scorer_bf16"] = lambda df: write(bf16.transform(df))
+    if "binary" in extra:
+        jobs["scorer_binary"] = jobs["scorer"]  # the same Scorer: its input column is features either way
+        jobs["data_path_binary"] = jobs["data_path"]
     if "mlflow" in extra:
         jobs["mlflow"] = _peer.mlflow_job(spark, _peer.save_mlflow_model(model_dir, out + "-mlflow-model"), write)
     return jobs
@@ -278,15 +295,19 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     run, setup = raw_tf(model_dir, data, args.batch_size)
     jobs = spark_jobs(spark, model_dir, data, out, args.batch_size, args.read_ahead, args.extra)
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
+    inputs = dict.fromkeys(("data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow"), (df, df_small))
+    if "binary" in args.extra:
+        packed = [spark.read.parquet(packed_copy(spark, path, path + "-binary")) for path in (data, small)]
+        inputs.update(dict.fromkeys(("data_path_binary", "scorer_binary"), tuple(packed)))
     jobs["scorer"](df_small)  # loads the model in each worker; the probe reads load time, RSS
     result["scorer_workers"] = probe_workers(spark, model_dir)
     runs: dict[str, Callable[[], Any]] = {"raw": run}
     if "scorer_bf16" in args.extra:
         runs["raw_bf16"] = raw_tf(model_dir, data, args.batch_size, "bfloat16")[0]
-    for name in ("data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow"):
+    for name, (full, part) in inputs.items():
         if name in jobs:
-            jobs[name](df_small)  # every contender's workers hold its model before timing
-            runs[name] = (lambda job: lambda: job(df))(jobs[name])
+            jobs[name](part)  # every contender's workers hold its model before timing
+            runs[name] = (lambda job, full: lambda: job(full))(jobs[name], full)
     if "mlflow" in jobs:
         result["notes"]["mlflow_direct_log"] = _peer.DIRECT_LOG_ERROR.get("error")
     result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats))
@@ -309,6 +330,13 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
         result["ratios"]["scorer/mlflow"] = round(scorer / rate["mlflow"], 3)
         if "scorer_bf16" in rate:
             result["ratios"]["scorer_bf16/mlflow"] = round(rate["scorer_bf16"] / rate["mlflow"], 3)
+    if "scorer_binary" in rate:
+        result["ratios"]["data_path_binary/data_path"] = round(rate["data_path_binary"] / rate["data_path"], 3)
+        binary_ceiling = min(result["raw"]["rows_per_s"], rate["data_path_binary"])
+        result["ratios"]["scorer_binary/min(raw,data_path_binary)"] = round(rate["scorer_binary"] / binary_ceiling, 3)
+        if "mlflow" in rate:
+            result["ratios"]["scorer_binary/mlflow (binary vs array input)"] = round(
+                rate["scorer_binary"] / rate["mlflow"], 3)
     return result
 
 
@@ -322,13 +350,14 @@ def table(results: dict[str, Any]) -> str:
     """A short human-readable summary."""
     lines = [f"{'model':5} {'contender':18} {'rows/s':>10}"]
     for kind, res in results["models"].items():
-        for name in ("raw", "raw_bf16", "data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow", "row_udf"):
+        for name in ("raw", "raw_bf16", "data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow",
+                     "row_udf", "data_path_binary", "scorer_binary"):
             if name in res:
                 lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
         for ratio, value in res["ratios"].items():
             target = TARGETS[kind].get(ratio)
             mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
-            lines.append(f"{kind:5} {ratio:30} {value}{mark}")
+            lines.append(f"{kind:5} {ratio:44} {value}{mark}")
         for note, why in res.get("notes", {}).items():
             lines.append(f"{kind:5} note {note}: {str(why)[:200]}")
         for w in res["scorer_workers"]:
@@ -349,10 +378,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="spark.sql.execution.arrow.maxRecordsPerBatch for every contender")  # fmt: skip
     parser.add_argument("--no-bf16", action="store_true", help="leave out raw_bf16 and scorer_bf16")
     parser.add_argument("--no-mlflow", action="store_true", help="leave out the mlflow contender")
+    parser.add_argument("--no-binary", action="store_true", help="leave out data_path_binary and scorer_binary")
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.extra, notes = _peer.extra_contenders(args.no_bf16, args.no_mlflow)
+    args.extra += () if args.no_binary else ("binary",)
     NOTES.update(notes)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hdfs_models.testing.spark import spark_session, stop_spark

@@ -7,6 +7,7 @@ Importing this package imports neither TensorFlow, pyspark nor pyarrow.
 from __future__ import annotations
 
 from scoring._compare import PrecisionReport, compare_precision
+from scoring._pack import pack_tensors
 from scoring._scorer import Scorer
 from scoring._signature import Signature, TensorSpec, format_signatures
 from scoring._source import inspect_signatures
@@ -41,4 +42,5 @@ __all__ = [
     "compare_precision",
     "format_signatures",
     "inspect_signatures",
+    "pack_tensors",
 ]

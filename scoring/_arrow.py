@@ -29,7 +29,7 @@ from scoring._plan import not_numeric
 from scoring._signature import TensorSpec
 from scoring.errors import ColumnTypeError, NullValueError, ShapeMismatchError
 
-__all__ = ["column_to_tensor", "numpy_dtype"]
+__all__ = ["column_to_tensor", "numpy_dtype", "tensor_bytes"]
 
 
 def numpy_dtype(tf_dtype: str) -> np.dtype:
@@ -62,6 +62,40 @@ def column_to_tensor(array: Any, spec: TensorSpec, column: str, row_offset: int 
     else:
         raise not_numeric(column, str(kind), spec)
     return _shape(flat, per_row, n, spec, where)
+
+
+def tensor_bytes(array: Any, dtype: str, column: str, row_offset: int = 0) -> Any:
+    """The binary input form of a list column: each row's values as little-endian ``dtype`` bytes.
+
+    The reverse of the ``binary`` layout above, for :func:`scoring.pack_tensors`:
+    any list nesting is flattened in row-major order, numbers are cast to
+    ``dtype`` (a numpy name such as ``float32``). A null row or element raises
+    NullValueError naming the column and row (``row_offset`` + index); a column
+    that is not a list of numbers raises ColumnTypeError.
+    """
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    spec = TensorSpec(name=column, dtype=dtype, shape=None)
+    where = _Where(column, spec, row_offset)
+    if not _is_list(array.type):
+        raise not_numeric(column, str(array.type), spec)
+    n = len(array)
+    if array.null_count:
+        where.null(_first_null(array), "the row is null")
+    target = np.dtype(dtype).newbyteorder("<")
+    flat, per_row = _list_values(array, spec, where) if n else (np.zeros(0, target), np.zeros(0, np.int64))
+    data = np.ascontiguousarray(flat, dtype=target)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_row * target.itemsize, out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError(
+            f"column {column!r}: {int(offsets[-1])} bytes in one Arrow batch exceed a binary column's "
+            f"2 GiB; lower spark.sql.execution.arrow.maxRecordsPerBatch"
+        )
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data.view(np.uint8))]
+    return pa.Array.from_buffers(pa.binary(), n, buffers)
 
 
 class _Where:

@@ -130,3 +130,39 @@ def test_unknown_dims_take_the_rows_length_when_uniform():
 def test_empty_batch():
     out = column_to_tensor(pa.array([], type=pa.list_(pa.float32())), VEC, "features")
     assert out.shape == (0, 4)
+
+
+def test_tensor_bytes_is_the_binary_layout_the_scorer_reads():
+    from scoring._arrow import tensor_bytes
+
+    x = np.random.default_rng(1).normal(size=(6, 4))
+    array = pa.array(x.tolist(), type=pa.list_(pa.float64()))
+    packed = tensor_bytes(array, "float32", "features")
+    assert packed.type == pa.binary()
+    assert packed.to_pylist() == [row.astype("<f4").tobytes() for row in x]
+    np.testing.assert_array_equal(column_to_tensor(packed, VEC, "features"), x.astype(np.float32))
+    # a slice, a fixed-size list and nested lists flatten in row-major order
+    np.testing.assert_array_equal(column_to_tensor(tensor_bytes(array.slice(2, 3), "float32", "f"), VEC, "f"),
+                                  x[2:5].astype(np.float32))  # fmt: skip
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 4)
+    assert tensor_bytes(fixed, "float32", "f").to_pylist() == packed.to_pylist()
+    images = np.arange(3 * 6, dtype=np.float32).reshape(3, 2, 3, 1)
+    nested = pa.array(images.tolist(), type=pa.list_(pa.list_(pa.list_(pa.float32()))))
+    np.testing.assert_array_equal(column_to_tensor(tensor_bytes(nested, "float32", "img"), IMG, "img"), images)
+    ints = tensor_bytes(pa.array([[1, 2], [3]], type=pa.list_(pa.int64())), "int16", "ids")
+    assert ints.to_pylist() == [np.array([1, 2], "<i2").tobytes(), np.array([3], "<i2").tobytes()]
+    assert len(tensor_bytes(array.slice(0, 0), "float32", "f")) == 0
+
+
+def test_tensor_bytes_refuses_nulls_and_non_lists_by_row():
+    from scoring._arrow import tensor_bytes
+
+    with pytest.raises(NullValueError, match=r"column 'f' row 41: the row is null") as err:
+        tensor_bytes(pa.array([[1.0], None], type=pa.list_(pa.float32())), "float32", "f", row_offset=40)
+    assert err.value.row == 41
+    with pytest.raises(NullValueError, match=r"column 'f' row 1: element 1 is null"):
+        tensor_bytes(pa.array([[1.0, 2.0], [3.0, None]], type=pa.list_(pa.float32())), "float32", "f")
+    with pytest.raises(ColumnTypeError, match=r"column 'name' has type string"):
+        tensor_bytes(pa.array(["a"]), "float32", "name")
+    with pytest.raises(ColumnTypeError, match=r"column 'words' holds string values"):
+        tensor_bytes(pa.array([["a"]]), "float32", "words")

@@ -72,6 +72,30 @@ def test_transform_binary_tensor_bytes(models, df, expected):
     assert (_by_id(rows, "prediction") == expected["dense"].argmax(axis=1)).all()
 
 
+def test_pack_tensors_then_score_equals_scoring_the_arrays(models, df, expected, tmp_path):
+    from scoring import ColumnTypeError, pack_tensors
+
+    packed = pack_tensors(df.select("id", "features", "img", "extra"), ["features", "img"])
+    assert packed.schema.simpleString() == "struct<id:bigint,features:binary,img:binary,extra:array<double>>"
+    packed.write.parquet(str(tmp_path / "packed"))
+    stored = df.sparkSession.read.parquet(str(tmp_path / "packed"))
+    rows = sorted(stored.collect(), key=lambda r: r.id)
+    assert len(rows) == N and bytes(rows[5].features) == bytes(df.filter("id = 5").first().raw)
+    scores = Scorer(models["dense"], keep_cols=["id"], returns="probabilities").transform(stored).collect()
+    np.testing.assert_allclose(_by_id(scores, "prediction"), expected["dense"], rtol=0, atol=1e-6)
+    multi = Scorer(models["multi"], input_cols={"image": "img"}, returns="all", keep_cols=["id"]).transform(stored)
+    np.testing.assert_allclose(_by_id(multi.collect(), "score"), expected["multi"]["score"].reshape(-1), atol=1e-5)
+    with pytest.raises(ColumnTypeError, match=r"column 'id' has type bigint, expected an array of numbers"):
+        pack_tensors(df, "id")
+    with pytest.raises(ColumnTypeError, match=r"no column 'nope' to pack; the columns are id, features"):
+        pack_tensors(df, "nope")
+    with pytest.raises(ValueError, match=r"dtype 'complex64' is not one of"):
+        pack_tensors(df, "features", dtype="complex64")
+    holes = df.sparkSession.createDataFrame([(1, [1.0]), (2, None)], "id long, v array<float>").coalesce(1)
+    with pytest.raises(Exception, match=r"NullValueError: column 'v' row 1: the row is null"):
+        pack_tensors(holes, "v").collect()
+
+
 def test_transform_several_inputs_nested_arrays_all_outputs(models, df, expected):
     scorer = Scorer(models["multi"], input_cols={"image": "img"}, returns="all", keep_cols=["id"])
     result = scorer.transform(df)
