@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from hdfs_models import evict, localize, publish, resolve
+from scoring.testing import write_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.yarn]
 
@@ -64,21 +65,6 @@ def models(tmp_path_factory, cluster):
 
 def features() -> np.ndarray:
     return np.array([[float((i * 7 + j) % 11) / 10.0 for j in range(N_IN)] for i in range(ROWS)], dtype="float32")
-
-
-def write_input(directory: str) -> str:
-    """FILES Parquet files of ``id``, ``features`` (one input split each); returns the dir."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    os.makedirs(directory, exist_ok=True)
-    x = features()
-    for k in range(FILES):
-        rows = range(k, ROWS, FILES)
-        table = pa.table({"id": pa.array(list(rows), pa.int64()),
-                          "features": pa.array([x[i].tolist() for i in rows], pa.list_(pa.float32()))})
-        pq.write_table(table, os.path.join(directory, f"part-{k}.parquet"))
-    return directory
 
 
 def check_predictions(table, model_dir: str) -> None:
@@ -173,7 +159,7 @@ def test_cluster_mode_with_the_model_in_archives_from_hdfs(cluster, models, tmp_
     assert pack.returncode == 0, pack.stderr
     fs.put_file(str(tar), f"{work}/dense-1.tar")
     archive = f"{cluster.url}{work}/dense-1.tar"
-    src = write_input(str(tmp_path / "in"))
+    src = write_features(str(tmp_path / "in"), features(), FILES)
     for name in sorted(os.listdir(src)):
         fs.put_file(os.path.join(src, name), f"{work}/in/{name}")
     result = cluster.yarn.submit(
@@ -207,7 +193,7 @@ def test_fetch_once_per_node_then_a_second_application_reads_nothing(cluster, mo
     model_bytes = cluster.bytes_read() - before
     assert model_bytes >= pinned.total_bytes > 0
 
-    src = write_input(str(tmp_path / "in"))
+    src = write_features(str(tmp_path / "in"), features(), FILES)
     local_only = {"spark.yarn.stagingDir": f"file://{tmp_path / 'staging'}"}
     settings = conf(cluster, executors=4, env={"HDFS_MODELS_CACHE_SCOPE": "user"}, **local_only)
     before = cluster.bytes_read()

@@ -29,6 +29,7 @@ import pytest
 from hdfs_models import publish, resolve
 from hdfs_models.testing import tree_digest
 from hdfs_models.testing.kerberos import become
+from scoring.testing import write_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.yarn]
 
@@ -52,20 +53,6 @@ def features():
     import numpy as np
 
     return np.array([[float((i * 5 + j) % 13) / 10.0 for j in range(N_IN)] for i in range(ROWS)], dtype="float32")
-
-
-def write_input(directory: str) -> str:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    os.makedirs(directory)
-    x = features()
-    for k in range(FILES):
-        rows = range(k, ROWS, FILES)
-        pq.write_table(pa.table({"id": pa.array(list(rows), pa.int64()),
-                                 "features": pa.array([x[i].tolist() for i in rows], pa.list_(pa.float32()))}),
-                       os.path.join(directory, f"part-{k}.parquet"))
-    return directory
 
 
 _AUDIT = re.compile(r"ugi=(?P<user>[^\s(]+) \(auth:(?P<auth>\w+)\).*?\tcmd=(?P<cmd>\S+)\tsrc=(?P<src>\S+)")
@@ -112,7 +99,7 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
     # configuration spark-submit shipped into each container (__spark_conf__/__hadoop_conf__).
     process_env = {"PYTHONPATH": REPO, "KRB5CCNAME": empty_cache, "HDFS_MODELS_CACHE_SCOPE": "user"}
     metrics = tmp_path / "metrics.json"
-    src = write_input(str(tmp_path / "in"))
+    src = write_features(str(tmp_path / "in"), features(), FILES)
     args = ["--model", base, "--strategy", "fetch", "--input-path", f"file://{src}",
             "--output-path", f"file://{tmp_path / 'out'}", "--features", "features", "--keep", "id",
             "--returns", "probabilities", "--metrics-json", str(metrics), "--json"]

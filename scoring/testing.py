@@ -4,6 +4,7 @@
   (``input_name`` renames the input, e.g. ``keras_tensor`` as a Keras export names it).
 - :func:`save_multi`: ``image`` float32[-1, 2, 3, 1] and ``extra`` float64[-1, 2] →
   ``probabilities`` float32[-1, 5], ``score`` float32[-1], ``label`` int64[-1].
+- :func:`write_features`: a Parquet dir of ``id`` + ``features`` rows to score.
 
 Weights come from a fixed seed, so predictions are reproducible; saving takes
 well under a second once TensorFlow is imported.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["predict_in_process", "save_dense", "save_multi"]
+__all__ = ["predict_in_process", "save_dense", "save_multi", "write_features"]
 
 
 def save_dense(
@@ -74,3 +75,25 @@ def predict_in_process(path: str, signature: str = "serving_default", **inputs: 
 
     fn = tf.saved_model.load(os.fspath(path)).signatures[signature]
     return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def write_features(directory: str, features: Any, files: int = 1) -> str:
+    """``files`` Parquet files of ``id`` (row index) and ``features`` (``array<float>``); the dir.
+
+    Row ``i`` holds ``features[i]``; rows are dealt round-robin over the files,
+    so each file (one Spark input split) holds every ``files``-th id.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.asarray(features, dtype=np.float32)
+    width = int(np.prod(x.shape[1:]))
+    x = x.reshape(len(x), width)
+    os.makedirs(directory, exist_ok=True)
+    for k in range(files):
+        ids = np.arange(k, len(x), files, dtype=np.int64)
+        offsets = pa.array(np.arange(len(ids) + 1, dtype=np.int32) * width)
+        column = pa.ListArray.from_arrays(offsets, pa.array(x[ids].reshape(-1)), type=pa.list_(pa.float32()))
+        pq.write_table(pa.table({"id": ids, "features": column}), os.path.join(directory, f"part-{k}.parquet"))
+    return directory
