@@ -222,8 +222,16 @@ def test_k5_bob_is_refused_a_version_alice_cached(secure_minidfs, private_model,
 
 
 @pytest.mark.slow
-def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path):
-    """``python -m scoring.job`` run as alice (a ticket) scores with a model on secure HDFS, like TensorFlow."""
+@pytest.mark.parametrize("strategy", ["fetch", "archive", "files"])
+def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strategy):
+    """``python -m scoring.job`` run as alice (a ticket) scores with a model on secure HDFS, like TensorFlow.
+
+    ``fetch``: the Python workers download into the node cache with her ticket.
+    ``archive`` (the driver packs and stores ``_archives/…tar``, Spark's JVM
+    reads it with ``addArchive``) and ``files`` (Spark's JVM copies the
+    version dir with ``addFile``): Spark's own Hadoop client authenticates with
+    Kerberos, and the node cache stays empty.
+    """
     require_module("tensorflow", "tf")
     require_module("pyspark", "spark")
     import pyarrow as pa
@@ -233,7 +241,7 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path):
 
     model = save_dense(str(tmp_path / "dense"), n_in=6)
     env = secure_minidfs.kerberos_env("alice")
-    base = f"{secure_minidfs.url}/user/alice/models/job"
+    base = f"{secure_minidfs.url}/user/alice/models/job-{strategy}"
     with pytest.MonkeyPatch.context() as mp:
         become(mp, env)
         publish(model, base)
@@ -244,7 +252,7 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path):
     argv = [sys.executable, "-m", "scoring.job", "--master", "local[2]", "--model", base,
             "--input-path", f"file://{tmp_path / 'in.parquet'}", "--output-path", f"file://{tmp_path / 'out'}",
             "--features", "features", "--keep", "id", "--returns", "probabilities", "--conf", java,
-            "--json"]
+            "--strategy", strategy, "--json"]
     extra = {"HDFS_MODELS_CACHE": str(tmp_path / "cache"), "SPARK_LOCAL_IP": "127.0.0.1"}
     child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v}
     proc = subprocess.run(argv, env=child, capture_output=True, text=True, timeout=600)
@@ -253,3 +261,7 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path):
     assert set(out["model_version"]) == {1}
     want = predict_in_process(model, features=features)["probabilities"]
     np.testing.assert_allclose(np.stack(out["prediction"].to_numpy()), want, atol=1e-6)
+    cached = [f for _, _, files in os.walk(tmp_path / "cache") for f in files if f == "saved_model.pb"]
+    assert len(cached) == (1 if strategy == "fetch" else 0), cached
+    if strategy == "archive":
+        assert secure_minidfs.fs("alice").ls(f"/user/alice/models/job-{strategy}/_archives", detail=False)
