@@ -39,7 +39,7 @@ from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._names import sanitize_name, validate_name
 from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._tree import compare_tree
-from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.errors import DistributionError, IntegrityError, MissingExtraError, ModelNotFoundError
 
 __all__ = ["ARCHIVE_STATS", "STRATEGIES", "ModelHandle", "archive_name", "distribute"]
@@ -47,7 +47,6 @@ __all__ = ["ARCHIVE_STATS", "STRATEGIES", "ModelHandle", "archive_name", "distri
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("fetch", "archive", "files", "submitted")
-ARCHIVES_DIR = "_archives"
 #: Archives built / reused by :func:`distribute` in this process (observability, tests).
 ARCHIVE_STATS = {"built": 0, "reused": 0}
 

@@ -30,7 +30,7 @@ from hdfs_models._savedmodel import check_local_model
 from hdfs_models._signatures import read_signatures
 from hdfs_models._tree import rename_noreplace
 from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
-from hdfs_models._versions import PinnedVersion, base_name, list_children, version_numbers, resolve
+from hdfs_models._versions import TEMP_PREFIX, PinnedVersion, base_name, list_children, version_numbers, resolve
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
 from hdfs_models.errors import (
     HdfsModelsError,
@@ -217,7 +217,7 @@ def publish(
     base_path = base_path.rstrip("/") or "/"
     with translate_errors(base, "creating base dir"):
         fs.makedirs(base_path, exist_ok=True)
-    tmp = f"{base_path.rstrip('/')}/_tmp-{uuid.uuid4().hex}"
+    tmp = f"{base_path.rstrip('/')}/{TEMP_PREFIX}{uuid.uuid4().hex}"
     try:
         files = _upload(fs, join_url(base, tmp.rsplit("/", 1)[1]), local_dir, tmp, sizes, empty, progress)
         manifest = make_manifest(model_name, _next_version(fs, base_path, base), files, empty, sigs)

@@ -24,14 +24,11 @@ import time
 from typing import Any, Callable, Mapping
 
 from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
-from hdfs_models._versions import modified_time
+from hdfs_models._versions import ARCHIVES_DIR, TEMP_PREFIX, modified_time
 
 __all__ = ["StaleTemp", "is_temp_name", "stale", "sweep_store"]
 
 logger = logging.getLogger(__name__)
-
-TEMP_PREFIX = "_tmp-"  # publish's upload dirs
-ARCHIVES_DIR = "_archives"  # distribute's archive uploads: ``.<uuid>.tmp`` inside it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,9 @@ from hdfs_models.errors import (
 )
 
 __all__ = [
+    "ARCHIVES_DIR",
     "SUCCESS_MARKER",
+    "TEMP_PREFIX",
     "PinnedVersion",
     "base_name",
     "list_children",
@@ -42,6 +44,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: publish uploads into ``BASE/_tmp-<uuid>/`` and renames it to the next version.
+TEMP_PREFIX = "_tmp-"
+#: distribute's packed versions, ``BASE/_archives/<v>-<digest16>.tar``, uploaded as ``.<uuid>.tmp`` there.
+ARCHIVES_DIR = "_archives"
 
 SUCCESS_MARKER = "_SUCCESS"
 # `hdfs dfs -put` and `-cp` write each file as `<name>._COPYING_` and rename it when done.
