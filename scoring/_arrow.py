@@ -69,7 +69,8 @@ def tensor_bytes(array: Any, dtype: str, column: str, row_offset: int = 0) -> An
 
     The reverse of the ``binary`` layout above, for :func:`scoring.pack_tensors`:
     any list nesting is flattened in row-major order, numbers are cast to
-    ``dtype`` (a numpy name such as ``float32``). A null row or element raises
+    :func:`numpy_dtype` of ``dtype`` (a signature dtype name: ``float32``;
+    ``bfloat16`` packs as float32, as it is fed). A null row or element raises
     NullValueError naming the column and row (``row_offset`` + index); a column
     that is not a list of numbers raises ColumnTypeError.
     """
@@ -84,7 +85,7 @@ def tensor_bytes(array: Any, dtype: str, column: str, row_offset: int = 0) -> An
     n = len(array)
     if array.null_count:
         where.null(_first_null(array), "the row is null")
-    target = np.dtype(dtype).newbyteorder("<")
+    target = numpy_dtype(dtype).newbyteorder("<")
     flat, per_row = _list_values(array, spec, where) if n else (np.zeros(0, target), np.zeros(0, np.int64))
     data = np.ascontiguousarray(flat, dtype=target)
     offsets = np.zeros(n + 1, dtype=np.int64)

@@ -152,6 +152,7 @@ def test_tensor_bytes_is_the_binary_layout_the_scorer_reads():
     ints = tensor_bytes(pa.array([[1, 2], [3]], type=pa.list_(pa.int64())), "int16", "ids")
     assert ints.to_pylist() == [np.array([1, 2], "<i2").tobytes(), np.array([3], "<i2").tobytes()]
     assert len(tensor_bytes(array.slice(0, 0), "float32", "f")) == 0
+    assert tensor_bytes(array, "bfloat16", "f").to_pylist() == packed.to_pylist()  # fed as float32
 
 
 def test_tensor_bytes_refuses_nulls_and_non_lists_by_row():
