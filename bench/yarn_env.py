@@ -60,20 +60,16 @@ def build_env(scratch: str) -> dict[str, Any]:
 def run_job(cluster: Any, scratch: str, archive: str) -> dict[str, Any]:
     """The scoring job with the shipped environment; checks its predictions."""
     import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from hdfs_models import publish
-    from scoring.testing import predict_in_process, save_dense
+    from scoring.testing import predict_in_process, save_dense, write_features
 
     model = save_dense(os.path.join(scratch, "model"), n_in=12, seed=3)
     base = f"{cluster.url}/models/bench-env/dense"
     publish(model, base)
     x = np.random.default_rng(0).random((256, 12), dtype=np.float32)
-    os.makedirs(os.path.join(scratch, "in"))
-    pq.write_table(pa.table({"id": pa.array(range(256), pa.int64()),
-                             "features": pa.array(x.tolist(), pa.list_(pa.float32()))}),
-                   os.path.join(scratch, "in", "part-0.parquet"))
+    write_features(os.path.join(scratch, "in"), x)
     fs = cluster.fs()
     fs.put_file(archive, "/user/envs/env.tar.gz")
     conf = cluster.spark_yarn_conf(python="./environment/bin/python")

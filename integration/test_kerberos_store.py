@@ -234,10 +234,9 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strat
     """
     require_module("tensorflow", "tf")
     require_module("pyspark", "spark")
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from scoring.testing import predict_in_process, save_dense
+    from scoring.testing import predict_in_process, save_dense, write_features
 
     model = save_dense(str(tmp_path / "dense"), n_in=6)
     env = secure_minidfs.kerberos_env("alice")
@@ -246,11 +245,10 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strat
         become(mp, env)
         publish(model, base)
     features = np.random.default_rng(3).normal(size=(64, 6)).astype(np.float32)
-    pq.write_table(pa.table({"id": np.arange(64), "features": [row.tolist() for row in features]}),
-                   tmp_path / "in.parquet")
+    write_features(str(tmp_path / "in"), features)
     java = f"spark.driver.extraJavaOptions=-Djava.security.krb5.conf={secure_minidfs.krb5_conf}"
     argv = [sys.executable, "-m", "scoring.job", "--master", "local[2]", "--model", base,
-            "--input-path", f"file://{tmp_path / 'in.parquet'}", "--output-path", f"file://{tmp_path / 'out'}",
+            "--input-path", f"file://{tmp_path / 'in'}", "--output-path", f"file://{tmp_path / 'out'}",
             "--features", "features", "--keep", "id", "--returns", "probabilities", "--conf", java,
             "--strategy", strategy, "--json"]
     extra = {"HDFS_MODELS_CACHE": str(tmp_path / "cache"), "SPARK_LOCAL_IP": "127.0.0.1"}

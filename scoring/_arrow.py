@@ -86,7 +86,7 @@ def tensor_bytes(array: Any, dtype: str, column: str, row_offset: int = 0) -> An
     if array.null_count:
         where.null(_first_null(array), "the row is null")
     target = numpy_dtype(dtype).newbyteorder("<")
-    flat, per_row = _list_values(array, spec, where) if n else (np.zeros(0, target), np.zeros(0, np.int64))
+    flat, per_row = _list_values(array, spec, where)
     data = np.ascontiguousarray(flat, dtype=target)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(per_row * target.itemsize, out=offsets[1:])
