@@ -26,6 +26,7 @@ from hdfs_models.errors import (
     UnsafeArchiveError,
     UnsafeNameError,
     UnsupportedProtocolError,
+    UnsupportedSparkError,
 )
 
 from hdfs_models._version import __version__  # noqa: E402
@@ -40,7 +41,7 @@ from hdfs_models.cache import (  # noqa: E402
     localize,
     release,
 )
-from hdfs_models._cpu import BFLOAT16_FLAGS, CpuInfo, read_cpu  # noqa: E402
+from hdfs_models._runtime import BFLOAT16_FLAGS, CpuInfo, read_cpu  # noqa: E402
 from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
 from hdfs_models._publish import publish  # noqa: E402
@@ -78,6 +79,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "UnsupportedSparkError",
     "cache_stats",
     "discard",
     "distribute",

@@ -21,7 +21,8 @@ naturally catch::
     ├── LockTimeoutError(TimeoutError)             a cache lock was not acquired in time (C7)
     ├── UnsafeArchiveError(ValueError)             an archive member is unsafe (S1-S12)
     ├── PublishError(OSError)                      publishing a version failed
-    └── DistributionError(RuntimeError)            shipping a model to executors failed
+    ├── DistributionError(RuntimeError)            shipping a model to executors failed
+    └── UnsupportedSparkError(RuntimeError)        the pyspark found is older than 3.5.0
 
     HdfsModelsWarning(UserWarning)
     └── ExtraFilesWarning                          the store holds files the manifest does not list (B8)
@@ -56,6 +57,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsafeNameError",
     "UnsupportedProtocolError",
+    "UnsupportedSparkError",
 ]
 
 
@@ -240,6 +242,13 @@ class DistributionError(HdfsModelsError, RuntimeError):
     """A model could not be shipped to, or found on, a Spark executor (``alias``: its Spark alias)."""
 
     alias: str | None
+
+
+class UnsupportedSparkError(HdfsModelsError, RuntimeError):
+    """The pyspark in this process is older than the floor (``found``: its version, ``needed``: the floor)."""
+
+    found: str | None
+    needed: str | None
 
 
 class HdfsModelsWarning(UserWarning):

@@ -27,7 +27,7 @@ from scoring._prefetch import prefetch
 from scoring._source import Source
 from scoring.errors import ColumnTypeError, ModelLoadError
 
-__all__ = ["Runner", "arrow_type", "spark_type"]
+__all__ = ["Runner", "arrow_type", "spark_data_type", "spark_type"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,23 @@ def spark_type(out: OutputColumn) -> str:
         )
     scalar = _SPARK_TYPES[out.dtype]
     return scalar if out.kind == "scalar" else f"array<{scalar}>"
+
+
+_SPARK_CLASSES = {"float": "FloatType", "double": "DoubleType", "byte": "ByteType", "short": "ShortType",
+                  "int": "IntegerType", "long": "LongType", "boolean": "BooleanType"}  # fmt: skip
+
+
+def spark_data_type(out: OutputColumn) -> Any:
+    """The pyspark DataType of an output column, built directly (no DDL parsing).
+
+    ``DataType.fromDDL`` is Spark 4 only, and on 4.x it asks the JVM to
+    analyse each string; the types are known here, so they are just made.
+    """
+    from pyspark.sql import types as T
+
+    ddl = spark_type(out)
+    scalar = getattr(T, _SPARK_CLASSES[ddl.removeprefix("array<").rstrip(">")])()
+    return T.ArrayType(scalar, containsNull=True) if ddl.startswith("array<") else scalar
 
 
 def arrow_type(out: OutputColumn) -> Any:

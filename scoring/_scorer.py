@@ -23,6 +23,8 @@ import logging
 from dataclasses import replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from hdfs_models._runtime import require_spark
+
 from scoring._metrics import MetricsParam, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
 from scoring._plan import (
@@ -36,7 +38,7 @@ from scoring._plan import (
 )
 from scoring._precision import check_precision
 from scoring._rows import score_rows
-from scoring._runner import Runner, spark_type
+from scoring._runner import Runner, spark_data_type
 from scoring._signature import Signature, parse_signature
 from scoring._source import ModelRef, model_source
 from scoring._udf import make_udf
@@ -85,6 +87,7 @@ class Scorer:
         read_ahead: int = 1,
         precision: str = "float32",
     ) -> None:
+        require_spark("Scorer")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         if isinstance(keep_cols, str):
@@ -130,11 +133,11 @@ class Scorer:
 
     def output_schema(self, schema: Any) -> Any:
         """The Spark StructType :meth:`transform` returns for an input ``schema``."""
-        from pyspark.sql.types import DataType, IntegerType, StructField, StructType
+        from pyspark.sql.types import IntegerType, StructField, StructType
 
         plan = self.plan([describe_spark_field(f) for f in schema.fields])
         fields = [schema[c] for c in plan.keep_cols]
-        fields += [StructField(o.name, DataType.fromDDL(spark_type(o)), True) for o in plan.outputs]
+        fields += [StructField(o.name, spark_data_type(o), True) for o in plan.outputs]
         if plan.version_col:
             fields.append(StructField(plan.version_col, IntegerType(), True))
         return StructType(fields)

@@ -46,6 +46,8 @@ import time
 from typing import Any, Sequence
 
 from hdfs_models import HdfsModelsError, ModelHandle, ModelNotFoundError, distribute, list_versions
+from hdfs_models._runtime import require_spark
+from hdfs_models.errors import UnsupportedSparkError
 
 from scoring._job_io import Output, append_output, check_output, count_output, read_input, write_output
 from scoring._metrics import summarize
@@ -249,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("scoring.job: error: --batch-size must be at least 1", file=sys.stderr)
         return 2
     spark = None
+    try:
+        require_spark("scoring.job")
+    except UnsupportedSparkError as exc:
+        print(f"scoring.job: error: {one_line(exc)}", file=sys.stderr)
+        return 1
     from pyspark.sql import SparkSession
 
     # Embedded in a process that already runs Spark (a test, a notebook): use it, leave it running.

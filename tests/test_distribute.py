@@ -92,7 +92,7 @@ def test_fetch_handle_is_small_picklable_and_pinned(tmp_path, base):
     make_model(os.path.join(base, "4"), name="mnist", version=4)  # published after pinning
     back = pickle.loads(data)
     path = back.local_path()
-    assert back.local_path() == path and len(_distribute._fetched_models) == 1  # once per process
+    assert back.local_path() == path and len(_distribute._handle._fetched_models) == 1  # once per process
     assert path.startswith(str(tmp_path / "cache"))
     assert tree_digest(path) == tree_digest(os.path.join(base, "3"))
     assert back.digest == handle.digest and back.version == 3

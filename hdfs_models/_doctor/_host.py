@@ -9,7 +9,7 @@ import stat
 import subprocess
 import tempfile
 
-from hdfs_models._cpu import BFLOAT16_FLAGS, read_cpu
+from hdfs_models._runtime import BFLOAT16_FLAGS, read_cpu
 from hdfs_models._doctor._world import Check, World
 
 __all__ = ["bfloat16", "cache_root_check", "cache_space", "java", "package_versions"]

@@ -3,7 +3,8 @@
 The project (``integration/minidfs``) ships as the package data
 ``hdfs_models._minidfs``. :func:`ensure_launcher` compiles it once and caches
 the result under ``~/.cache/hdfs-models/minidfs/<hash>``, keyed by the hash
-of the pom and sources, so later starts take seconds. :class:`MiniDFSError`
+of the pom, the sources and the Hadoop version it is built against (the pom's
+``hadoop.version``, set with ``-Dhadoop.version``), so later starts take seconds. :class:`MiniDFSError`
 is what the test cluster raises when it cannot be built, started or kept up.
 """
 
@@ -23,7 +24,15 @@ from typing import Mapping
 
 from hdfs_models.errors import HdfsModelsError
 
-__all__ = ["MAIN_CLASS", "MiniDFSError", "ensure_launcher", "missing_tools"]
+__all__ = [
+    "DEFAULT_HADOOP_VERSION",
+    "HADOOP_VERSIONS",
+    "MAIN_CLASS",
+    "MiniDFSError",
+    "ensure_launcher",
+    "missing_tools",
+    "resolve_hadoop_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,10 @@ class MiniDFSError(HdfsModelsError, RuntimeError):
 
 
 MAIN_CLASS = "io.hdfsmodels.minidfs.Launcher"
+#: The Hadoop of today's clusters (Cloudera 7.3.3, EMR 7.x) and of the current CI leg.
+DEFAULT_HADOOP_VERSION = "3.4.1"
+#: The versions the launcher is tested with: 3.3.6 is Dataproc 2.x and older EMR 7 (compatibility leg).
+HADOOP_VERSIONS = ("3.3.6", "3.4.1")
 _INSTALL_HINT = (
     "install OpenJDK 17+ and Maven (Debian: apt-get install -y openjdk-17-jdk-headless maven)"
 )
@@ -76,8 +89,23 @@ def _cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hdfs-models" / "minidfs"
 
 
-def ensure_launcher(timeout: float = 1200.0) -> str:
+def resolve_hadoop_version(version: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """``version`` > ``HDFS_MODELS_HADOOP_VERSION`` > :data:`DEFAULT_HADOOP_VERSION`; checked, not looked up."""
+    env = os.environ if env is None else env
+    chosen = version or env.get("HDFS_MODELS_HADOOP_VERSION") or DEFAULT_HADOOP_VERSION
+    parts = chosen.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] != "3":
+        raise MiniDFSError(
+            f"Hadoop version {chosen!r} is not a Hadoop 3.x.y release (tested: {', '.join(HADOOP_VERSIONS)})",
+            reason="bad hadoop version",
+        )
+    return chosen
+
+
+def ensure_launcher(timeout: float = 1200.0, hadoop_version: str | None = None) -> str:
     """Build the launcher if needed and return the Java classpath to run it.
+
+    ``hadoop_version``: see :func:`resolve_hadoop_version`.
 
     The build (``mvn compile dependency:build-classpath``) runs in a temporary
     directory inside the cache root and is renamed into place, under a lock,
@@ -91,28 +119,29 @@ def ensure_launcher(timeout: float = 1200.0) -> str:
     project = _project_dir()
     if not (project / "pom.xml").is_file():
         raise MiniDFSError(f"MiniDFS launcher project not found at {project}", path=str(project))
+    version = resolve_hadoop_version(hadoop_version)
     root = _cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    final = root / _project_hash(project)
+    final = root / f"{_project_hash(project)}-hadoop-{version}"
     with open(root / f"{final.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (final / "classpath.txt").is_file():
-            _build(project, final, timeout)
+            _build(project, final, timeout, version)
     classpath = (final / "classpath.txt").read_text().strip()
     return os.pathsep.join([str(final / "classes"), classpath])
 
 
-def _build(project: Path, final: Path, timeout: float) -> None:
+def _build(project: Path, final: Path, timeout: float, version: str) -> None:
     work = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=final.parent))
     try:
         shutil.copy2(project / "pom.xml", work / "pom.xml")
         shutil.copytree(project / "src", work / "src")
         cmd = [
             "mvn", "-B", "-q", "-f", str(work / "pom.xml"),
-            "compile", "dependency:build-classpath",
+            "compile", "dependency:build-classpath", f"-Dhadoop.version={version}",
             f"-Dmdep.outputFile={work / 'target' / 'classpath.txt'}",
         ]
-        log.info("building the MiniDFS launcher: %s", " ".join(cmd))
+        log.info("building the MiniDFS launcher for Hadoop %s: %s", version, " ".join(cmd))
         started = time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

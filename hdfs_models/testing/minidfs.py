@@ -30,10 +30,12 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
+from unittest import mock
 
 from hdfs_models.testing.kerberos import DEFAULT_USERS, KerberosMixin, kerberos_launcher_args
 from hdfs_models.testing.launcher import MAIN_CLASS, MiniDFSError, ensure_launcher, missing_tools
+from hdfs_models.testing.launcher import resolve_hadoop_version
 from hdfs_models.testing.yarn import Yarn, launch_settings
 
 __all__ = ["MiniDFS", "MiniDFSError", "ensure_launcher", "missing_tools"]
@@ -51,6 +53,10 @@ class MiniDFS(KerberosMixin):
     NodeManagers in the same JVM: :attr:`yarn`, :meth:`spark_yarn_conf`,
     ``yarn-site.xml`` in the conf dir; see :mod:`hdfs_models.testing.yarn`).
     Every port is ephemeral, so parallel clusters never collide.
+    ``hadoop_version``: the Hadoop the JVM runs (``3.4.1``, ``3.3.6`` ...;
+    default ``HDFS_MODELS_HADOOP_VERSION``, else
+    :data:`~hdfs_models.testing.launcher.DEFAULT_HADOOP_VERSION`); the
+    launcher is built and cached once per version.
 
     ``kerberos=True`` makes it secure, with a KDC in the same JVM:
     ``protection`` (``authentication``, ``integrity`` or ``privacy``: the
@@ -81,7 +87,9 @@ class MiniDFS(KerberosMixin):
         protection: str = "authentication",
         users: tuple[str, ...] = DEFAULT_USERS,
         yarn_nodemanagers: int = 0,
+        hadoop_version: str | None = None,
     ) -> None:
+        self.hadoop_version = resolve_hadoop_version(hadoop_version)
         self.datanodes_count = datanodes
         self.replication = replication
         self.block_size = block_size
@@ -113,7 +121,7 @@ class MiniDFS(KerberosMixin):
     def start(self) -> "MiniDFS":
         """Build the launcher if needed, start the JVM and wait for the ready line."""
         started = time.monotonic()
-        classpath = ensure_launcher()
+        classpath = ensure_launcher(hadoop_version=self.hadoop_version)
         if self.base_dir is None:
             self.base_dir = Path(tempfile.mkdtemp(prefix="minidfs-"))
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -313,7 +321,7 @@ class MiniDFS(KerberosMixin):
 
         host_port = self.url.split("://", 1)[1]
         host, _, port = host_port.partition(":")
-        with _env(self.env()):
+        with mock.patch.dict(os.environ, self.env()):
             fs = HdfsFileSystem(host=host, port=int(port) if port else None, skip_instance_cache=True)
             if self.kerberized:
                 from hdfs_native import Client
@@ -377,24 +385,3 @@ def _hdfs_path(path: str) -> str:
         rest = path.split("://", 1)[1]
         path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
     return path
-
-
-class _env:
-    """Temporarily set (or, for None, leave alone) environment variables."""
-
-    def __init__(self, values: Mapping[str, str | None]) -> None:
-        self.values = {k: v for k, v in values.items() if v is not None}
-        self.saved: dict[str, str | None] = {}
-
-    def __enter__(self) -> None:
-        for key, value in self.values.items():
-            self.saved[key] = os.environ.get(key)
-            os.environ[key] = value
-
-    def __exit__(self, *exc: object) -> None:
-        for key, old in self.saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-

@@ -222,6 +222,7 @@ public final class Launcher {
     }
     return Json.obj(
         "ready", true,
+        "hadoop_version", org.apache.hadoop.util.VersionInfo.getVersion(),
         "url", clientConf.get("fs.defaultFS"),
         "namenodes", nns,
         "webhdfs", webs,

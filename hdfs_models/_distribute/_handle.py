@@ -1,54 +1,31 @@
-"""Ship one model version to Spark executors; find it there, verified.
+"""The executor side of :func:`~hdfs_models.distribute`: a :class:`ModelHandle` finds its version, verified.
 
-:func:`distribute` runs on the driver: it resolves ``latest`` once, pins
-the version, prepares what the strategy needs and returns a
-:class:`ModelHandle`, a small frozen record (URL, pinned version, digest,
-strategy, alias; never a filesystem object) that pickles into tasks.
-``handle.local_path()`` on an executor returns a verified local SavedModel
-directory:
-
-``fetch``      :func:`hdfs_models.localize` into the node cache (one download per node).
-``archive``    the version packed once into ``BASE/_archives/<v>-<digest16>.tar``
-               (temp name + rename, reused when present), ``sc.addArchive(uri#alias)``;
-               Spark unpacks it into each executor's SparkFiles directory.
-``files``      ``sc.addFile(version_dir, recursive=True)``; empty dirs recreated.
-``submitted``  :meth:`ModelHandle.submitted`: the job was started with
-               ``spark-submit --archives model.tar.gz#alias``.
-
-Spark ignores a path added twice, so archive names and aliases carry the
-version and digest. Trees Spark unpacked are checked once per process: an
-lstat audit (no links, nothing outside) and the ``MANIFEST.json`` inside
-(sizes, sha256, no extra files), which must also match the pinned digest.
+``fetch`` localizes into the node cache; the Spark strategies find the tree
+Spark shipped (``SparkFiles`` root or the working dir), rebuild it when it
+came file by file, and check it once per process: an lstat audit (no links,
+nothing outside) and the ``MANIFEST.json`` inside (sizes, sha256, no extra
+files), which must also match the pinned digest.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import tempfile
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from hdfs_models.archive import pack
 from hdfs_models.archive._read import Extracted
 from hdfs_models.archive._unpack import audit_tree, scan_tree, verify_extracted
 from hdfs_models.cache import holds, localize
 from hdfs_models._manifest import MANIFEST_NAME
-from hdfs_models._names import sanitize_name, validate_name
-from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models._names import validate_name
 from hdfs_models._tree import compare_tree
-from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
+from hdfs_models._versions import PinnedVersion
 from hdfs_models.errors import DistributionError, IntegrityError, MissingExtraError, ModelNotFoundError
 
-__all__ = ["ARCHIVE_STATS", "STRATEGIES", "ModelHandle", "archive_name", "distribute"]
-
-log = logging.getLogger(__name__)
-
-STRATEGIES = ("fetch", "archive", "files", "submitted")
-#: Archives built / reused by :func:`distribute` in this process (observability, tests).
-ARCHIVE_STATS = {"built": 0, "reused": 0}
+__all__ = ["ModelHandle", "link_or_copy", "reset_verified"]
 
 _verified_lock = threading.Lock()
 _verified: dict[tuple[int, str], Any] = {}  # (pid, local dir) -> Manifest, per process
@@ -57,30 +34,6 @@ _HOW_TO_SHIP = (
     "ship it with `spark-submit --archives model.tar.gz#{alias}` (make the archive with "
     "`hdfs-models pack`) or with hdfs_models.distribute(spark, url, strategy='archive')"
 )
-
-
-def archive_name(version: int, digest: str) -> str:
-    """``<version>-<digest16>.tar``: the stored archive of one version. Pure."""
-    return f"{version}-{digest[:16]}.tar"
-
-
-def archive_url(base_url: str, version_url: str, name: str, version: int, digest: str) -> str:
-    """Where the archive of a version is stored. Pure.
-
-    ``BASE/_archives/<v>-<digest16>.tar`` for the ``BASE/<v>/`` layout; for a
-    version dir that is not numbered (``url`` is the SavedModel itself), next
-    to it as ``PARENT/_archives/<name>-<v>-<digest16>.tar``, never inside it
-    (that would change the version's listing).
-    """
-    if base_url.rstrip("/") != version_url.rstrip("/"):
-        return join_url(base_url, ARCHIVES_DIR, archive_name(version, digest))
-    parent = version_url.rstrip("/").rsplit("/", 1)[0]
-    return join_url(parent, ARCHIVES_DIR, f"{name}-{archive_name(version, digest)}")
-
-
-def alias_for(name: str, version: int, digest: str) -> str:
-    """A Spark alias naming model, version and digest (safe as a directory name). Pure."""
-    return f"{sanitize_name(name)}-v{version}-{digest[:16]}"
 
 
 @dataclass(frozen=True)
@@ -99,6 +52,8 @@ class ModelHandle:
     pinned: PinnedVersion | None = field(default=None, repr=False)
     cache_dir: str | None = None
     expected_version: int | None = None
+    #: ``files`` shipped one by one (Spark 3.5, local source): relative paths, in the order added
+    flat_files: tuple[str, ...] = ()
 
     @classmethod
     def submitted(cls, alias: str, version: int | None = None) -> "ModelHandle":
@@ -148,104 +103,24 @@ class ModelHandle:
         return self._shipped()[1]
 
     def _shipped(self) -> tuple[str, Any]:
-        path = _find_shipped(self._dir_name(), self.strategy)
+        if self.flat_files:
+            path = _assemble_flat(str(self.alias), self.flat_files)
+        else:
+            path = _find_shipped(self._dir_name(), self.strategy)
         manifest = _verify_once(path, self)
         return path, manifest
 
     def _dir_name(self) -> str:
-        if self.strategy == "files":
+        if self.strategy == "files" and not self.flat_files:
             return str(self.url).rstrip("/").rsplit("/", 1)[-1]
         return str(self.alias)
 
 
-# ---------------------------------------------------------------- driver side
-
-
-def distribute(
-    spark: Any,
-    url: str,
-    version: int | str = "latest",
-    strategy: str = "fetch",
-    cache_dir: str | os.PathLike[str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-) -> ModelHandle:
-    """Pin ``version`` of the model at ``url`` and ship it to ``spark``'s executors.
-
-    ``spark``: a SparkSession or SparkContext (unused by ``fetch``).
-    ``strategy``: ``fetch``, ``archive`` or ``files`` (module docstring);
-    ``submitted`` handles come from :meth:`ModelHandle.submitted`.
-    ``cache_dir``: the node cache root for ``fetch`` (default: see
-    :func:`hdfs_models.localize`). Returns a picklable :class:`ModelHandle`.
-    """
-    if strategy not in STRATEGIES[:3]:
-        hint = " (use ModelHandle.submitted(alias))" if strategy == "submitted" else ""
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES[:3])}{hint}")
-    pinned = resolve(url, version, storage_options=storage_options)
-    log.info("distributing %s version %d (%s) by %s", pinned.url, pinned.version, pinned.digest[:16], strategy)
-    if strategy == "fetch":
-        root = os.fspath(cache_dir) if cache_dir is not None else None
-        return ModelHandle("fetch", url=pinned.url, pinned=pinned, cache_dir=root)
-    sc = getattr(spark, "sparkContext", spark)
-    if strategy == "files":
-        _spark_call(sc.addFile, spark_uri(pinned.url), True, what=f"addFile({pinned.url})")
-        return ModelHandle("files", url=pinned.url, pinned=pinned)
-    stored = ensure_archive(pinned, storage_options)
-    alias = alias_for(pinned.name, pinned.version, pinned.digest)
-    _spark_call(sc.addArchive, f"{spark_uri(stored)}#{alias}", what=f"addArchive({stored})")
-    return ModelHandle("archive", url=pinned.url, alias=alias, pinned=pinned)
-
-
-def spark_uri(url: str) -> str:
-    """A URI Spark's Hadoop client understands: plain local paths become ``file://``. Pure."""
-    return url if "://" in url else "file://" + os.path.abspath(url)
-
-
-def _spark_call(method: Any, *args: Any, what: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
     try:
-        method(*args)
-    except Exception as exc:  # py4j wraps the JVM's exception; translate it once, here
-        raise DistributionError(f"Spark refused {what}: {exc}", url=what, reason="spark") from exc
-
-
-def ensure_archive(pinned: PinnedVersion, storage_options: Mapping[str, Any] | None = None) -> str:
-    """The URL of ``BASE/_archives/<v>-<digest16>.tar``, packing it if absent.
-
-    Packed locally, uploaded under a temp name and renamed; when another job
-    wins the race its archive is used (pack is deterministic, so both are
-    the same bytes). Counts builds and reuses in :data:`ARCHIVE_STATS`.
-    """
-    target = archive_url(pinned.base_url, pinned.url, pinned.name, pinned.version, pinned.digest)
-    fs, path = open_store(target, storage_options)
-    with translate_errors(target, "checking the stored archive"):
-        exists = fs.exists(path)
-    if exists:
-        ARCHIVE_STATS["reused"] += 1
-        log.info("reusing %s", target)
-        return target
-    with tempfile.TemporaryDirectory(prefix="hdfs-models-archive-") as tmp:
-        local = pack(pinned.url, os.path.join(tmp, "model.tar"), "tar", pinned=pinned, storage_options=storage_options)
-        tmp_path = f"{path.rsplit('/', 1)[0]}/.{uuid.uuid4().hex}.tmp"
-        with translate_errors(target, "uploading the archive"):
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            fs.put_file(local, tmp_path)
-            _rename_or_reuse(fs, tmp_path, path, target)
-    ARCHIVE_STATS["built"] += 1
-    log.info("packed %s into %s", pinned.url, target)
-    return target
-
-
-def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
-    try:
-        fs.mv(tmp_path, path)
-    except Exception:
-        if not fs.exists(path):
-            raise
-        log.info("%s appeared meanwhile (another job); using it", target)
-    if fs.exists(tmp_path):
-        fs.rm(tmp_path)
-
-
-# ---------------------------------------------------------------- executor side
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not allowed: copy
+        shutil.copyfile(src, dst)
 
 
 def _fetched(pinned: PinnedVersion, cache_dir: str | None) -> str:
@@ -288,6 +163,42 @@ def _spark_roots(strategy: str, name: str) -> list[str]:
         reason="outside Spark",
         alias=name,
     )
+
+
+def _assemble_flat(alias: str, rels: tuple[str, ...]) -> str:
+    """Rebuild a version added file by file (:func:`_add_files_flat`) as ``<SparkFiles root>/<alias>``.
+
+    Built under a process-unique temp name next to the added files and
+    renamed into place, so a worker never sees half a tree; when another
+    worker of the executor won the rename, its tree is used.
+    """
+    roots = _spark_roots("files", alias)
+    root = roots[0]
+    final = os.path.join(root, alias)
+    if os.path.isdir(final):
+        return final
+    parts = [os.path.join(root, f"{alias}.{i}") for i in range(len(rels))]
+    missing = [p for p in parts if not os.path.isfile(p)]
+    if missing:
+        raise ModelNotFoundError(
+            f"model {alias!r} was not shipped to this Spark process: {missing[0]} is missing; "
+            + _HOW_TO_SHIP.format(alias=alias),
+            path=missing[0], reason="alias not shipped", alias=alias,
+        )
+    tmp = os.path.join(root, f".{alias}.{uuid.uuid4().hex}.tmp")
+    try:
+        for part, rel in zip(parts, rels):
+            target = os.path.join(tmp, *rel.split("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            link_or_copy(part, target)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not os.path.isdir(final):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def _find_shipped(name: str, strategy: str) -> str:

@@ -1,0 +1,200 @@
+"""Ship one model version to Spark executors; find it there, verified.
+
+:func:`distribute` runs on the driver: it resolves ``latest`` once, pins
+the version, prepares what the strategy needs and returns a
+:class:`ModelHandle`, a small frozen record (URL, pinned version, digest,
+strategy, alias; never a filesystem object) that pickles into tasks.
+``handle.local_path()`` on an executor returns a verified local SavedModel
+directory:
+
+``fetch``      :func:`hdfs_models.localize` into the node cache (one download per node).
+``archive``    the version packed once into ``BASE/_archives/<v>-<digest16>.tar``
+               (temp name + rename, reused when present), ``sc.addArchive(uri#alias)``;
+               Spark unpacks it into each executor's SparkFiles directory.
+``files``      ``sc.addFile(version_dir, recursive=True)``; empty dirs recreated.
+               Spark 3.5 refuses a local directory outside ``local[N]``
+               (``UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY``): there each file
+               is added as ``<alias>.<i>`` and executors rebuild the tree.
+``submitted``  :meth:`ModelHandle.submitted`: the job was started with
+               ``spark-submit --archives model.tar.gz#alias``.
+
+Spark ignores a path added twice, so archive names and aliases carry the
+version and digest. Trees Spark unpacked are checked once per process: an
+lstat audit (no links, nothing outside) and the ``MANIFEST.json`` inside
+(sizes, sha256, no extra files), which must also match the pinned digest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from typing import Any, Mapping
+
+from hdfs_models.archive import pack
+from hdfs_models._distribute._handle import ModelHandle, link_or_copy, reset_verified
+from hdfs_models._names import sanitize_name
+from hdfs_models._runtime import is_local_master, require_spark
+from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
+from hdfs_models.errors import DistributionError
+
+__all__ = [
+    "ARCHIVE_STATS",
+    "STRATEGIES",
+    "ModelHandle",
+    "alias_for",
+    "archive_name",
+    "archive_url",
+    "distribute",
+    "ensure_archive",
+    "reset_verified",
+    "spark_uri",
+]
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("fetch", "archive", "files", "submitted")
+#: Archives built / reused by :func:`distribute` in this process (observability, tests).
+ARCHIVE_STATS = {"built": 0, "reused": 0}
+
+
+def archive_name(version: int, digest: str) -> str:
+    """``<version>-<digest16>.tar``: the stored archive of one version. Pure."""
+    return f"{version}-{digest[:16]}.tar"
+
+
+def archive_url(base_url: str, version_url: str, name: str, version: int, digest: str) -> str:
+    """Where the archive of a version is stored. Pure.
+
+    ``BASE/_archives/<v>-<digest16>.tar`` for the ``BASE/<v>/`` layout; for a
+    version dir that is not numbered (``url`` is the SavedModel itself), next
+    to it as ``PARENT/_archives/<name>-<v>-<digest16>.tar``, never inside it
+    (that would change the version's listing).
+    """
+    if base_url.rstrip("/") != version_url.rstrip("/"):
+        return join_url(base_url, ARCHIVES_DIR, archive_name(version, digest))
+    parent = version_url.rstrip("/").rsplit("/", 1)[0]
+    return join_url(parent, ARCHIVES_DIR, f"{name}-{archive_name(version, digest)}")
+
+
+def alias_for(name: str, version: int, digest: str) -> str:
+    """A Spark alias naming model, version and digest (safe as a directory name). Pure."""
+    return f"{sanitize_name(name)}-v{version}-{digest[:16]}"
+
+
+def distribute(
+    spark: Any,
+    url: str,
+    version: int | str = "latest",
+    strategy: str = "fetch",
+    cache_dir: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ModelHandle:
+    """Pin ``version`` of the model at ``url`` and ship it to ``spark``'s executors.
+
+    ``spark``: a SparkSession or SparkContext (unused by ``fetch``).
+    ``strategy``: ``fetch``, ``archive`` or ``files`` (module docstring);
+    ``submitted`` handles come from :meth:`ModelHandle.submitted`.
+    ``cache_dir``: the node cache root for ``fetch`` (default: see
+    :func:`hdfs_models.localize`). Returns a picklable :class:`ModelHandle`.
+    """
+    if strategy not in STRATEGIES[:3]:
+        hint = " (use ModelHandle.submitted(alias))" if strategy == "submitted" else ""
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES[:3])}{hint}")
+    pinned = resolve(url, version, storage_options=storage_options)
+    log.info("distributing %s version %d (%s) by %s", pinned.url, pinned.version, pinned.digest[:16], strategy)
+    if strategy == "fetch":
+        root = os.fspath(cache_dir) if cache_dir is not None else None
+        return ModelHandle("fetch", url=pinned.url, pinned=pinned, cache_dir=root)
+    found = require_spark("distribute")
+    sc = getattr(spark, "sparkContext", spark)
+    if strategy == "files":
+        if found is not None and found < (4, 0, 0) and _is_local_dir(pinned.url) and not is_local_master(sc):
+            alias = alias_for(pinned.name, pinned.version, pinned.digest)
+            shipped = _add_files_flat(sc, pinned.url, alias)
+            return ModelHandle("files", url=pinned.url, alias=alias, pinned=pinned, flat_files=shipped)
+        _spark_call(sc.addFile, spark_uri(pinned.url), True, what=f"addFile({pinned.url})")
+        return ModelHandle("files", url=pinned.url, pinned=pinned)
+    stored = ensure_archive(pinned, storage_options)
+    alias = alias_for(pinned.name, pinned.version, pinned.digest)
+    _spark_call(sc.addArchive, f"{spark_uri(stored)}#{alias}", what=f"addArchive({stored})")
+    return ModelHandle("archive", url=pinned.url, alias=alias, pinned=pinned)
+
+
+def spark_uri(url: str) -> str:
+    """A URI Spark's Hadoop client understands: plain local paths become ``file://``. Pure."""
+    return url if "://" in url else "file://" + os.path.abspath(url)
+
+
+def _is_local_dir(url: str) -> bool:
+    return ("://" not in url or url.startswith("file://")) and os.path.isdir(url.removeprefix("file://"))
+
+
+def _add_files_flat(sc: Any, url: str, alias: str) -> tuple[str, ...]:
+    """Add every file of the local version dir ``url`` as ``<alias>.<i>``; return the relative paths.
+
+    Spark serves added files from the driver's disk for the session's life,
+    so they are hard links (copies across filesystems) in a staging dir that
+    lives as long as this process. The names carry the version and digest,
+    so a second call for the same version adds nothing new.
+    """
+    root = url.removeprefix("file://")
+    rels = tuple(sorted(
+        os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
+        for d, _, files in os.walk(root) for f in files
+    ))  # fmt: skip
+    staging = tempfile.mkdtemp(prefix=f"hdfs-models-files-{alias}-")
+    for i, rel in enumerate(rels):
+        staged = os.path.join(staging, f"{alias}.{i}")
+        link_or_copy(os.path.join(root, rel), staged)
+        _spark_call(sc.addFile, spark_uri(staged), what=f"addFile({url}/{rel})")
+    return rels
+
+
+def _spark_call(method: Any, *args: Any, what: str) -> None:
+    try:
+        method(*args)
+    except Exception as exc:  # py4j wraps the JVM's exception; translate it once, here
+        raise DistributionError(f"Spark refused {what}: {exc}", url=what, reason="spark") from exc
+
+
+def ensure_archive(pinned: PinnedVersion, storage_options: Mapping[str, Any] | None = None) -> str:
+    """The URL of ``BASE/_archives/<v>-<digest16>.tar``, packing it if absent.
+
+    Packed locally, uploaded under a temp name and renamed; when another job
+    wins the race its archive is used (pack is deterministic, so both are
+    the same bytes). Counts builds and reuses in :data:`ARCHIVE_STATS`.
+    """
+    target = archive_url(pinned.base_url, pinned.url, pinned.name, pinned.version, pinned.digest)
+    fs, path = open_store(target, storage_options)
+    with translate_errors(target, "checking the stored archive"):
+        exists = fs.exists(path)
+    if exists:
+        ARCHIVE_STATS["reused"] += 1
+        log.info("reusing %s", target)
+        return target
+    with tempfile.TemporaryDirectory(prefix="hdfs-models-archive-") as tmp:
+        local = pack(pinned.url, os.path.join(tmp, "model.tar"), "tar", pinned=pinned, storage_options=storage_options)
+        tmp_path = f"{path.rsplit('/', 1)[0]}/.{uuid.uuid4().hex}.tmp"
+        with translate_errors(target, "uploading the archive"):
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            fs.put_file(local, tmp_path)
+            _rename_or_reuse(fs, tmp_path, path, target)
+    ARCHIVE_STATS["built"] += 1
+    log.info("packed %s into %s", pinned.url, target)
+    return target
+
+
+def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
+    try:
+        fs.mv(tmp_path, path)
+    except Exception:
+        if not fs.exists(path):
+            raise
+        log.info("%s appeared meanwhile (another job); using it", target)
+    if fs.exists(tmp_path):
+        fs.rm(tmp_path)
+
+
