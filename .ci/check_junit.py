@@ -1,7 +1,10 @@
 """Judge a pytest JUnit XML report for CI: fail on unjustified skips and on no integration run.
 
-Usage: ``python3 .ci/check_junit.py REPORT.xml``. Exit status 0 when the
-report passes, 1 (with one line per problem on stderr) when it does not.
+Usage: ``python3 .ci/check_junit.py REPORT.xml [--require MODULE ...]``. Exit
+status 0 when the report passes, 1 (with one line per problem on stderr) when it
+does not. Each ``--require`` names a test module (``integration.test_yarn``) of
+which at least one test must have run: the compatibility leg's subset is chosen
+by a marker, and a marker dropped by mistake must not shrink it silently.
 
 Every skipped test must match one of ``ALLOWED`` below, each with the reason
 it may skip on a CI machine. A skip for a missing dependency (TensorFlow,
@@ -38,14 +41,20 @@ MISSING = re.compile(
 )
 
 
-def problems(report_path: str) -> tuple[list[str], int, int]:
+def problems(report_path: str, required: list[str] | None = None) -> tuple[list[str], int, int]:
     """Return (problems, integration tests run, integration tests collected) for a report."""
     root = ET.parse(report_path).getroot()
     found: list[str] = []
     ran = collected = 0
+    ran_in: dict[str, int] = {}
     for case in root.iter("testcase"):
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
         skipped = case.find("skipped")
+        if skipped is None:
+            module = case.get("classname", "")
+            for wanted in required or ():
+                if module == wanted or module.startswith(wanted + "."):
+                    ran_in[wanted] = ran_in.get(wanted, 0) + 1
         if case.get("classname", "").startswith("integration."):
             collected += 1
             ran += skipped is None
@@ -57,11 +66,15 @@ def problems(report_path: str) -> tuple[list[str], int, int]:
         elif not any(re.search(pattern, reason) for pattern in ALLOWED):
             found.append(f"{name}: skip not allowed in CI (add it to .ci/check_junit.py ALLOWED "
                          f"with a justification, or make it run): {reason}")
+    for wanted in required or ():
+        if not ran_in.get(wanted):
+            found.append(f"no test of {wanted} ran")
     return found, ran, collected
 
 
 def main(argv: list[str]) -> int:
-    found, ran, collected = problems(argv[1])
+    required = argv[argv.index("--require") + 1:] if "--require" in argv else []
+    found, ran, collected = problems(argv[1], required)
     print(f"ci: {ran} integration tests ran ({collected} collected)")
     if not ran:
         found.append("the integration suite did not run")

@@ -50,7 +50,7 @@ def build_env(scratch: str) -> dict[str, Any]:
     quiet = {"stdout": subprocess.DEVNULL}
     venv_s = _timed([sys.executable, "-m", "venv", env_dir], **quiet)
     pip = [os.path.join(env_dir, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
-    install_s = _timed([*pip, "-c", os.path.join(REPO, "constraints.txt"), f"{REPO}[hdfs,spark,tf]", "venv-pack"],
+    install_s = _timed([*pip, "-c", os.path.join(REPO, "constraints.txt"), f"{REPO}[executor]", "venv-pack"],
                        **quiet)
     pack_s = _timed([os.path.join(env_dir, "bin", "venv-pack"), "-p", env_dir, "-o", archive, "-q"], **quiet)
     return {"archive": archive, "archive_mb": round(os.path.getsize(archive) / MB, 1),

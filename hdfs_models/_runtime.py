@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from hdfs_models.errors import UnsupportedSparkError
 
@@ -25,7 +24,6 @@ __all__ = [
     "BFLOAT16_FLAGS",
     "CpuInfo",
     "MIN_SPARK",
-    "is_local_master",
     "parse_spark_version",
     "read_cpu",
     "require_spark",
@@ -123,9 +121,3 @@ def require_spark(what: str) -> tuple[int, int, int] | None:
             needed=needed,
         )
     return found
-
-
-def is_local_master(sc: Any) -> bool:
-    """True for ``local`` / ``local[N]`` / ``local[N,F]`` masters (one JVM), as SparkContext.isLocal."""
-    master = str(sc.master)
-    return master == "local" or master.startswith("local[")

@@ -68,6 +68,7 @@ def expected(model_dir):
     return predict_in_process(model_dir, features=x)["probabilities"]
 
 
+@pytest.mark.compat
 def test_every_strategy_gives_identical_predictions(spark_cluster, base, model_dirs, tmp_path):
     results = {}
     for strategy in ("fetch", "archive", "files"):
@@ -117,6 +118,7 @@ def test_archive_is_built_once_for_two_jobs(spark_cluster, minidfs, model_dirs):
     assert one == two
 
 
+@pytest.mark.compat
 def test_spark_submit_archives_predicts_the_same(spark_cluster, base, tmp_path):
     import pyspark
 

@@ -92,6 +92,7 @@ def _ticket_valid(env: dict[str, str]) -> bool:
     return subprocess.run(probe, env={**os.environ, **env}, timeout=30).returncode == 0
 
 
+@pytest.mark.compat
 def test_k3_token_only_reads_with_ip_and_host_name_urls(secure_minidfs, private_model, as_user, tmp_path):
     """K3: only a delegation token file → reads; a URL with a host name finds the ip:port token."""
     base, digest = private_model

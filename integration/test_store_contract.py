@@ -26,7 +26,7 @@ from hdfs_models.store._open import clear_store_cache
 from hdfs_models.errors import IncompleteVersionError, InvalidModelError, ModelNotFoundError, StorePermissionError
 from hdfs_models.testing.pytest_plugin import require_module, require_or_skip
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]  # both CI legs: MiniDFS 3.4.x and 3.3.6
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "tests"))
 from hdfs_models.testing import tree_digest, write_fake_model  # noqa: E402

@@ -84,4 +84,6 @@ def _pandas_wrap(predict: Callable[..., Any], return_type: Any, struct: bool) ->
             return pa.Table.from_struct_array(result).to_pandas()
         return result.to_pandas()
 
-    return pandas_udf(on_series, returnType=return_type, functionType=PandasUDFType.SCALAR)
+    with warnings.catch_warnings():  # it prefers type hints (SPARK-28264); the explicit type is exact
+        warnings.simplefilter("ignore", UserWarning)
+        return pandas_udf(on_series, returnType=return_type, functionType=PandasUDFType.SCALAR)

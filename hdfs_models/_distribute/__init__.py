@@ -12,9 +12,9 @@ directory:
                (temp name + rename, reused when present), ``sc.addArchive(uri#alias)``;
                Spark unpacks it into each executor's SparkFiles directory.
 ``files``      ``sc.addFile(version_dir, recursive=True)``; empty dirs recreated.
-               Spark 3.5 refuses a local directory outside ``local[N]``
-               (``UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY``): there each file
-               is added as ``<alias>.<i>`` and executors rebuild the tree.
+               A local directory goes file by file as ``<alias>.<i>``
+               (Spark 3.5 refuses a local directory outside ``local[N]``)
+               and executors rebuild the tree.
 ``submitted``  :meth:`ModelHandle.submitted`: the job was started with
                ``spark-submit --archives model.tar.gz#alias``.
 
@@ -29,13 +29,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import uuid
 from typing import Any, Mapping
 
 from hdfs_models.archive import pack
 from hdfs_models._distribute._handle import ModelHandle, link_or_copy, reset_verified
 from hdfs_models._names import sanitize_name
-from hdfs_models._runtime import is_local_master, require_spark
+from hdfs_models._runtime import require_spark
 from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.errors import DistributionError
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("fetch", "archive", "files", "submitted")
 #: Archives built / reused by :func:`distribute` in this process (observability, tests).
 ARCHIVE_STATS = {"built": 0, "reused": 0}
+_files_lock = threading.Lock()
+_files_names: dict[tuple[str, str], str] = {}  # (application id, shipped dir name) -> its URL
 
 
 def archive_name(version: int, digest: str) -> str:
@@ -108,13 +111,14 @@ def distribute(
     if strategy == "fetch":
         root = os.fspath(cache_dir) if cache_dir is not None else None
         return ModelHandle("fetch", url=pinned.url, pinned=pinned, cache_dir=root)
-    found = require_spark("distribute")
+    require_spark("distribute")
     sc = getattr(spark, "sparkContext", spark)
     if strategy == "files":
-        if found is not None and found < (4, 0, 0) and _is_local_dir(pinned.url) and not is_local_master(sc):
+        if _is_local_dir(pinned.url):
             alias = alias_for(pinned.name, pinned.version, pinned.digest)
             shipped = _add_files_flat(sc, pinned.url, alias)
             return ModelHandle("files", url=pinned.url, alias=alias, pinned=pinned, flat_files=shipped)
+        _claim_files_name(sc, pinned.url)
         _spark_call(sc.addFile, spark_uri(pinned.url), True, what=f"addFile({pinned.url})")
         return ModelHandle("files", url=pinned.url, pinned=pinned)
     stored = ensure_archive(pinned, storage_options)
@@ -128,12 +132,38 @@ def spark_uri(url: str) -> str:
     return url if "://" in url else "file://" + os.path.abspath(url)
 
 
+def _claim_files_name(sc: Any, url: str) -> None:
+    """Refuse a second store directory of the same name in one SparkContext.
+
+    ``addFile(dir, recursive=True)`` puts a directory at ``./<its name>`` on
+    every executor, so two models' ``.../1`` would meet at ``./1``: Spark
+    then fails the tasks ("exists and does not match contents") or, for a
+    path it saw before, ships nothing new.
+    """
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    key = (str(getattr(sc, "applicationId", id(sc))), name)
+    with _files_lock:
+        first = _files_names.setdefault(key, url)
+    if first.rstrip("/") != url.rstrip("/"):
+        raise DistributionError(
+            f"strategy 'files' cannot ship {url}: this Spark application already ships {first} as "
+            f"./{name}, and Spark names a shipped directory by its last component; use "
+            "strategy='archive' (named by version and digest) or 'fetch'",
+            url=url, reason="files name taken",
+        )
+
+
 def _is_local_dir(url: str) -> bool:
     return ("://" not in url or url.startswith("file://")) and os.path.isdir(url.removeprefix("file://"))
 
 
 def _add_files_flat(sc: Any, url: str, alias: str) -> tuple[str, ...]:
     """Add every file of the local version dir ``url`` as ``<alias>.<i>``; return the relative paths.
+
+    Why file by file: Spark 3.5 refuses ``addFile`` of a local directory
+    outside ``local[N]`` (``UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY``), and a
+    directory is shipped under its last name (``./1``), which two models'
+    versions share; ``<alias>.<i>`` carries the version and digest.
 
     Spark serves added files from the driver's disk for the session's life,
     so they are hard links (copies across filesystems) in a staging dir that

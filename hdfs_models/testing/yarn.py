@@ -31,15 +31,18 @@ __all__ = ["NodeManager", "SubmitResult", "Yarn", "java_home", "launch_settings"
 
 _APP_ID = re.compile(r"application_\d+_\d+")
 _FINAL_STATES = ("FINISHED", "FAILED", "KILLED")
-#: JVM flags the launcher needs once YARN runs in it (Guice in the RM web app).
-YARN_JAVA_OPTS = ("--add-opens=java.base/java.lang=ALL-UNNAMED",)
+#: JVM flags the launcher needs on Java 17: Guice in YARN's RM web app, and Hadoop 3.3's shaded
+#: JAXB 2.2 behind WebHDFS (its AccessorInjector fails with ExceptionInInitializerError without
+#: it, and every WebHDFS call is a 500).
+JAVA_OPENS = ("--add-opens=java.base/java.lang=ALL-UNNAMED",)
 
 
 def launch_settings(java_opts: tuple[str, ...], yarn: bool) -> tuple[tuple[str, ...], dict[str, str] | None]:
     """The launcher JVM's flags and environment (``None``: inherit) with or without YARN in it."""
+    opts = (*java_opts, *JAVA_OPENS)
     if not yarn:
-        return java_opts, None
-    return (*java_opts, *YARN_JAVA_OPTS), {**os.environ, "JAVA_HOME": java_home()}  # containers inherit it
+        return opts, None
+    return opts, {**os.environ, "JAVA_HOME": java_home()}  # containers inherit it
 
 
 def java_home(env: Mapping[str, str] | None = None) -> str:

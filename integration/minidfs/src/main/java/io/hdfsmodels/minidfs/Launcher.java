@@ -111,11 +111,11 @@ public final class Launcher {
     // Do not let the block scanner repair replicas behind a test's back.
     conf.setInt("dfs.datanode.scan.period.hours", -1);
     conf.setInt("dfs.namenode.replication.max-streams", 0);
-    conf.set(MiniDFSCluster.HDFS_MINIDFS_BASEDIR, opts.baseDir);
     if (kerberos != null) {
       kerberos.configureServer(conf);
     }
 
+    // The Builder sets hdfs.minidfs.basedir itself; Hadoop 3.3 refuses a conf that already has it.
     MiniDFSCluster.Builder builder =
         new MiniDFSCluster.Builder(conf, new File(opts.baseDir))
             .numDataNodes(opts.dataNodes)
