@@ -159,6 +159,7 @@ def test_keytab_login_through_storage_options_needs_no_kinit(secure_minidfs, pri
         list_versions(base, storage_options=bob)
 
 
+@pytest.mark.compat
 def test_webhdfs_with_spnego_and_with_a_token(secure_minidfs, private_model, as_user, tmp_path):
     """WebHDFS: SPNEGO from alice's ticket, and a token file alone; bytes identical to the store's."""
     base, digest = private_model

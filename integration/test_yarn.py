@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from hdfs_models import evict, localize, publish, resolve
+from hdfs_models.testing.pytest_plugin import require_module
 from scoring.testing import write_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.yarn]
@@ -43,8 +44,8 @@ CODE_ENV = {"PYTHONPATH": REPO}
 
 @pytest.fixture(scope="module")
 def cluster(minidfs_yarn):
-    pytest.importorskip("pyspark", reason="needs the 'spark' extra")
-    pytest.importorskip("tensorflow", reason="needs the 'tf' extra")
+    require_module("pyspark", "spark")
+    require_module("tensorflow", "tf")
     return minidfs_yarn
 
 
