@@ -72,7 +72,6 @@ def _job_args(*argv: str):
     return build_parser().parse_args(list(argv))
 
 
-@pytest.mark.compat
 def test_publish_score_hive_table_matches_tensorflow(spark_cluster, trained, published):
     from scoring.job import run
 

@@ -163,6 +163,30 @@ def test_python_m_scoring_job_with_parquet(minidfs, saved, tmp_path):
     np.testing.assert_allclose(np.stack(table["prediction"].to_numpy()), expected, rtol=1e-6, atol=1e-7)
 
 
+def test_job_with_hive_tables(spark_cluster, minidfs, saved):
+    """The job from one Hive table into another (embedded Derby metastore), in this session."""
+    from scoring.job import build_parser, run
+    from scoring.testing import predict_in_process
+
+    base = f"{minidfs.url}/lines/{uuid.uuid4().hex[:8]}/dense"
+    publish(saved["dense"], base)
+    x = (np.arange(ROWS * 12).reshape(ROWS, 12) % 17 / 17.0).astype(np.float32)
+    spark = spark_cluster
+    for table in ("lines_features", "lines_scores"):
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+    rows = [(i, x[i].tolist()) for i in range(ROWS)]
+    spark.createDataFrame(rows, "id int, features array<float>").write.format("parquet").saveAsTable("lines_features")
+    args = build_parser().parse_args(["--model", base, "--input-table", "lines_features", "--output-table",
+                                      "lines_scores", "--features", "features", "--keep", "id",
+                                      "--returns", "probabilities"])
+    summary = run(spark, args)
+    assert summary["rows"] == ROWS and summary["version"] == 1
+    out = spark.table("lines_scores").orderBy("id").toPandas()
+    assert out["id"].tolist() == list(range(ROWS)) and set(out["model_version"]) == {1}
+    expected = predict_in_process(saved["dense"], features=x)["probabilities"]
+    np.testing.assert_allclose(np.stack(out["prediction"].to_numpy()), expected, rtol=1e-6, atol=1e-7)
+
+
 # -- SavedModels written the ways users wrote them -------------------------------------------
 
 
