@@ -133,6 +133,7 @@ class _SwitchSeen(logging.Handler):
             self.event.set()
 
 
+@pytest.mark.compat
 def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
     """H6: version 2 (another model) appears while a --watch job runs; each row carries the version
     whose model scored it (both checked against in-process TensorFlow) and no row is lost."""
