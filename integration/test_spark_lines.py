@@ -95,6 +95,8 @@ def test_transform_with_every_strategy_predicts_like_tensorflow(spark_cluster, b
         "files (hdfs)": distribute(spark_cluster, bases["named"], strategy="files"),
         "files (local dir)": distribute(spark_cluster, bases["local"], strategy="files"),
     }
+    again = distribute(spark_cluster, bases["local"], strategy="files")  # the same version again: nothing re-added
+    assert again.flat_files == shipped["files (local dir)"].flat_files
     for name, handle in shipped.items():
         out = Scorer(handle, returns="all", keep_cols=("id",)).transform(_df(spark_cluster)).collect()
         _check_all([(r["id"], r["probabilities"], r["score"], r["label"], r["model_version"]) for r in out],

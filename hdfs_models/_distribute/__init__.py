@@ -61,6 +61,7 @@ STRATEGIES = ("fetch", "archive", "files", "submitted")
 ARCHIVE_STATS = {"built": 0, "reused": 0}
 _files_lock = threading.Lock()
 _files_names: dict[tuple[str, str], str] = {}  # (application id, shipped dir name) -> its URL
+_flat_added: dict[tuple[str, str], tuple[str, ...]] = {}  # (application id, alias) -> files added
 
 
 def archive_name(version: int, digest: str) -> str:
@@ -167,9 +168,15 @@ def _add_files_flat(sc: Any, url: str, alias: str) -> tuple[str, ...]:
 
     Spark serves added files from the driver's disk for the session's life,
     so they are hard links (copies across filesystems) in a staging dir that
-    lives as long as this process. The names carry the version and digest,
-    so a second call for the same version adds nothing new.
+    lives as long as this process. A second call for the same version in the
+    same application adds nothing (Spark refuses a file name registered with
+    another path).
     """
+    key = (str(getattr(sc, "applicationId", id(sc))), alias)
+    with _files_lock:
+        known = _flat_added.get(key)
+    if known is not None:
+        return known
     root = url.removeprefix("file://")
     rels = tuple(sorted(
         os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
@@ -180,6 +187,8 @@ def _add_files_flat(sc: Any, url: str, alias: str) -> tuple[str, ...]:
         staged = os.path.join(staging, f"{alias}.{i}")
         link_or_copy(os.path.join(root, rel), staged)
         _spark_call(sc.addFile, spark_uri(staged), what=f"addFile({url}/{rel})")
+    with _files_lock:
+        _flat_added[key] = rels
     return rels
 
 
