@@ -1,7 +1,7 @@
 """Benchmark and check: the Python environment shipped the way YARN users ship it (venv-pack).
 
 Builds a fresh venv (``python -m venv``; no system site-packages) with
-``pip install -c constraints.txt '.[hdfs,spark,tf]' venv-pack``, packs it with
+``pip install -c constraints.txt '.[executor]' venv-pack`` (no pyspark: the containers import the cluster's pyspark.zip), packs it with
 ``venv-pack -o env.tar.gz``, puts the archive on a MiniDFS with a MiniYARNCluster
 of two NodeManagers, and runs ``scoring/job.py`` in ``--deploy-mode cluster`` with
 

@@ -65,7 +65,8 @@ def _label(column: Any) -> str:
 
 def _wrap(predict: Callable[..., Any], return_type: Any, struct: bool) -> Any:
     try:
-        from pyspark.sql.functions import ArrowUDFType, arrow_udf
+        # PySpark >= 4.1 (the ignore is for the 3.5 leg, whose stubs lack them)
+        from pyspark.sql.functions import ArrowUDFType, arrow_udf  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # PySpark < 4.1
         return _pandas_wrap(predict, return_type, struct)
     with warnings.catch_warnings():  # it prefers type hints; the explicit type is exact
