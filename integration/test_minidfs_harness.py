@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from hdfs_models.testing import MiniDFS, MiniDFSError
+from hdfs_models.testing.launcher import resolve_hadoop_version
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,11 @@ def _write(fs, path: str, data: bytes) -> None:
         fh.write(data)
 
 
+@pytest.mark.compat
 def test_fixture_reports_addresses_and_startup(minidfs, record_property):
+    # the JVM runs the Hadoop this leg asked for (HDFS_MODELS_HADOOP_VERSION: 3.3.6 on the compatibility leg)
+    assert minidfs.info["hadoop_version"] == minidfs.hadoop_version == resolve_hadoop_version()
+    record_property("hadoop_version", minidfs.hadoop_version)
     assert minidfs.url.startswith("hdfs://127.0.0.1:")
     assert minidfs.webhdfs_url.startswith("webhdfs://127.0.0.1:")
     assert len(minidfs.datanodes()) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -62,3 +63,46 @@ def test_scorer_distribute_and_job_refuse_an_old_spark(old_spark, tmp_path, caps
     assert main(["--model", base, "--input-path", str(tmp_path), "--output-path", str(tmp_path / "o"),
                  "--features", "features"]) == 1
     assert "scoring.job needs Spark 3.5.0 or newer" in capsys.readouterr().err
+
+
+# -- the Hadoop the test harness runs -------------------------------------------------------
+
+
+def test_hadoop_version_explicit_then_environment_then_default():
+    from hdfs_models.testing.launcher import DEFAULT_HADOOP_VERSION, MiniDFSError, resolve_hadoop_version
+
+    env = {"HDFS_MODELS_HADOOP_VERSION": "3.3.6"}
+    assert resolve_hadoop_version("3.4.2", env) == "3.4.2"
+    assert resolve_hadoop_version(None, env) == "3.3.6"
+    assert resolve_hadoop_version(None, {}) == DEFAULT_HADOOP_VERSION == "3.4.1"
+    for bad in ("3.3", "2.10.2", "3.x.1", "latest"):
+        with pytest.raises(MiniDFSError, match=f"Hadoop version '{bad}' is not a Hadoop 3.x.y release"):
+            resolve_hadoop_version(bad, {})
+
+
+def test_launcher_is_built_and_cached_once_per_hadoop_version(tmp_path, monkeypatch):
+    """Two versions, two cache dirs, each built with -Dhadoop.version=<it>; a second call builds nothing."""
+    import subprocess
+
+    from hdfs_models.testing import launcher
+
+    builds = []
+
+    def fake_mvn(cmd, **kwargs):
+        version = next(a.split("=", 1)[1] for a in cmd if a.startswith("-Dhadoop.version="))
+        out = next(a.split("=", 1)[1] for a in cmd if a.startswith("-Dmdep.outputFile="))
+        os.makedirs(os.path.join(os.path.dirname(out), "classes"))
+        with open(out, "w") as fh:
+            fh.write(f"/jars/hadoop-{version}.jar")
+        builds.append(version)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setenv("HDFS_MODELS_MINIDFS_CACHE", str(tmp_path))
+    monkeypatch.setattr(launcher, "missing_tools", lambda: "")
+    monkeypatch.setattr(launcher.subprocess, "run", fake_mvn)
+    first = launcher.ensure_launcher(hadoop_version="3.3.6")
+    second = launcher.ensure_launcher(hadoop_version="3.4.1")
+    again = launcher.ensure_launcher(hadoop_version="3.3.6")
+    assert builds == ["3.3.6", "3.4.1"]
+    assert first == again and first.endswith("/jars/hadoop-3.3.6.jar") and second.endswith("/jars/hadoop-3.4.1.jar")
+    assert sorted(p.name.split("-hadoop-")[1] for p in tmp_path.iterdir() if p.is_dir()) == ["3.3.6", "3.4.1"]
