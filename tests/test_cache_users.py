@@ -63,14 +63,16 @@ print(json.dumps(out))
 def _ensure_users() -> dict[str, int]:
     if os.geteuid() != 0:
         require_or_skip("K6 needs root to create two Unix users (useradd)")
-    if shutil.which("useradd") is None:
+    # root's tools live in /usr/sbin, which a minimal PATH (env -i PATH=/usr/bin:/bin) leaves out
+    useradd = shutil.which("useradd", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+    if useradd is None:
         require_or_skip("K6 needs useradd (Debian: passwd)")
     uids = {}
     for name in USERS:
         try:
             uids[name] = pwd.getpwnam(name).pw_uid
         except KeyError:
-            proc = subprocess.run(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", name],
+            proc = subprocess.run([useradd, "-M", "-U", "-s", "/usr/sbin/nologin", name],
                                   capture_output=True, text=True)
             if proc.returncode not in (0, 9):  # 9: created meanwhile by a parallel run
                 pytest.fail(f"useradd {name}: {proc.stderr}")
