@@ -22,8 +22,9 @@ import xml.etree.ElementTree as ET
 # reason pattern -> why such a skip is acceptable on a CI machine
 ALLOWED: dict[str, str] = {
     r"^running as root with a writable /sys: no read-only directory to test with$":
-        "F7 needs a directory the test cannot write; root in a privileged container writes "
-        "everywhere. Not a missing dependency: the machine cannot express the case.",
+        "F7 needs a directory the test cannot write; as root it mounts a read-only tmpfs, and "
+        "falls back to /sys where mounting is not allowed; root in a privileged container with "
+        "neither writes everywhere. Not a missing dependency: the machine cannot express the case.",
     r"^the memory store has no atomic rename: publish there is check-then-move$":
         "a parametrisation that does not apply: concurrent publishers are tested on the "
         "stores that have an atomic rename (local, hdfs, webhdfs).",

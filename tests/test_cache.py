@@ -1,10 +1,12 @@
 """localize on local and memory stores: hits, misses, integrity and store faults."""
 
+import contextlib
 import errno
 import logging
 import os
 import pickle
 import shutil
+import subprocess
 import uuid
 
 import fsspec
@@ -347,19 +349,44 @@ def test_disk_full_names_the_root_and_keeps_earlier_entries_f6(published, tmp_pa
 
 
 def test_read_only_root_is_an_error_at_first_use_f7(published, tmp_path):
+    """As root, permission bits stop nothing: the root is a read-only tmpfs mounted for the test
+    (or the kernel's read-only /sys where mounting is not allowed)."""
     if os.geteuid() == 0:
-        if os.access("/sys", os.W_OK) and not _cannot_write("/sys"):
-            pytest.skip("running as root with a writable /sys: no read-only directory to test with")
-        roots = ["/sys", "/sys/hdfs-models-test"]
-    else:
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o555)
-        roots = [str(ro), str(ro / "sub")]
+        with _read_only_mount(tmp_path / "ro") as ro:
+            if ro is not None:
+                roots = [ro, os.path.join(ro, "sub")]
+            elif os.access("/sys", os.W_OK) and not _cannot_write("/sys"):
+                pytest.skip("running as root with a writable /sys: no read-only directory to test with")
+            else:
+                roots = ["/sys", "/sys/hdfs-models-test"]
+            _assert_unusable(published, roots)
+        return
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    _assert_unusable(published, [str(ro), str(ro / "sub")])
+
+
+def _assert_unusable(published, roots):
     for root in roots:
         with pytest.raises(CacheError, match=f"cache root {root} is not usable") as info:
             localize(published, cache_dir=root)
         assert info.value.path == root
+
+
+@contextlib.contextmanager
+def _read_only_mount(path):
+    """A read-only tmpfs at ``path`` (None where this process may not mount), unmounted after."""
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0755", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:  # no CAP_SYS_ADMIN (an unprivileged container)
+        yield None
+        return
+    try:
+        yield str(path) if _cannot_write(str(path)) else None
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
 
 
 def _cannot_write(directory):
