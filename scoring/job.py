@@ -45,7 +45,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from hdfs_models import HdfsModelsError, ModelHandle, ModelNotFoundError, distribute, list_versions
+from hdfs_models import HdfsModelsError, ModelHandle, distribute, resolve
 from hdfs_models._runtime import require_spark
 from hdfs_models.errors import UnsupportedSparkError
 
@@ -176,11 +176,8 @@ def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float
         raise SystemExit("scoring.job: --watch re-resolves the model URL; a submitted archive cannot change")
     check_output(spark, out)
 
-    def latest() -> int:
-        versions = list_versions(args.model)
-        if not versions:
-            raise ModelNotFoundError(f"no complete version under {args.model}", url=args.model)
-        return max(versions)
+    def latest() -> int:  # the newest complete version, walking down from the top (P11: not every version)
+        return int(resolve(args.model).version)
 
     scorers: list[Scorer] = []
 

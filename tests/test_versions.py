@@ -4,6 +4,7 @@ import pickle
 import uuid
 
 import fsspec
+import fsspec.implementations.local
 import pytest
 from hdfs_models.testing import SAVED_MODEL_PB, write_fake_model
 from fsspec.implementations.memory import MemoryFileSystem
@@ -249,3 +250,65 @@ def test_unnumbered_dir_with_manifest_takes_the_manifest_version(tmp_path):
     assert resolve(plain, 0).version == 0
     with pytest.raises(ModelNotFoundError, match="is version 0 itself"):
         resolve(plain, 1)
+
+
+class _CountingFS(fsspec.implementations.local.LocalFileSystem):
+    """Counts the store operations a caller makes (one per call, as one NameNode RPC would be);
+    the local implementation's own nested calls (``ls`` stats every entry) are not counted."""
+
+    cachable = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls: list[tuple[str, str]] = []
+        self._depth = 0
+
+    def _counted(self, op, path, call):
+        if self._depth == 0:
+            self.calls.append((op, path))
+        self._depth += 1
+        try:
+            return call()
+        finally:
+            self._depth -= 1
+
+    def ls(self, path, detail=False, **kwargs):
+        return self._counted("ls", path, lambda: super(_CountingFS, self).ls(path, detail=detail, **kwargs))
+
+    def info(self, path, **kwargs):
+        return self._counted("info", path, lambda: super(_CountingFS, self).info(path, **kwargs))
+
+    def cat_file(self, path, start=None, end=None, **kwargs):
+        return self._counted("cat", path, lambda: super(_CountingFS, self).cat_file(path, start, end, **kwargs))
+
+    def _open(self, path, mode="rb", *args, **kwargs):
+        return self._counted("open", path, lambda: super(_CountingFS, self)._open(path, mode, *args, **kwargs))
+
+
+def _store_calls_to_resolve_latest(tmp_path, count: int) -> list[tuple[str, str]]:
+    """Store operations one ``resolve(base)`` makes over ``count`` published versions."""
+    import json
+    import shutil
+
+    from hdfs_models import publish
+
+    base = tmp_path / f"base-{count}"
+    publish(write_fake_model(str(tmp_path / f"m-{count}")), str(base), signatures=False)
+    doc = json.loads((base / "1" / MANIFEST_NAME).read_text())
+    for number in range(2, count + 1):  # the same complete version under every number
+        shutil.copytree(base / "1", base / str(number))
+        (base / str(number) / MANIFEST_NAME).write_text(json.dumps({**doc, "version": number}))
+    fs = _CountingFS()
+    assert resolve(str(base), filesystem=fs).version == count
+    return fs.calls
+
+
+def test_latest_costs_the_same_store_calls_for_500_versions_as_for_5_p11(tmp_path):
+    """P11: resolving ``latest`` (what every ``--watch`` check does) lists the base once, then
+    walks down from the newest version and stops at the first complete one: its store calls do
+    not grow with the number of versions."""
+    five = _store_calls_to_resolve_latest(tmp_path, 5)
+    many = _store_calls_to_resolve_latest(tmp_path, 500)
+    assert [op for op, _ in five].count("ls") <= 2 and len(five) <= 8, five
+    assert len(many) <= len(five) + 1, many
+    assert not any(path.rstrip("/").endswith("/base-500/1") for _, path in many)  # the oldest is never touched
