@@ -37,6 +37,19 @@ def _constraints() -> str:
     return os.path.join(REPO, name)
 
 
+def _package_source(dest) -> str:
+    """This checkout's package sources, copied: pip builds in-tree (``build/``), and a build
+    dir left from an older tree would carry modules that no longer exist into the wheel."""
+    import shutil
+
+    skip = shutil.ignore_patterns("__pycache__", "target")
+    for package in ("hdfs_models", "scoring", os.path.join("integration", "minidfs")):
+        shutil.copytree(os.path.join(REPO, package), dest / package, ignore=skip)
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy2(os.path.join(REPO, name), dest / name)
+    return str(dest)
+
+
 @pytest.fixture(scope="module")
 def cluster(minidfs_yarn):
     require_module("pyspark", "spark")
@@ -53,7 +66,8 @@ def packed_env(tmp_path_factory, cluster):
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", str(env_dir)], check=True)
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    proc = subprocess.run([*pip, "-c", _constraints(), f"{REPO}[executor]"], capture_output=True, text=True)
+    proc = subprocess.run([*pip, "-c", _constraints(), f"{_package_source(root / 'src')}[executor]"],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     no_spark = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import pyspark"], capture_output=True)
     assert no_spark.returncode != 0, "the executor environment must not carry a pyspark of its own"
