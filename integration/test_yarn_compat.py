@@ -60,7 +60,7 @@ def cluster(minidfs_yarn):
 
 @pytest.fixture(scope="module")
 def packed_env(tmp_path_factory, cluster):
-    """``env.tar`` on HDFS: a venv with hdfs-models[executor] and no pyspark, packed by venv-pack."""
+    """``env.tar``: a venv with hdfs-models[executor] and no pyspark, packed by venv-pack."""
     root = tmp_path_factory.mktemp("yarn-env")
     env_dir, archive = root / "env", root / "env.tar"
     base_python = getattr(sys, "_base_executable", sys.executable)
@@ -72,9 +72,10 @@ def packed_env(tmp_path_factory, cluster):
     no_spark = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import pyspark"], capture_output=True)
     assert no_spark.returncode != 0, "the executor environment must not carry a pyspark of its own"
     subprocess.run([sys.executable, "-m", "venv_pack", "-p", str(env_dir), "-o", str(archive), "-q"], check=True)
-    remote = f"/tmp/yarn-env-{uuid.uuid4().hex[:8]}/env.tar"
-    cluster.fs().put_file(str(archive), remote)
-    return f"{cluster.url}{remote}"
+    # A local archive, as users pass it: spark-submit uploads it to the application's staging dir
+    # with Hadoop's own client, which waits out NotReplicatedYetException on a busy one-DataNode
+    # cluster (hdfs-native's put of these ~900 one-MiB blocks gave up once: "Failed to complete file").
+    return f"file://{archive}"
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,7 @@ def test_job_in_a_venv_pack_environment_without_pyspark(cluster, packed_env, sco
 
     shipped_python = "./environment/bin/python"
     conf = cluster.yarn.spark_conf(python=shipped_python, executors=2)
+    conf["spark.hadoop.dfs.client.block.write.locateFollowingBlock.retries"] = "10"
     if deploy_mode == "client":  # the driver runs here, in this interpreter; only executors use the archive
         conf["spark.pyspark.driver.python"] = sys.executable
     work = scored_input["work"]
