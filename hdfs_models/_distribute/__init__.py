@@ -37,6 +37,7 @@ from hdfs_models.archive import pack
 from hdfs_models._distribute._handle import ModelHandle, link_or_copy, reset_verified
 from hdfs_models._names import sanitize_name
 from hdfs_models._runtime import require_spark
+from hdfs_models._tree import walk_tree
 from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.errors import DistributionError
@@ -178,10 +179,7 @@ def _add_files_flat(sc: Any, url: str, alias: str) -> tuple[str, ...]:
     if known is not None:
         return known
     root = url.removeprefix("file://")
-    rels = tuple(sorted(
-        os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
-        for d, _, files in os.walk(root) for f in files
-    ))  # fmt: skip
+    rels = tuple(sorted(walk_tree(root).files))  # relative posix paths, no link followed
     staging = tempfile.mkdtemp(prefix=f"hdfs-models-files-{alias}-")
     for i, rel in enumerate(rels):
         staged = os.path.join(staging, f"{alias}.{i}")

@@ -52,7 +52,7 @@ class ModelHandle:
     pinned: PinnedVersion | None = field(default=None, repr=False)
     cache_dir: str | None = None
     expected_version: int | None = None
-    #: ``files`` shipped one by one (Spark 3.5, local source): relative paths, in the order added
+    #: ``files`` of a local directory, shipped one by one as ``<alias>.<i>``: relative paths, in that order
     flat_files: tuple[str, ...] = ()
 
     @classmethod
