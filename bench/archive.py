@@ -45,10 +45,16 @@ def main() -> None:
             t1 = time.perf_counter()
             unpack(out, os.path.join(work, f"dest-{fmt}"))
             t2 = time.perf_counter()
-            results[fmt] = {"pack_s": round(t1 - t0, 3), "unpack_verify_s": round(t2 - t1, 3),
-                            "pack_mib_s": round(mib / (t1 - t0), 1), "unpack_mib_s": round(mib / (t2 - t1), 1)}
-            print(f"{fmt:7s} pack {t1 - t0:6.2f}s ({mib / (t1 - t0):6.1f} MiB/s)  "
-                  f"unpack+verify {t2 - t1:6.2f}s ({mib / (t2 - t1):6.1f} MiB/s)")
+            results[fmt] = {
+                "pack_s": round(t1 - t0, 3),
+                "unpack_verify_s": round(t2 - t1, 3),
+                "pack_mib_s": round(mib / (t1 - t0), 1),
+                "unpack_mib_s": round(mib / (t2 - t1), 1),
+            }
+            print(
+                f"{fmt:7s} pack {t1 - t0:6.2f}s ({mib / (t1 - t0):6.1f} MiB/s)  "
+                f"unpack+verify {t2 - t1:6.2f}s ({mib / (t2 - t1):6.1f} MiB/s)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, sort_keys=True))

@@ -31,7 +31,8 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = "variables/variables.data-00000-of-00001"
@@ -102,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         with MiniDFS(datanodes=1, replication=1, block_size=128 << 20, base_dir=os.path.join(work, "dfs")) as dfs:
             os.environ.update(dfs.env())
             base = f"{dfs.url}/models/huge"
-            expected, figures["write_s"] = _timed("hdfs put", total, lambda: _write_version(dfs.fs(), "/models/huge/1", total))
+            expected, figures["write_s"] = _timed(
+                "hdfs put", total, lambda: _write_version(dfs.fs(), "/models/huge/1", total)
+            )
             figures["blocks"] = len(dfs.block_locations(f"/models/huge/1/{DATA}"))
-            model, figures["localize_s"] = _timed("localize", total, lambda: localize(base, cache_dir=os.path.join(work, "cache")))
+            model, figures["localize_s"] = _timed(
+                "localize", total, lambda: localize(base, cache_dir=os.path.join(work, "cache"))
+            )
             got = {"localize": _sha_file(os.path.join(model.path, DATA))}
             tar, figures["pack_s"] = _timed("pack", total, lambda: pack(model.path, os.path.join(work, "huge.tar")))
             figures["tar_bytes"] = os.path.getsize(tar)
@@ -115,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     figures["identical"] = all(value == expected for value in got.values())
-    print(f"sha256 {expected[:16]}… localize {'ok' if got['localize'] == expected else 'MISMATCH'}, "
-          f"unpack {'ok' if got['unpack'] == expected else 'MISMATCH'}; {figures['blocks']} HDFS blocks")
+    print(
+        f"sha256 {expected[:16]}… localize {'ok' if got['localize'] == expected else 'MISMATCH'}, "
+        f"unpack {'ok' if got['unpack'] == expected else 'MISMATCH'}; {figures['blocks']} HDFS blocks"
+    )
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     name = f"huge_model-{datetime.date.today().isoformat()}.json"
     with open(os.path.join(HERE, "results", name), "w", encoding="utf-8") as fh:

@@ -95,8 +95,9 @@ def _worker(url: str, cache: str, barrier: Any, results: Any) -> None:
 def _many_processes(cluster: Any, url: str, scratch: str, processes: int) -> int:
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, os.path.join(scratch, "mp"), barrier, results))
-             for _ in range(processes)]
+    procs = [
+        ctx.Process(target=_worker, args=(url, os.path.join(scratch, "mp"), barrier, results)) for _ in range(processes)
+    ]
     before = cluster.bytes_read()
     for proc in procs:
         proc.start()
@@ -157,8 +158,10 @@ def bench_model(cluster: Any, label: str, data_bytes: int, scratch: str, repeats
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'model':>8} {'MB':>7} {'cold MB/s':>10} {'get MB/s':>9} {'ratio':>6} "
-            f"{'warm ms':>8} {'pinned ms':>9} {'8-proc read':>11}")
+    head = (
+        f"{'model':>8} {'MB':>7} {'cold MB/s':>10} {'get MB/s':>9} {'ratio':>6} "
+        f"{'warm ms':>8} {'pinned ms':>9} {'8-proc read':>11}"
+    )
     lines = [head]
     for r in rows:
         lines.append(
@@ -176,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     from hdfs_models.testing.minidfs import MiniDFS
 
-    sizes = [("8MB", 8 * MB), ("26MB", 26 * MB)] if args.quick else [("26MB", 26 * MB), ("100MB", 100 * MB), ("500MB", 500 * MB)]
+    sizes = (
+        [("8MB", 8 * MB), ("26MB", 26 * MB)]
+        if args.quick
+        else [("26MB", 26 * MB), ("100MB", 100 * MB), ("500MB", 500 * MB)]
+    )
     repeats = args.repeats or (3 if args.quick else 5)
     scratch = tempfile.mkdtemp(prefix="bench-localize-")
     rows = []

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -53,7 +54,8 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Running this file puts bench/ first on sys.path, where this module would shadow the
@@ -145,7 +147,9 @@ def timed_rounds(runs: dict[str, Callable[[], Any]], rows: dict[str, int], repea
     }
 
 
-def raw_tf(model_dir: str, data: str, batch: int, precision: str = "float32") -> tuple[Callable[[], Any], dict[str, float]]:
+def raw_tf(
+    model_dir: str, data: str, batch: int, precision: str = "float32"
+) -> tuple[Callable[[], Any], dict[str, float]]:
     """The raw contender's body (in ``precision``) and its setup times (parquet read, model load)."""
     import numpy as np
     import pyarrow.parquet as pq
@@ -196,7 +200,9 @@ def spark_jobs(
 
     from pyspark.sql.types import IntegerType
 
-    pb_udf = predict_batch_udf(make_predict_fn, return_type=IntegerType(), batch_size=batch, input_tensor_shapes=[[784]])
+    pb_udf = predict_batch_udf(
+        make_predict_fn, return_type=IntegerType(), batch_size=batch, input_tensor_shapes=[[784]]
+    )
 
     @udf("int")
     def row_udf(v):  # type: ignore[no-untyped-def]  # hints would make Spark guess an Arrow UDF
@@ -307,7 +313,7 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     for name, (full, part) in inputs.items():
         if name in jobs:
             jobs[name](part)  # every contender's workers hold its model before timing
-            runs[name] = (lambda job, full: lambda: job(full))(jobs[name], full)
+            runs[name] = functools.partial(jobs[name], full)
     if "mlflow" in jobs:
         result["notes"]["mlflow_direct_log"] = _peer.DIRECT_LOG_ERROR.get("error")
     result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats))
@@ -336,14 +342,22 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
         result["ratios"]["scorer_binary/min(raw,data_path_binary)"] = round(rate["scorer_binary"] / binary_ceiling, 3)
         if "mlflow" in rate:
             result["ratios"]["scorer_binary/mlflow (binary vs array input)"] = round(
-                rate["scorer_binary"] / rate["mlflow"], 3)
+                rate["scorer_binary"] / rate["mlflow"], 3
+            )
     return result
 
 
 # BENCHMARKS.md: scorer/row_udf is reported only; the binary contenders have no targets of their own.
-TARGETS = {"cnn": {"scorer/min(raw,data_path)": 0.95, "scorer/predict_batch_udf": 1.0,
-                   "scorer_bf16/scorer": 1.4, "scorer/mlflow": 1.05, "scorer_bf16/mlflow": 1.5},
-           "mlp": {"scorer/min(raw,data_path)": 0.90, "scorer/predict_batch_udf": 1.5, "scorer/mlflow": 2.0}}
+TARGETS = {
+    "cnn": {
+        "scorer/min(raw,data_path)": 0.95,
+        "scorer/predict_batch_udf": 1.0,
+        "scorer_bf16/scorer": 1.4,
+        "scorer/mlflow": 1.05,
+        "scorer_bf16/mlflow": 1.5,
+    },
+    "mlp": {"scorer/min(raw,data_path)": 0.90, "scorer/predict_batch_udf": 1.5, "scorer/mlflow": 2.0},
+}
 NOTES: dict[str, str] = {}  # why a contender was left out (filled by main)
 
 
@@ -351,8 +365,18 @@ def table(results: dict[str, Any]) -> str:
     """A short human-readable summary."""
     lines = [f"{'model':5} {'contender':18} {'rows/s':>10}"]
     for kind, res in results["models"].items():
-        for name in ("raw", "raw_bf16", "data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow",
-                     "row_udf", "data_path_binary", "scorer_binary"):
+        for name in (
+            "raw",
+            "raw_bf16",
+            "data_path",
+            "scorer",
+            "scorer_bf16",
+            "predict_batch_udf",
+            "mlflow",
+            "row_udf",
+            "data_path_binary",
+            "scorer_binary",
+        ):
             if name in res:
                 lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
         for ratio, value in res["ratios"].items():

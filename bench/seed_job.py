@@ -46,25 +46,57 @@ def _load_sibling(name: str, filename: str) -> Any:
 
 _bench = _load_sibling("_bench_scoring", "scoring.py")
 machine, spark_jobs, write_parquet, save_model = (
-    _bench.machine, _bench.spark_jobs, _bench.write_parquet, _bench.save_model)
+    _bench.machine,
+    _bench.spark_jobs,
+    _bench.write_parquet,
+    _bench.save_model,
+)
 
 REFERENCE_ROWS_PER_S = 5_500  # the production job: 3M rows in 9 min on 20 cores
 TARGET_ROWS_PER_S = {"float32": 6_000, "bfloat16": 10_000, "auto": 10_000}
 
 
-def run_job(base: str, data: str, out: str, env: dict[str, str], batch: int, precision: str = "float32") -> dict[str, Any]:
+def run_job(
+    base: str, data: str, out: str, env: dict[str, str], batch: int, precision: str = "float32"
+) -> dict[str, Any]:
     """Run scoring.job in a new process; wall time covers everything from exec to exit."""
-    cmd = [sys.executable, "-m", "scoring.job", "--master", "local[2]", "--model", base,
-           "--input-path", data, "--output-path", out, "--features", "features", "--keep", "id",
-           "--batch-size", str(batch), "--precision", precision, "--json", "--conf", "spark.driver.memory=4g"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scoring.job",
+        "--master",
+        "local[2]",
+        "--model",
+        base,
+        "--input-path",
+        data,
+        "--output-path",
+        out,
+        "--features",
+        "features",
+        "--keep",
+        "id",
+        "--batch-size",
+        str(batch),
+        "--precision",
+        precision,
+        "--json",
+        "--conf",
+        "spark.driver.memory=4g",
+    ]
     started = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"seed_job: scoring.job failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 1), "rows": summary["rows"], "job_reported_s": summary["seconds"],
-            "rows_per_s": round(summary["rows"] / wall, 1), "version": summary["version"]}
+    return {
+        "wall_s": round(wall, 1),
+        "rows": summary["rows"],
+        "job_reported_s": summary["seconds"],
+        "rows_per_s": round(summary["rows"] / wall, 1),
+        "version": summary["version"],
+    }
 
 
 def run_row_udf(model_dir: str, data: str, rows: int, work: str) -> dict[str, Any]:
@@ -92,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="200,000 rows, a 600-row UDF slice")
-    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
-                        help="scoring.job --precision (bfloat16 target: 10,000 rows/s)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "bfloat16", "auto"],
+        help="scoring.job --precision (bfloat16 target: 10,000 rows/s)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.udf_rows, args.files = 200_000, 600, 8
@@ -116,26 +152,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input: {args.rows} rows in {args.files} Parquet files ({gen_s:.0f}s, not timed)", file=sys.stderr)
         env = dict(os.environ, **dfs.env())
         # HADOOP_CONF_DIR makes bare paths resolve on HDFS: the Parquet lives on local disk.
-        job = run_job(base, "file://" + data, "file://" + os.path.join(work, "out"), env, args.batch_size,
-                      args.precision)
+        job = run_job(
+            base, "file://" + data, "file://" + os.path.join(work, "out"), env, args.batch_size, args.precision
+        )
         assert job["rows"] == args.rows, job
         print(f"scoring.job: {json.dumps(job)}", file=sys.stderr, flush=True)
     udf = run_row_udf(model_dir, data, args.udf_rows, work)
 
     target = TARGET_ROWS_PER_S[args.precision]
     result = {
-        "bench": "seed_job", "date": datetime.date.today().isoformat(), "machine": info,
-        "model": "cnn", "model_version": version, "rows": args.rows, "quick": args.quick, "precision": args.precision,
-        "job": job, "row_udf": udf,
+        "bench": "seed_job",
+        "date": datetime.date.today().isoformat(),
+        "machine": info,
+        "model": "cnn",
+        "model_version": version,
+        "rows": args.rows,
+        "quick": args.quick,
+        "precision": args.precision,
+        "job": job,
+        "row_udf": udf,
         "job_vs_row_udf": round(job["rows_per_s"] / udf["rows_per_s"], 1),
         "job_vs_reference_20_cores": round(job["rows_per_s"] / REFERENCE_ROWS_PER_S, 2),
-        "target_rows_per_s": target, "meets_target": job["rows_per_s"] >= target,
+        "target_rows_per_s": target,
+        "meets_target": job["rows_per_s"] >= target,
     }
     print(f"{'contender':<28}{'rows':>10}{'seconds':>10}{'rows/s':>10}")
     print(f"{'scoring.job (startup incl.)':<28}{job['rows']:>10}{job['wall_s']:>10.1f}{job['rows_per_s']:>10.0f}")
     print(f"{'per-row UDF (slice)':<28}{udf['rows']:>10}{udf['seconds']:>10.1f}{udf['rows_per_s']:>10.0f}")
-    print(f"job / row UDF = {result['job_vs_row_udf']}x; job / production reference (5,500 rows/s on 20 cores) "
-          f"= {result['job_vs_reference_20_cores']}x; target {target} rows/s on 2 cores ({args.precision})")
+    print(
+        f"job / row UDF = {result['job_vs_row_udf']}x; job / production reference (5,500 rows/s on 20 cores) "
+        f"= {result['job_vs_reference_20_cores']}x; target {target} rows/s on 2 cores ({args.precision})"
+    )
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", f"seed_job-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
     with open(path, "w") as fh:

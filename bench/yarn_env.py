@@ -50,11 +50,15 @@ def build_env(scratch: str) -> dict[str, Any]:
     quiet = {"stdout": subprocess.DEVNULL}
     venv_s = _timed([sys.executable, "-m", "venv", env_dir], **quiet)
     pip = [os.path.join(env_dir, "bin", "pip"), "install", "-q", "--disable-pip-version-check"]
-    install_s = _timed([*pip, "-c", os.path.join(REPO, "constraints.txt"), f"{REPO}[executor]", "venv-pack"],
-                       **quiet)
+    install_s = _timed([*pip, "-c", os.path.join(REPO, "constraints.txt"), f"{REPO}[executor]", "venv-pack"], **quiet)
     pack_s = _timed([os.path.join(env_dir, "bin", "venv-pack"), "-p", env_dir, "-o", archive, "-q"], **quiet)
-    return {"archive": archive, "archive_mb": round(os.path.getsize(archive) / MB, 1),
-            "venv_s": round(venv_s, 1), "install_s": round(install_s, 1), "pack_s": round(pack_s, 1)}
+    return {
+        "archive": archive,
+        "archive_mb": round(os.path.getsize(archive) / MB, 1),
+        "venv_s": round(venv_s, 1),
+        "install_s": round(install_s, 1),
+        "pack_s": round(pack_s, 1),
+    }
 
 
 def run_job(cluster: Any, scratch: str, archive: str) -> dict[str, Any]:
@@ -74,11 +78,29 @@ def run_job(cluster: Any, scratch: str, archive: str) -> dict[str, Any]:
     fs.put_file(archive, "/user/envs/env.tar.gz")
     conf = cluster.spark_yarn_conf(python="./environment/bin/python")
     out = os.path.join(scratch, "out")
-    args = ["--model", base, "--input-path", f"file://{scratch}/in", "--output-path", f"file://{out}",
-            "--features", "features", "--keep", "id", "--returns", "probabilities"]
-    result = cluster.yarn.submit(os.path.join(REPO, "scoring", "job.py"), args, deploy_mode="cluster", conf=conf,
-                                 options=["--archives", f"{cluster.url}/user/envs/env.tar.gz#environment"],
-                                 env={"PYTHONPATH": ""}, timeout=900)
+    args = [
+        "--model",
+        base,
+        "--input-path",
+        f"file://{scratch}/in",
+        "--output-path",
+        f"file://{out}",
+        "--features",
+        "features",
+        "--keep",
+        "id",
+        "--returns",
+        "probabilities",
+    ]
+    result = cluster.yarn.submit(
+        os.path.join(REPO, "scoring", "job.py"),
+        args,
+        deploy_mode="cluster",
+        conf=conf,
+        options=["--archives", f"{cluster.url}/user/envs/env.tar.gz#environment"],
+        env={"PYTHONPATH": ""},
+        timeout=900,
+    )
     if result.final_status != "SUCCEEDED":
         raise RuntimeError(result.log_tail())
     table = pq.read_table(out).to_pydict()
@@ -97,20 +119,31 @@ def main(argv: list[str] | None = None) -> int:
     scratch = tempfile.mkdtemp(prefix="bench-yarn-env-")
     try:
         built = build_env(scratch)
-        print(f"venv {built['venv_s']} s, pip install {built['install_s']} s, venv-pack {built['pack_s']} s, "
-              f"archive {built['archive_mb']} MB", file=sys.stderr, flush=True)
+        print(
+            f"venv {built['venv_s']} s, pip install {built['install_s']} s, venv-pack {built['pack_s']} s, "
+            f"archive {built['archive_mb']} MB",
+            file=sys.stderr,
+            flush=True,
+        )
         with MiniDFS(datanodes=1, block_size=128 << 20, yarn_nodemanagers=2) as cluster:
             ran = run_job(cluster, scratch, built.pop("archive"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = {"bench": "yarn_env", "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "nproc": os.cpu_count(), **built, **ran}
+    result = {
+        "bench": "yarn_env",
+        "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        **built,
+        **ran,
+    }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%S")
     with open(os.path.join(HERE, "results", f"yarn_env-{stamp}.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
-    print(f"scoring.job on YARN with the packed env: {ran['rows']} rows in {ran['job_s']} s, "
-          f"predictions = TF (max |diff| {ran['max_abs_diff']:.1e})")
+    print(
+        f"scoring.job on YARN with the packed env: {ran['rows']} rows in {ran['job_s']} s, "
+        f"predictions = TF (max |diff| {ran['max_abs_diff']:.1e})"
+    )
     print(json.dumps(result, sort_keys=True))
     return 0
 

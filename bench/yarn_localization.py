@@ -41,7 +41,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 MB = 1 << 20
 
-JOB = textwrap.dedent('''
+JOB = textwrap.dedent("""
     import json, os, sys, time
     from pyspark.sql import SparkSession
     from hdfs_models import ModelHandle, distribute
@@ -59,7 +59,7 @@ JOB = textwrap.dedent('''
     with open(out, "w") as fh:
         json.dump(rows, fh)
     spark.stop()
-''')
+""")
 
 
 def _cpu_model() -> str:
@@ -79,8 +79,7 @@ def _publish(cluster: Any, scratch: str, data_bytes: int) -> tuple[str, str, int
     publish(local, base)
     tar = os.path.join(scratch, "model-1.tar")
     env = {**os.environ, **cluster.env()}
-    subprocess.run(["hdfs-models", "pack", base, tar, "--version", "1"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(["hdfs-models", "pack", base, tar, "--version", "1"], check=True, env=env, stdout=subprocess.DEVNULL)
     archive = "/models/bench-yarn/_archives/model-1.tar"
     fs = cluster.fs()
     fs.put_file(tar, archive)  # 0644 under the default umask: YARN localizes it PUBLIC
@@ -88,30 +87,38 @@ def _publish(cluster: Any, scratch: str, data_bytes: int) -> tuple[str, str, int
 
 
 def _run_app(cluster: Any, script: str, contender: str, base: str, archive: str, out: str) -> dict[str, Any]:
-    conf = cluster.spark_yarn_conf(executors=4, env={"PYTHONPATH": REPO, **(
-        {"HDFS_MODELS_CACHE_SCOPE": "user"} if contender == "fetch-user" else {})})
+    conf = cluster.spark_yarn_conf(
+        executors=4,
+        env={"PYTHONPATH": REPO, **({"HDFS_MODELS_CACHE_SCOPE": "user"} if contender == "fetch-user" else {})},
+    )
     conf["spark.scheduler.minRegisteredResourcesRatio"] = "1.0"
     conf["spark.scheduler.maxRegisteredResourcesWaitingTime"] = "300s"
     options = ["--archives", f"{archive}#model"] if contender == "public" else []
     model = "submitted" if contender == "public" else base
     before = cluster.bytes_read()
-    result = cluster.yarn.submit(script, [model, out], deploy_mode="cluster", conf=conf, options=options,
-                                 env={"PYTHONPATH": REPO})
+    result = cluster.yarn.submit(
+        script, [model, out], deploy_mode="cluster", conf=conf, options=options, env={"PYTHONPATH": REPO}
+    )
     read = cluster.bytes_read() - before
     if result.final_status != "SUCCEEDED":
         raise RuntimeError(result.log_tail())
     with open(out) as fh:
         rows = json.load(fh)
-    return {"bytes_read": read, "wall_s": round(result.seconds, 1),
-            "slowest_task_s": round(max(r[3] for r in rows), 2),
-            "workers": len({(r[0], r[1]) for r in rows})}
+    return {
+        "bytes_read": read,
+        "wall_s": round(result.seconds, 1),
+        "slowest_task_s": round(max(r[3] for r in rows), 2),
+        "workers": len({(r[0], r[1]) for r in rows}),
+    }
 
 
 def _table(rows: list[dict[str, Any]], size: int) -> str:
     lines = [f"{'contender':<11} {'app':>3} {'read/model':>10} {'wall s':>7} {'slowest task s':>14}"]
     for r in rows:
-        lines.append(f"{r['contender']:<11} {r['app']:>3} {r['bytes_read'] / size:>10.2f} {r['wall_s']:>7.1f} "
-                     f"{r['slowest_task_s']:>14.2f}")
+        lines.append(
+            f"{r['contender']:<11} {r['app']:>3} {r['bytes_read'] / size:>10.2f} {r['wall_s']:>7.1f} "
+            f"{r['slowest_task_s']:>14.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -134,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             for contender in ("public", "fetch-app", "fetch-user"):
                 for app in (1, 2):
                     out = os.path.join(scratch, f"{contender}-{app}.json")
-                    row = {"contender": contender, "app": app,
-                           **_run_app(cluster, script, contender, base, archive, out)}
+                    row = {
+                        "contender": contender,
+                        "app": app,
+                        **_run_app(cluster, script, contender, base, archive, out),
+                    }
                     rows.append(row)
                     print(_table([row], size).splitlines()[-1], file=sys.stderr, flush=True)
     finally:

@@ -39,11 +39,13 @@ def _digits_table(spark, rows: int, seed: int) -> None:
     reps = max(1, -(-rows // len(y_test)))
     index = np.arange(reps * len(y_test))[:rows] % len(y_test)
     features = pa.FixedSizeListArray.from_arrays(pa.array(x_test[index].reshape(-1)), 784)
-    table = pa.table({
-        "id": pa.array(np.arange(rows, dtype=np.int64)),
-        "label": pa.array(y_test[index]),
-        "features": features.cast(pa.list_(pa.float32())),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "label": pa.array(y_test[index]),
+            "features": features.cast(pa.list_(pa.float32())),
+        }
+    )
     spark.sql("DROP TABLE IF EXISTS digits")
     spark.createDataFrame(table.to_pandas()).write.format("parquet").saveAsTable("digits")
 
@@ -69,36 +71,50 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = os.path.join(work, "mnist_savedmodel")
         started = time.monotonic()
         accuracy_tf = train(model_dir, epochs=args.epochs, seed=args.seed)
-        _step(f"trained the CNN in {time.monotonic() - started:.0f}s; held-out accuracy (in-process TF) "
-              f"{accuracy_tf:.4f}")
+        _step(
+            f"trained the CNN in {time.monotonic() - started:.0f}s; held-out accuracy (in-process TF) {accuracy_tf:.4f}"
+        )
 
         base = f"{dfs.url}/models/mnist"
         env = dict(os.environ, **dfs.env())
-        published = subprocess.run(["hdfs-models", "publish", model_dir, base], env=env,
-                                   capture_output=True, text=True)
+        published = subprocess.run(["hdfs-models", "publish", model_dir, base], env=env, capture_output=True, text=True)
         if published.returncode != 0:
             print(published.stderr, file=sys.stderr)
             return 1
         _step(f"hdfs-models publish: {published.stdout.strip()}")
 
-        spark = spark_session(args.master, {
-            "spark.sql.catalogImplementation": "hive",
-            "spark.sql.warehouse.dir": os.path.join(work, "warehouse"),
-            "spark.hadoop.javax.jdo.option.ConnectionURL":
-                f"jdbc:derby:;databaseName={os.path.join(work, 'metastore_db')};create=true",
-            "spark.ui.showConsoleProgress": "false",
-        })
+        spark = spark_session(
+            args.master,
+            {
+                "spark.sql.catalogImplementation": "hive",
+                "spark.sql.warehouse.dir": os.path.join(work, "warehouse"),
+                "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={os.path.join(work, 'metastore_db')};create=true",
+                "spark.ui.showConsoleProgress": "false",
+            },
+        )
         try:
             _digits_table(spark, args.rows, args.seed)
             _step(f"Hive table digits: {args.rows} rows (the 1,000 held-out digits, replicated)")
-            job = build_parser().parse_args([
-                "--model", base, "--input-table", "digits", "--output-table", "predictions",
-                "--features", "features", "--keep", "id,label",
-            ])
+            job = build_parser().parse_args(
+                [
+                    "--model",
+                    base,
+                    "--input-table",
+                    "digits",
+                    "--output-table",
+                    "predictions",
+                    "--features",
+                    "features",
+                    "--keep",
+                    "id,label",
+                ]
+            )
             summary = run(spark, job)
-            _step(f"scoring.job: {summary['rows']} rows in {summary['seconds']:.1f}s "
-                  f"({summary['rows_per_s']:.0f} rows/s incl. model fetch and load) with version "
-                  f"{summary['version']}")
+            _step(
+                f"scoring.job: {summary['rows']} rows in {summary['seconds']:.1f}s "
+                f"({summary['rows_per_s']:.0f} rows/s incl. model fetch and load) with version "
+                f"{summary['version']}"
+            )
             acc = spark.sql("SELECT avg(CAST(prediction = label AS DOUBLE)) AS a FROM predictions").first()["a"]
             _step(f"held-out accuracy from the Hive table predictions: {acc:.4f}")
         finally:

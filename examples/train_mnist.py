@@ -89,8 +89,7 @@ def train(out_dir: str, epochs: int = 8, seed: int = 0, verbose: int = 0) -> flo
     keras.utils.set_random_seed(seed)
     x_train, y_train, x_test, y_test = load_mnist_5k(seed)
     model = build_reference_cnn()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=verbose, shuffle=True)
     predicted = np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=1)
     export_savedmodel(model, out_dir)
@@ -108,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     accuracy = train(args.out_dir, epochs=args.epochs, seed=args.seed, verbose=2)
-    print(f"held-out accuracy {accuracy:.4f} on 1000 digits; trained in "
-          f"{time.monotonic() - started:.0f}s; SavedModel at {args.out_dir}")
+    print(
+        f"held-out accuracy {accuracy:.4f} on 1000 digits; trained in "
+        f"{time.monotonic() - started:.0f}s; SavedModel at {args.out_dir}"
+    )
     return 0
 
 

@@ -6,6 +6,24 @@ Importing this package imports neither TensorFlow, pyspark nor pyarrow.
 
 from __future__ import annotations
 
+from hdfs_models._distribute import ModelHandle, distribute
+from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest
+from hdfs_models._publish import publish
+from hdfs_models._runtime import BFLOAT16_FLAGS, CpuInfo, read_cpu
+from hdfs_models._signatures import import_tensorflow, read_signatures
+from hdfs_models._version import __version__
+from hdfs_models._versions import PinnedVersion, list_versions, resolve
+from hdfs_models.archive import pack, unpack
+from hdfs_models.cache import (
+    CacheOptions,
+    CacheStats,
+    LocalModel,
+    cache_stats,
+    discard,
+    evict,
+    localize,
+    release,
+)
 from hdfs_models.errors import (
     CacheError,
     DistributionError,
@@ -28,26 +46,7 @@ from hdfs_models.errors import (
     UnsupportedProtocolError,
     UnsupportedSparkError,
 )
-
-from hdfs_models._version import __version__  # noqa: E402
-from hdfs_models.archive import pack, unpack  # noqa: E402
-from hdfs_models.cache import (  # noqa: E402
-    CacheOptions,
-    CacheStats,
-    LocalModel,
-    cache_stats,
-    discard,
-    evict,
-    localize,
-    release,
-)
-from hdfs_models._runtime import BFLOAT16_FLAGS, CpuInfo, read_cpu  # noqa: E402
-from hdfs_models._distribute import ModelHandle, distribute  # noqa: E402
-from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest  # noqa: E402
-from hdfs_models._publish import publish  # noqa: E402
-from hdfs_models._signatures import import_tensorflow, read_signatures  # noqa: E402
-from hdfs_models.store import open_store  # noqa: E402
-from hdfs_models._versions import PinnedVersion, list_versions, resolve  # noqa: E402
+from hdfs_models.store import open_store
 
 __all__ = [
     "BFLOAT16_FLAGS",

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from hdfs_models._names import require_utf8, safe_join, validate_name
 from hdfs_models._tree import sha256_file, walk_tree
@@ -91,12 +92,12 @@ class Manifest:
         """sha256 hex of :meth:`to_json`."""
         return hashlib.sha256(self.to_json()).hexdigest()
 
-    def with_version(self, version: int) -> "Manifest":
+    def with_version(self, version: int) -> Manifest:
         """A copy naming another version number (publish retries after a clash)."""
         return Manifest(**{**self.__dict__, "version": version})
 
     @classmethod
-    def from_json(cls, data: bytes, url: str) -> "Manifest":
+    def from_json(cls, data: bytes, url: str) -> Manifest:
         """Parse and validate manifest bytes read from ``url``.
 
         Raises :class:`InvalidModelError` naming ``url`` for malformed JSON,
@@ -109,13 +110,9 @@ class Manifest:
                 raise ValueError("not a JSON object")
             return _parse(doc, url)
         except UnsafeNameError as exc:
-            raise InvalidModelError(
-                f"{url}: invalid manifest: {exc}", url=url, reason="unsafe path"
-            ) from exc
+            raise InvalidModelError(f"{url}: invalid manifest: {exc}", url=url, reason="unsafe path") from exc
         except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidModelError(
-                f"{url}: invalid manifest: {exc!r}", url=url, reason="invalid manifest"
-            ) from exc
+            raise InvalidModelError(f"{url}: invalid manifest: {exc!r}", url=url, reason="invalid manifest") from exc
 
 
 def _int(value: Any, what: str) -> int:
@@ -130,7 +127,7 @@ def _relative(path: Any) -> str:
     joined = safe_join("/v", path)
     if joined == "/v":
         raise ValueError(f"file path {path!r} names the version dir itself")
-    return joined[len("/v/"):]
+    return joined[len("/v/") :]
 
 
 def _entry(item: Any) -> FileEntry:

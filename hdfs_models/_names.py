@@ -34,9 +34,7 @@ def _decoded_forms(value: str) -> list[str]:
 
 
 def _unsafe(what: str, value: str, reason: str) -> UnsafeNameError:
-    return UnsafeNameError(
-        f"unsafe {what} {value!r}: {reason}", path=value, reason=reason, what=what
-    )
+    return UnsafeNameError(f"unsafe {what} {value!r}: {reason}", path=value, reason=reason, what=what)
 
 
 def require_utf8(value: str, what: str) -> str:

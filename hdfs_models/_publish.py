@@ -21,17 +21,17 @@ import os
 import posixpath
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, make_manifest
 from hdfs_models._names import validate_name, validate_url
 from hdfs_models._progress import Progress, ProgressCounter
+from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
 from hdfs_models._savedmodel import check_local_model
 from hdfs_models._signatures import read_signatures
 from hdfs_models._tree import rename_noreplace
-from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
-from hdfs_models._versions import TEMP_PREFIX, PinnedVersion, base_name, list_children, version_numbers, resolve
-from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
+from hdfs_models._versions import TEMP_PREFIX, PinnedVersion, base_name, list_children, resolve, version_numbers
 from hdfs_models.errors import (
     HdfsModelsError,
     InvalidModelError,
@@ -41,6 +41,7 @@ from hdfs_models.errors import (
     StoreError,
     StorePermissionError,
 )
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 
 __all__ = ["publish"]
 
@@ -93,21 +94,37 @@ def _retryable(exc: BaseException) -> int:
 
 def _upload_one(fs: Any, url: str, src_path: str, dst_path: str, counter: ProgressCounter) -> tuple[int, str]:
     """:func:`_copy_file` with bounded retries (a write rewrites the file from scratch)."""
+
     def attempt(_: int) -> tuple[int, str]:
         with translate_errors(url, f"uploading {posixpath.basename(dst_path)}"), counter.attempt() as report:
             return _copy_file(fs, src_path, dst_path, report)
 
     try:
-        return call_with_retry(attempt, policy=_UPLOAD_POLICY, deadline=Deadline(_UPLOAD_DEADLINE_S),
-                               classify=_retryable, sleep=_sleep, what=f"upload of {dst_path}")
+        return call_with_retry(
+            attempt,
+            policy=_UPLOAD_POLICY,
+            deadline=Deadline(_UPLOAD_DEADLINE_S),
+            classify=_retryable,
+            sleep=_sleep,
+            what=f"upload of {dst_path}",
+        )
     except RetryExhausted as exc:
         last = exc.last
-        raise StoreError(f"{last} (gave up after {exc.attempts} attempts)", url=url,
-                         reason=getattr(last, "reason", None), attempts=exc.attempts) from last
+        raise StoreError(
+            f"{last} (gave up after {exc.attempts} attempts)",
+            url=url,
+            reason=getattr(last, "reason", None),
+            attempts=exc.attempts,
+        ) from last
 
 
 def _upload(
-    fs: Any, url: str, local_dir: str, tmp: str, sizes: Mapping[str, int], empty: tuple[str, ...],
+    fs: Any,
+    url: str,
+    local_dir: str,
+    tmp: str,
+    sizes: Mapping[str, int],
+    empty: tuple[str, ...],
     progress: Progress | None,
 ) -> tuple[FileEntry, ...]:
     """Copy files (hashing each) and empty dirs into ``tmp``; return the manifest entries."""
@@ -176,7 +193,9 @@ def _commit(fs: Any, base_path: str, tmp: str, manifest: Manifest, url: str) -> 
             return number
         raise PublishError(
             f"{url}: rename into {dst} did not produce our version (a concurrent writer?)",
-            url=url, reason="rename clash", version=number,
+            url=url,
+            reason="rename clash",
+            version=number,
         )
     raise PublishError(f"{url}: no free version number after {_MAX_ATTEMPTS} tries", url=url, reason="too many clashes")
 
@@ -225,7 +244,13 @@ def publish(
     except BaseException:
         _remove_quietly(fs, tmp, base)
         raise
-    logger.info("published %s as %s (%d files, %d bytes)", local_dir, join_url(base, str(number)), len(files), manifest.total_bytes)
+    logger.info(
+        "published %s as %s (%d files, %d bytes)",
+        local_dir,
+        join_url(base, str(number)),
+        len(files),
+        manifest.total_bytes,
+    )
     return resolve(join_url(base, str(number)), storage_options=storage_options, filesystem=filesystem)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME, walk_local
 from hdfs_models.errors import InvalidModelError
@@ -49,9 +50,7 @@ def _missing_shards(files: Mapping[str, int]) -> list[str]:
         return [f"a consistent shard count (found shards 'of' {sorted(counts)})"]
     total = counts.pop()
     present = {k for k, _ in shards}
-    return [
-        f"variables/variables.data-{k:05d}-of-{total:05d}" for k in range(total) if k not in present
-    ]
+    return [f"variables/variables.data-{k:05d}-of-{total:05d}" for k in range(total) if k not in present]
 
 
 def check_complete(files: Mapping[str, int], where: str) -> None:
@@ -168,7 +167,7 @@ def local_model_dir(url_or_dir: str) -> str | None:
     A local version dir holds ``MANIFEST.json`` or ``saved_model.pb``; a
     base dir (``BASE/<n>/``) or any other URL gives ``None``.
     """
-    path = url_or_dir[len("file://"):] if url_or_dir.startswith("file://") else url_or_dir
+    path = url_or_dir[len("file://") :] if url_or_dir.startswith("file://") else url_or_dir
     if "://" in path or not os.path.isdir(path):
         return None
     if any(os.path.isfile(os.path.join(path, name)) for name in (MANIFEST_NAME, SAVED_MODEL_PB)):

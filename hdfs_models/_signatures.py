@@ -22,7 +22,8 @@ import re
 import sys
 import tempfile
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from hdfs_models.errors import InvalidModelError, MissingExtraError
 
@@ -52,7 +53,7 @@ def import_tensorflow() -> Any:
         return sys.modules["tensorflow"]
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _import_lock, (contextlib.nullcontext() if verbose else _filtered_stderr()):
+    with _import_lock, contextlib.nullcontext() if verbose else _filtered_stderr():
         try:
             import tensorflow as tf
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -117,6 +118,7 @@ def read_signatures(local_dir: str) -> dict[str, Any]:
     tf = import_tensorflow()
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
+
     message = saved_model_pb2.SavedModel()
     try:
         message.ParseFromString(data)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models._versions import ARCHIVES_DIR, TEMP_PREFIX, modified_time
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 
 __all__ = ["StaleTemp", "is_temp_name", "stale", "sweep_store"]
 
@@ -77,8 +78,11 @@ def _temps(fs: Any, base_path: str, base: str) -> list[str]:
         out = [c for c in children if is_temp_name(c.rstrip("/").rsplit("/", 1)[-1])]
         archives = f"{base_path.rstrip('/')}/{ARCHIVES_DIR}"
         if fs.isdir(archives):
-            out += [c for c in fs.ls(archives, detail=False)
-                    if is_temp_name(c.rstrip("/").rsplit("/", 1)[-1], in_archives=True)]
+            out += [
+                c
+                for c in fs.ls(archives, detail=False)
+                if is_temp_name(c.rstrip("/").rsplit("/", 1)[-1], in_archives=True)
+            ]
     return sorted(fs._strip_protocol(c).rstrip("/") for c in out)
 
 
@@ -105,7 +109,7 @@ def sweep_store(
     now = clock()
     out = []
     for path in _temps(fs, base_path, base):
-        url = join_url(base, path[len(base_path.rstrip("/")) + 1:])
+        url = join_url(base, path[len(base_path.rstrip("/")) + 1 :])
         newest, size = _newest_mtime(fs, path, url)
         age = None if newest is None else max(now - newest, 0.0)
         go = stale(age, older_than)

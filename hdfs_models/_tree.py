@@ -21,8 +21,9 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Mapping, Protocol
+from typing import Protocol
 
 __all__ = [
     "LocalTree",
@@ -106,7 +107,9 @@ def walk_tree(root: str) -> LocalTree:
                 dirs.append(prefix + name)
             else:
                 others.append(prefix + name)
-    return LocalTree(root, dict(sorted(files.items())), tuple(sorted(dirs)), tuple(sorted(empty)), tuple(sorted(others)))
+    return LocalTree(
+        root, dict(sorted(files.items())), tuple(sorted(dirs)), tuple(sorted(empty)), tuple(sorted(others))
+    )
 
 
 def sha256_file(path: str) -> str:

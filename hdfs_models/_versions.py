@@ -15,19 +15,20 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, listing_digest
 from hdfs_models._names import safe_join, validate_name, validate_url
 from hdfs_models._savedmodel import check_complete, is_saved_model_listing
-from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models.errors import (
     IncompleteVersionError,
     InvalidModelError,
     ModelNotFoundError,
     UnsafeNameError,
 )
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 
 __all__ = [
     "ARCHIVES_DIR",
@@ -109,7 +110,7 @@ def _child(parent: str, listed: str, url: str) -> str:
     rel = listed
     prefix = parent.rstrip("/") + "/"
     if listed.startswith(prefix):
-        rel = listed[len(prefix):]
+        rel = listed[len(prefix) :]
     elif listed.startswith("/"):
         raise UnsafeNameError(
             f"{url}: listing returned {listed!r}, outside {parent}", url=url, reason="listed name outside parent"
@@ -189,9 +190,7 @@ def version_numbers(children: Mapping[str, Mapping[str, Any]]) -> list[int]:
     )
 
 
-def _incomplete_reason(
-    fs: Any, vpath: str, vurl: str, names: Mapping[str, Any]
-) -> str | None:
+def _incomplete_reason(fs: Any, vpath: str, vurl: str, names: Mapping[str, Any]) -> str | None:
     """``None`` if the version dir is complete, else why not (H2)."""
     if MANIFEST_NAME in names or SUCCESS_MARKER in names:
         return None
@@ -260,18 +259,36 @@ def _pin(fs: Any, where: _Where, names: Mapping[str, Any], options: dict[str, An
         if manifest.version != number:
             logger.warning("%s names version %d; using the directory's %d", murl, manifest.version, number)
         return PinnedVersion(
-            where.base_url, manifest.name, number, where.url, manifest.digest,
-            manifest.files, manifest.empty_dirs, manifest, options,
+            where.base_url,
+            manifest.name,
+            number,
+            where.url,
+            manifest.digest,
+            manifest.files,
+            manifest.empty_dirs,
+            manifest,
+            options,
         )
     number = where.version or 0
     reason = _incomplete_reason(fs, where.path, where.url, names)
     if reason is not None:
         raise IncompleteVersionError(
-            f"{where.url}: version {number} is incomplete: {reason}", url=where.url, reason=reason, version=number,
+            f"{where.url}: version {number} is incomplete: {reason}",
+            url=where.url,
+            reason=reason,
+            version=number,
         )
     files, empty = list_tree(fs, where.path, where.url)
     return PinnedVersion(
-        where.base_url, where.name, number, where.url, listing_digest(files), files, empty, None, options,
+        where.base_url,
+        where.name,
+        number,
+        where.url,
+        listing_digest(files),
+        files,
+        empty,
+        None,
+        options,
     )
 
 
@@ -330,7 +347,9 @@ def resolve(
     if wanted is not None and wanted not in versions:
         raise ModelNotFoundError(
             f"{url}: version {wanted} not found (versions: {versions or 'none'})",
-            url=url, reason="version not found", version=wanted,
+            url=url,
+            reason="version not found",
+            version=wanted,
         )
     skipped = []
     for number in [wanted] if wanted is not None else reversed(versions):
@@ -344,7 +363,9 @@ def resolve(
             logger.info("latest: skipping %s", exc.message)
             skipped.append(number)
     raise ModelNotFoundError(
-        f"{url}: no complete version (no integer-named version dirs)" if not skipped
+        f"{url}: no complete version (no integer-named version dirs)"
+        if not skipped
         else f"{url}: no complete version (incomplete: {sorted(skipped)})",
-        url=url, reason="no complete version",
+        url=url,
+        reason="no complete version",
     )

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: "type[DetailedError]", message: str, attrs: dict[str, Any]) -> "DetailedError":
+def _rebuild(cls: type[DetailedError], message: str, attrs: dict[str, Any]) -> DetailedError:
     err = cls.__new__(cls)
     DetailedError.__init__(err, message, **attrs)
     return err

@@ -99,8 +99,9 @@ def _keras_model(export_dir):
 
     keras = tf.keras
     keras.utils.set_random_seed(7)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")]
+    )
     model.export(export_dir)
     inputs = np.random.default_rng(3).normal(size=(32, 6)).astype("float32")
     return tf, inputs

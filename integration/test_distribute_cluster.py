@@ -20,8 +20,8 @@ import pytest
 
 from hdfs_models import distribute, publish
 from hdfs_models._distribute import ARCHIVE_STATS, ensure_archive
-from hdfs_models.store._open import open_store
 from hdfs_models._versions import resolve
+from hdfs_models.store._open import open_store
 from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,9 @@ def score(spark, model):
     from scoring import Scorer
 
     scorer = Scorer(model, returns="probabilities", keep_cols=("id",))
-    return sorted((r["id"], tuple(r["prediction"]), r["model_version"]) for r in scorer.transform(features_df(spark)).collect())
+    return sorted(
+        (r["id"], tuple(r["prediction"]), r["model_version"]) for r in scorer.transform(features_df(spark)).collect()
+    )
 
 
 def expected(model_dir):
@@ -126,7 +128,8 @@ def test_spark_submit_archives_predicts_the_same(spark_cluster, base, tmp_path):
     archive_url = ensure_archive(pinned)
     script = tmp_path / "score_submitted.py"
     out = tmp_path / "out.json"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         from pyspark.sql import SparkSession
         from hdfs_models import ModelHandle
@@ -138,19 +141,32 @@ def test_spark_submit_archives_predicts_the_same(spark_cluster, base, tmp_path):
         got = sorted([r["id"], list(r["prediction"]), r["model_version"]] for r in scorer.transform(df).collect())
         json.dump(got, open(sys.argv[1], "w"))
         spark.stop()
-    """))
+    """)
+    )
     spark_home = os.path.dirname(pyspark.__file__)
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "SPARK_HOME": spark_home, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_HOME": spark_home,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
     cmd = [
         os.path.join(spark_home, "bin", "spark-submit"),
-        "--master", "local-cluster[2,1,1024]",
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--conf", "spark.driver.bindAddress=127.0.0.1",
-        "--conf", "spark.ui.enabled=false",
-        "--conf", f"spark.executorEnv.PYSPARK_PYTHON={sys.executable}",
-        "--archives", f"{archive_url}#model",
-        str(script), str(out),
+        "--master",
+        "local-cluster[2,1,1024]",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.driver.bindAddress=127.0.0.1",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        f"spark.executorEnv.PYSPARK_PYTHON={sys.executable}",
+        "--archives",
+        f"{archive_url}#model",
+        str(script),
+        str(out),
     ]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     assert run.returncode == 0, run.stderr[-4000:]

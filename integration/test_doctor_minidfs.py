@@ -33,8 +33,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 def doctor(*args, env=None, prefix=()):
     command = [*prefix, sys.executable, "-m", "hdfs_models.cli", "doctor", *args]
-    inherited = {k: v for k, v in os.environ.items()
-                 if k not in ("HADOOP_CONF_DIR", "HADOOP_TOKEN_FILE_LOCATION", "KRB5CCNAME")}
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in ("HADOOP_CONF_DIR", "HADOOP_TOKEN_FILE_LOCATION", "KRB5CCNAME")
+    }
     merged = {k: v for k, v in {**inherited, **(env or {})}.items() if v != ""}  # "" means unset
     done = subprocess.run(command, cwd=ROOT, env=merged, capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout, done.stderr
@@ -47,8 +48,7 @@ def lines(out, name):
 @pytest.fixture(scope="module")
 def model_url(minidfs, tmp_path_factory):
     base = f"{minidfs.url}/models/{uuid.uuid4().hex[:8]}/doctor"
-    publish(write_fake_model(str(tmp_path_factory.mktemp("doctor") / "m"), data_bytes=50_000), base,
-            signatures=False)
+    publish(write_fake_model(str(tmp_path_factory.mktemp("doctor") / "m"), data_bytes=50_000), base, signatures=False)
     return base
 
 
@@ -82,8 +82,10 @@ def test_refused_namenode_gives_its_line_and_exits_1(minidfs, tmp_path):
     code, out, _ = doctor(f"hdfs://127.0.0.1:{port}/models/m", "--cache", str(tmp_path / "cache"), env=minidfs.env())
     assert code == 1
     [node] = lines(out, "namenode")
-    assert node == (f"FAIL namenode: namenode 127.0.0.1:{port}: connection refused "
-                    f"(fix: start the NameNode, or correct the address hdfs://127.0.0.1:{port})")
+    assert node == (
+        f"FAIL namenode: namenode 127.0.0.1:{port}: connection refused "
+        f"(fix: start the NameNode, or correct the address hdfs://127.0.0.1:{port})"
+    )
     assert lines(out, "model")[0].startswith("SKIP")
 
 
@@ -101,9 +103,11 @@ def test_read_only_cache_root_gives_its_line_and_exits_1(minidfs, model_url, tmp
     code, out, _ = doctor(model_url, "--cache", str(cache), env=minidfs.env(), prefix=prefix)
     assert code == 1, out
     [line] = lines(out, "cache-root")
-    assert line == (f"FAIL cache-root: {cache} is not writable (Permission denied) "
-                    f"(fix: chown or chmod {cache} for this user, or set HDFS_MODELS_CACHE to a "
-                    "directory this user can write)")
+    assert line == (
+        f"FAIL cache-root: {cache} is not writable (Permission denied) "
+        f"(fix: chown or chmod {cache} for this user, or set HDFS_MODELS_CACHE to a "
+        "directory this user can write)"
+    )
     assert [line for line in out.splitlines() if line.startswith("FAIL")] == [line]
 
 
@@ -114,8 +118,10 @@ def test_kerberos_ticket_line_and_exit_0(secure_minidfs, tmp_path):
     code, out, err = doctor("--cache", str(tmp_path / "cache"), env=secure_minidfs.kerberos_env("alice"))
     [line] = lines(out, "kerberos")
     assert code == 0, out + err
-    assert line.startswith("OK   kerberos: Kerberos required (hadoop.security.authentication=kerberos); "
-                           "ticket for alice@EXAMPLE.COM, expires in ")
+    assert line.startswith(
+        "OK   kerberos: Kerberos required (hadoop.security.authentication=kerberos); "
+        "ticket for alice@EXAMPLE.COM, expires in "
+    )
     assert lines(out, "namenode")[0].startswith("OK")
 
 
@@ -123,8 +129,10 @@ def test_missing_ticket_gives_its_line_and_exits_1(secure_minidfs, tmp_path):
     code, out, _ = doctor("--cache", str(tmp_path / "cache"), env=secure_minidfs.no_ticket_env())
     assert code == 1, out
     [line] = lines(out, "kerberos")
-    assert line.startswith("FAIL kerberos: Kerberos required (hadoop.security.authentication=kerberos) "
-                           "and there is no ticket (klist: No credentials cache found")
+    assert line.startswith(
+        "FAIL kerberos: Kerberos required (hadoop.security.authentication=kerberos) "
+        "and there is no ticket (klist: No credentials cache found"
+    )
     assert line.endswith("(fix: kinit PRINCIPAL (or kinit -kt KEYTAB PRINCIPAL for a service account))")
     assert [x for x in out.splitlines() if x.startswith("FAIL")] == [line]
 

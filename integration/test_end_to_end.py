@@ -36,8 +36,9 @@ def trained(tmp_path_factory):
 
 def _publish(minidfs, local_dir: str, base: str) -> dict:
     env = dict(os.environ, **minidfs.env())
-    proc = subprocess.run(["hdfs-models", "publish", local_dir, base, "--json"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["hdfs-models", "publish", local_dir, base, "--json"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -54,8 +55,9 @@ def _features_df(spark, x: np.ndarray, ids: np.ndarray, labels: np.ndarray | Non
     cols = {"id": pa.array(ids.astype(np.int64))}
     if labels is not None:
         cols["label"] = pa.array(labels.astype(np.int64))
-    cols["features"] = pa.FixedSizeListArray.from_arrays(
-        pa.array(x.reshape(-1).astype(np.float32)), x.shape[1]).cast(pa.list_(pa.float32()))
+    cols["features"] = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1).astype(np.float32)), x.shape[1]).cast(
+        pa.list_(pa.float32())
+    )
     return spark.createDataFrame(pa.table(cols).to_pandas())
 
 
@@ -83,9 +85,23 @@ def test_publish_score_hive_table_matches_tensorflow(spark_cluster, trained, pub
     ids = np.arange(len(trained["y"]))
     _features_df(spark, trained["x"], ids, trained["y"]).write.format("parquet").saveAsTable("e2e_digits")
 
-    summary = run(spark, _job_args("--model", base, "--input-table", "e2e_digits", "--output-table",
-                                   "e2e_predictions", "--features", "features", "--keep", "id,label",
-                                   "--returns", "probabilities"))
+    summary = run(
+        spark,
+        _job_args(
+            "--model",
+            base,
+            "--input-table",
+            "e2e_digits",
+            "--output-table",
+            "e2e_predictions",
+            "--features",
+            "features",
+            "--keep",
+            "id,label",
+            "--returns",
+            "probabilities",
+        ),
+    )
     assert summary["rows"] == len(ids) and summary["version"] == 1
 
     out = spark.table("e2e_predictions").orderBy("id").toPandas()
@@ -102,8 +118,8 @@ def test_publish_score_hive_table_matches_tensorflow(spark_cluster, trained, pub
 
 def _write_parquet_atomically(df, directory: str, name: str) -> None:
     """Write one Parquet file where the stream cannot see it half-written (hidden, then renamed)."""
-    import pyarrow.parquet as pq
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     hidden = os.path.join(directory, f".{name}.tmp")
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), hidden)
@@ -138,13 +154,16 @@ def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
     """H6: version 2 (another model) appears while a --watch job runs; each row carries the version
     whose model scored it (both checked against in-process TensorFlow) and no row is lost."""
     import pandas as pd
+
     from hdfs_models import publish
-    from scoring.testing import predict_in_process, save_dense
     from scoring.job import run
+    from scoring.testing import predict_in_process, save_dense
 
     spark = spark_cluster
-    models = {1: save_dense(str(tmp_path / "m1"), n_in=12, n_out=5, seed=1),
-              2: save_dense(str(tmp_path / "m2"), n_in=12, n_out=5, seed=7)}
+    models = {
+        1: save_dense(str(tmp_path / "m1"), n_in=12, n_out=5, seed=1),
+        2: save_dense(str(tmp_path / "m2"), n_in=12, n_out=5, seed=7),
+    }
     base = f"{minidfs.url}/tmp/hot-{uuid.uuid4().hex[:8]}/models/dense"
     assert _publish(minidfs, models[1], base)["version"] == 1
     incoming, out = tmp_path / "incoming", str(tmp_path / "scored")
@@ -164,9 +183,24 @@ def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
     watch_log.setLevel(logging.INFO)
     try:
         write_part(0)
-        args = _job_args("--model", base, "--input-path", str(incoming), "--output-path", out, "--features",
-                         "features", "--keep", "id", "--returns", "probabilities", "--watch", "1",
-                         "--idle-timeout", "60")
+        args = _job_args(
+            "--model",
+            base,
+            "--input-path",
+            str(incoming),
+            "--output-path",
+            out,
+            "--features",
+            "features",
+            "--keep",
+            "id",
+            "--returns",
+            "probabilities",
+            "--watch",
+            "1",
+            "--idle-timeout",
+            "60",
+        )
         result: dict = {}
         job = threading.Thread(target=lambda: result.update(run(spark, args)), daemon=True)
         job.start()
@@ -216,12 +250,22 @@ def _main(capsys, *argv: str) -> tuple[int, str]:
 
 def test_missing_table_and_path(spark_cluster, published, capsys, tmp_path):
     base, _ = published
-    code, line = _main(capsys, "--model", base, "--input-table", "no_such_table", "--output-table", "never_written",
-                       "--features", "features")
+    code, line = _main(
+        capsys,
+        "--model",
+        base,
+        "--input-table",
+        "no_such_table",
+        "--output-table",
+        "never_written",
+        "--features",
+        "features",
+    )
     assert code == 1 and "input table no_such_table does not exist" in line
     missing = str(tmp_path / "nothing-here")
-    code, line = _main(capsys, "--model", base, "--input-path", missing, "--output-path", str(tmp_path / "o"),
-                       "--features", "features")
+    code, line = _main(
+        capsys, "--model", base, "--input-path", missing, "--output-path", str(tmp_path / "o"), "--features", "features"
+    )
     assert code == 1 and f"input path {missing} does not exist" in line
     assert not spark_cluster.catalog.tableExists("never_written")
     assert not (tmp_path / "o").exists()
@@ -233,8 +277,19 @@ def test_wrong_feature_shape_writes_no_table(spark_cluster, published, trained, 
     spark.sql("DROP TABLE IF EXISTS e2e_short")
     short = trained["x"][:50, :783]
     _features_df(spark, short, np.arange(50)).write.format("parquet").saveAsTable("e2e_short")
-    code, line = _main(capsys, "--model", base, "--input-table", "e2e_short", "--output-table", "e2e_short_out",
-                       "--features", "features", "--keep", "id")
+    code, line = _main(
+        capsys,
+        "--model",
+        base,
+        "--input-table",
+        "e2e_short",
+        "--output-table",
+        "e2e_short_out",
+        "--features",
+        "features",
+        "--keep",
+        "id",
+    )
     assert code == 1
     assert "features" in line and "784" in line and "783" in line, line
     assert not spark.catalog.tableExists("e2e_short_out")
@@ -244,8 +299,17 @@ def test_wrong_feature_shape_writes_no_table(spark_cluster, published, trained, 
 def test_unreachable_namenode_is_one_line(spark_cluster, trained, capsys, tmp_path):
     _features_df(spark_cluster, trained["x"][:10], np.arange(10)).write.parquet(str(tmp_path / "in"))
     started = time.monotonic()
-    code, line = _main(capsys, "--model", "hdfs://127.0.0.1:1/models/mnist", "--input-path", str(tmp_path / "in"),
-                       "--output-path", str(tmp_path / "o"), "--features", "features")
+    code, line = _main(
+        capsys,
+        "--model",
+        "hdfs://127.0.0.1:1/models/mnist",
+        "--input-path",
+        str(tmp_path / "in"),
+        "--output-path",
+        str(tmp_path / "o"),
+        "--features",
+        "features",
+    )
     assert code == 1
     assert "hdfs://127.0.0.1:1/models/mnist" in line and "Connection refused" in line, line
     assert not (tmp_path / "o").exists()

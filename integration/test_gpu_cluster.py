@@ -106,8 +106,15 @@ def test_scorer_tasks_bind_their_gpu_and_score_on_cpu_when_tensorflow_sees_none(
 
         scored = [(r.id, r.prediction) for r in scorer.score_partition(rows)]
         gpu = TaskContext.get().resources()["gpu"].addresses
-        yield json.dumps({"scored": scored, "addresses": list(gpu), "pid": os.getpid(),
-                          "visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "keys": cache_info()["keys"]})
+        yield json.dumps(
+            {
+                "scored": scored,
+                "addresses": list(gpu),
+                "pid": os.getpid(),
+                "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "keys": cache_info()["keys"],
+            }
+        )
 
     df = gpu_cluster.createDataFrame([(i, x[i].tolist()) for i in range(64)], "id long, features array<float>")
     reports = [json.loads(r) for r in df.repartition(8).rdd.mapPartitions(score).collect()]

@@ -63,9 +63,26 @@ def test_metrics_json_accounts_for_every_row_and_byte(spark_cluster, published, 
     base, pinned = published
     _input(spark_cluster, str(tmp_path / "in"))
     metrics_path = tmp_path / "metrics.json"
-    code = main(["--model", base, "--input-path", str(tmp_path / "in"), "--output-path", str(tmp_path / "out"),
-                 "--features", "features", "--keep", "id", "--batch-size", "256",
-                 "--cache-dir", str(tmp_path / "node-cache"), "--metrics-json", str(metrics_path)])
+    code = main(
+        [
+            "--model",
+            base,
+            "--input-path",
+            str(tmp_path / "in"),
+            "--output-path",
+            str(tmp_path / "out"),
+            "--features",
+            "features",
+            "--keep",
+            "id",
+            "--batch-size",
+            "256",
+            "--cache-dir",
+            str(tmp_path / "node-cache"),
+            "--metrics-json",
+            str(metrics_path),
+        ]
+    )
     assert code == 0
     m = json.loads(metrics_path.read_text())
     print("\n" + json.dumps(m, indent=1, sort_keys=True))
@@ -108,7 +125,9 @@ def test_a_retried_task_is_counted_once(spark_cluster, published):
             raise RuntimeError("injected failure of the first attempt")
         return i
 
-    df = spark_cluster.range(0, 400, numPartitions=4).selectExpr("id", "array_repeat(cast(id as float), 12) AS features")
+    df = spark_cluster.range(0, 400, numPartitions=4).selectExpr(
+        "id", "array_repeat(cast(id as float), 12) AS features"
+    )
     scorer = Scorer(base, keep_cols=("id",), batch_size=32)
     out = scorer.transform(df).withColumn("checked", fail_first_attempt(col("id")))
     assert out.select(sum_("checked")).first()[0] == sum(range(400))  # forces the failing column

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -21,8 +20,8 @@ import pytest
 from hdfs_models import MANIFEST_NAME, list_versions, localize
 from hdfs_models.errors import StoreAuthError
 from hdfs_models.testing import tree_digest, write_fake_model
-from hdfs_models.testing.pytest_plugin import require_module
 from hdfs_models.testing.kerberos import become
+from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,7 +31,6 @@ N_IN, ROWS = 12, 240
 
 def _files(path: str) -> dict[str, str]:
     return {k: v for k, v in tree_digest(path).items() if k != MANIFEST_NAME}
-
 
 
 def _cli(env: dict[str, str], *argv: str) -> dict:
@@ -74,9 +72,15 @@ def test_cli_as_alice_with_a_ticket(secure_minidfs, dense, published, tmp_path):
     assert "features" in signatures and "probabilities" in signatures
     fetched = _cli(env, "fetch", published, "--cache", str(tmp_path / "cache"))
     assert _files(fetched["path"]) == _files(dense)
-    keytab = ["-o", f"kerberos_principal={secure_minidfs.principal('alice')}",
-              "-o", f"kerberos_keytab={secure_minidfs.keytab('alice')}"]
-    assert [v["version"] for v in _cli(secure_minidfs.no_ticket_env(), "versions", published, *keytab)["versions"]] == [1]
+    keytab = [
+        "-o",
+        f"kerberos_principal={secure_minidfs.principal('alice')}",
+        "-o",
+        f"kerberos_keytab={secure_minidfs.keytab('alice')}",
+    ]
+    assert [v["version"] for v in _cli(secure_minidfs.no_ticket_env(), "versions", published, *keytab)["versions"]] == [
+        1
+    ]
 
 
 def test_k7_privacy_bytes_identical_with_ticket_and_token(secure_minidfs, tmp_path):
@@ -115,13 +119,18 @@ def test_k3_ha_token_names_the_nameservice(secure_minidfs, published, tmp_path):
 
 def _identity_probe():
     """A task body reporting the executor's credentials (a closure, so cloudpickle ships it by value)."""
+
     def probe(rows):
         import os as _os
 
         list(rows)
         ccache = _os.environ.get("KRB5CCNAME", "")
-        yield {"token": _os.environ.get("HADOOP_TOKEN_FILE_LOCATION"), "ccache": ccache,
-               "ticket": _os.path.exists(ccache.removeprefix("FILE:"))}
+        yield {
+            "token": _os.environ.get("HADOOP_TOKEN_FILE_LOCATION"),
+            "ccache": ccache,
+            "ticket": _os.path.exists(ccache.removeprefix("FILE:")),
+        }
+
     return probe
 
 
@@ -159,4 +168,3 @@ def test_executors_holding_only_alices_token_score_like_tensorflow(secure_minidf
     assert {r.model_version for r in got} == {1}
     assert {e["token"] for e in envs} == {token["HADOOP_TOKEN_FILE_LOCATION"]}
     assert {e["ccache"] for e in envs} == {token["KRB5CCNAME"]} and not any(e["ticket"] for e in envs)
-

@@ -21,21 +21,22 @@ import pytest
 from hdfs_models import MANIFEST_NAME, list_versions, localize, publish, resolve
 from hdfs_models.errors import StoreAuthError, StorePermissionError
 from hdfs_models.testing import tree_digest, write_fake_model
-from hdfs_models.testing.pytest_plugin import require_module
 from hdfs_models.testing.kerberos import become
+from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = pytest.mark.integration
 
 AUTH_DEADLINE_S = 15.0
 
 
-
 @pytest.fixture
 def as_user(secure_minidfs, monkeypatch):
     """``as_user(env)``: take that identity for the rest of the test."""
+
     def take(env: dict[str, str]) -> dict[str, str]:
         become(monkeypatch, env)
         return env
+
     return take
 
 
@@ -151,8 +152,7 @@ def test_keytab_login_through_storage_options_needs_no_kinit(secure_minidfs, pri
     """A keytab login (storage options) works in a process with no ticket and no token."""
     base, _ = private_model
     as_user(secure_minidfs.no_ticket_env())
-    login = {"kerberos_principal": secure_minidfs.principal("alice"),
-             "kerberos_keytab": secure_minidfs.keytab("alice")}
+    login = {"kerberos_principal": secure_minidfs.principal("alice"), "kerberos_keytab": secure_minidfs.keytab("alice")}
     assert list_versions(base, storage_options=login) == [1]
     bob = {"kerberos_principal": secure_minidfs.principal("bob"), "kerberos_keytab": secure_minidfs.keytab("bob")}
     with pytest.raises(StorePermissionError):
@@ -249,10 +249,30 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strat
     features = np.random.default_rng(3).normal(size=(64, 6)).astype(np.float32)
     write_features(str(tmp_path / "in"), features)
     java = f"spark.driver.extraJavaOptions=-Djava.security.krb5.conf={secure_minidfs.krb5_conf}"
-    argv = [sys.executable, "-m", "scoring.job", "--master", "local[2]", "--model", base,
-            "--input-path", f"file://{tmp_path / 'in'}", "--output-path", f"file://{tmp_path / 'out'}",
-            "--features", "features", "--keep", "id", "--returns", "probabilities", "--conf", java,
-            "--strategy", strategy, "--json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "scoring.job",
+        "--master",
+        "local[2]",
+        "--model",
+        base,
+        "--input-path",
+        f"file://{tmp_path / 'in'}",
+        "--output-path",
+        f"file://{tmp_path / 'out'}",
+        "--features",
+        "features",
+        "--keep",
+        "id",
+        "--returns",
+        "probabilities",
+        "--conf",
+        java,
+        "--strategy",
+        strategy,
+        "--json",
+    ]
     extra = {"HDFS_MODELS_CACHE": str(tmp_path / "cache"), "SPARK_LOCAL_IP": "127.0.0.1"}
     child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v}
     proc = subprocess.run(argv, env=child, capture_output=True, text=True, timeout=600)

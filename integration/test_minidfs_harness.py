@@ -115,8 +115,8 @@ def test_every_replica_corrupt_fails_the_read(faulty, payload):
     with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
         faulty.webhdfs_fs().cat_file(path)
     # what hdfs-models makes of it: a StoreError naming the URL (localize: integration/test_reliability_minidfs.py)
-    from hdfs_models.store._open import translate_errors
     from hdfs_models.errors import StoreError
+    from hdfs_models.store._open import translate_errors
 
     url = faulty.url + path
     with pytest.raises(StoreError, match="All DataNodes failed") as info:

@@ -244,8 +244,12 @@ def test_version_being_put_step_by_step_is_never_latest_h2(minidfs, base, tmp_pa
     fs = minidfs.fs()
     target = _path(minidfs, base) + "/2"
     order = _put_order(src)
-    assert order == ["assets/vocab.txt", "saved_model.pb", "variables/variables.data-00000-of-00001",
-                     "variables/variables.index"]
+    assert order == [
+        "assets/vocab.txt",
+        "saved_model.pb",
+        "variables/variables.data-00000-of-00001",
+        "variables/variables.index",
+    ]
     states = 0
 
     def assert_not_latest() -> None:
@@ -264,7 +268,7 @@ def test_version_being_put_step_by_step_is_never_latest_h2(minidfs, base, tmp_pa
         with fs.open(copying, "wb") as writer:  # still open: listed, under construction
             writer.write(data[: len(data) // 2])
             assert_not_latest()
-            writer.write(data[len(data) // 2:])
+            writer.write(data[len(data) // 2 :])
         assert_not_latest()
         fs.mv(copying, f"{target}/{rel}")
         if rel != order[-1]:
@@ -283,9 +287,20 @@ def test_real_hdfs_put_is_never_latest_before_it_is_whole_h2(minidfs, base, tmp_
     publish(src, base, signatures=False)
     sizes = {rel: os.path.getsize(os.path.join(src, rel)) for rel in _put_order(src)}
     put = subprocess.Popen(
-        ["java", "-Xmx256m", "-cp", os.pathsep.join([minidfs.conf_dir, ensure_launcher()]),
-         "org.apache.hadoop.fs.FsShell", "-put", src, base + "/2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            "java",
+            "-Xmx256m",
+            "-cp",
+            os.pathsep.join([minidfs.conf_dir, ensure_launcher()]),
+            "org.apache.hadoop.fs.FsShell",
+            "-put",
+            src,
+            base + "/2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen_copying = latest_two = 0
     try:
         deadline = time.monotonic() + WAIT * 2
@@ -370,8 +385,9 @@ def test_killed_publisher_temp_is_swept_only_when_stale_f13(minidfs, base, tmp_p
     src = write_fake_model(str(tmp_path / "src"), data_bytes=3 * MiB)
     publish(src, base, signatures=False)
     started = tmp_path / "started"
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_PUBLISHER, src, base, str(started)],
-                            env=dict(os.environ, **minidfs.env()))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_PUBLISHER, src, base, str(started)], env=dict(os.environ, **minidfs.env())
+    )
     try:
         deadline = time.monotonic() + WAIT
         while not started.exists():
@@ -421,4 +437,5 @@ def test_utf8_names_and_many_assets_round_trip(minidfs, base, tmp_path):
     with localize(base, cache_dir=str(tmp_path / "cache")) as model:
         assert _same_tree(model.path, src)
         assert sorted(os.listdir(os.path.join(model.path, "assets"))) == sorted(
-            ["größe.txt", "模型", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt", "many"])
+            ["größe.txt", "模型", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt", "many"]
+        )

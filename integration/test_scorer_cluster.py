@@ -86,4 +86,6 @@ def test_model_url_on_minidfs_is_pinned_and_tags_rows(spark_cluster, minidfs, mo
     want = predict_in_process(model_dir, features=features)["probabilities"]
     got = np.array([r.prediction for r in sorted(rows, key=lambda r: r.id)])
     np.testing.assert_allclose(got, want, atol=1e-6)
-    assert {r.model_version for r in Scorer(base, keep_cols=["id"]).transform(_df(spark_cluster, features)).collect()} == {first.version + 1}
+    assert {
+        r.model_version for r in Scorer(base, keep_cols=["id"]).transform(_df(spark_cluster, features)).collect()
+    } == {first.version + 1}

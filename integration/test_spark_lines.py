@@ -99,8 +99,7 @@ def test_transform_with_every_strategy_predicts_like_tensorflow(spark_cluster, b
     assert again.flat_files == shipped["files (local dir)"].flat_files
     for name, handle in shipped.items():
         out = Scorer(handle, returns="all", keep_cols=("id",)).transform(_df(spark_cluster)).collect()
-        _check_all([(r["id"], r["probabilities"], r["score"], r["label"], r["model_version"]) for r in out],
-                   reference)
+        _check_all([(r["id"], r["probabilities"], r["score"], r["label"], r["model_version"]) for r in out], reference)
         assert all(isinstance(r["label"], int) for r in out), name
 
 
@@ -125,7 +124,9 @@ def test_udf_returns_all_as_a_struct(spark_cluster, bases, reference, tmp_path):
 
     handle = distribute(spark_cluster, bases["hdfs"], cache_dir=str(tmp_path / "cache"))
     predict = Scorer(handle, returns="all").udf()
-    out = _df(spark_cluster).withColumn("p", predict(col("extra"), col("image"))).select("id", "p.*").collect()  # signature order
+    out = (
+        _df(spark_cluster).withColumn("p", predict(col("extra"), col("image"))).select("id", "p.*").collect()
+    )  # signature order
     _check_all([(r["id"], r["probabilities"], r["score"], r["label"]) for r in out], reference, version_col=False)
 
 
@@ -135,8 +136,7 @@ def test_score_partition_on_an_rdd(spark_cluster, bases, reference, tmp_path):
     handle = distribute(spark_cluster, bases["hdfs"], cache_dir=str(tmp_path / "cache"))
     scorer = Scorer(handle, returns="all", keep_cols=("id",))
     out = _df(spark_cluster).rdd.mapPartitions(scorer.score_partition).collect()
-    _check_all([(r["id"], r["probabilities"], r["score"], r["label"], r["model_version"]) for r in out],
-               reference)
+    _check_all([(r["id"], r["probabilities"], r["score"], r["label"], r["model_version"]) for r in out], reference)
 
 
 def test_python_m_scoring_job_with_parquet(minidfs, saved, tmp_path):
@@ -151,10 +151,32 @@ def test_python_m_scoring_job_with_parquet(minidfs, saved, tmp_path):
     out = str(tmp_path / "out")
     env = dict(os.environ, **minidfs.env(), PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
     proc = subprocess.run(
-        [sys.executable, "-m", "scoring.job", "--model", base, "--input-path", f"file://{source}", "--output-path", f"file://{out}",
-         "--features", "features", "--keep", "id", "--returns", "probabilities", "--master", "local[2]",
-         "--cache-dir", str(tmp_path / "cache"), "--json"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "scoring.job",
+            "--model",
+            base,
+            "--input-path",
+            f"file://{source}",
+            "--output-path",
+            f"file://{out}",
+            "--features",
+            "features",
+            "--keep",
+            "id",
+            "--returns",
+            "probabilities",
+            "--master",
+            "local[2]",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -178,9 +200,22 @@ def test_job_with_hive_tables(spark_cluster, minidfs, saved):
         spark.sql(f"DROP TABLE IF EXISTS {table}")
     rows = [(i, x[i].tolist()) for i in range(ROWS)]
     spark.createDataFrame(rows, "id int, features array<float>").write.format("parquet").saveAsTable("lines_features")
-    args = build_parser().parse_args(["--model", base, "--input-table", "lines_features", "--output-table",
-                                      "lines_scores", "--features", "features", "--keep", "id",
-                                      "--returns", "probabilities"])
+    args = build_parser().parse_args(
+        [
+            "--model",
+            base,
+            "--input-table",
+            "lines_features",
+            "--output-table",
+            "lines_scores",
+            "--features",
+            "features",
+            "--keep",
+            "id",
+            "--returns",
+            "probabilities",
+        ]
+    )
     summary = run(spark, args)
     assert summary["rows"] == ROWS and summary["version"] == 1
     out = spark.table("lines_scores").orderBy("id").toPandas()
@@ -240,8 +275,12 @@ def test_keras_savedmodels_score_like_tensorflow(spark, minidfs, writer, tmp_pat
     publish(path, base)
     rows = [(i, x[i].tolist()) for i in range(len(x))]
     df = spark.createDataFrame(rows, "id int, f array<float>")
-    scorer = Scorer(distribute(spark, base, cache_dir=str(tmp_path / "cache")), input_cols={name: "f"},
-                    returns="probabilities", keep_cols=("id",))
+    scorer = Scorer(
+        distribute(spark, base, cache_dir=str(tmp_path / "cache")),
+        input_cols={name: "f"},
+        returns="probabilities",
+        keep_cols=("id",),
+    )
     got = sorted((r["id"], r["prediction"]) for r in scorer.transform(df).collect())
     np.testing.assert_allclose(np.array([p for _, p in got]), expected, rtol=1e-6, atol=1e-7)
 

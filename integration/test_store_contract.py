@@ -9,7 +9,6 @@ API only: publish → list_versions → resolve → localize, comparing digests.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -22,8 +21,8 @@ import fsspec
 import pytest
 
 from hdfs_models import cli, list_versions, localize, publish, resolve
-from hdfs_models.store._open import clear_store_cache
 from hdfs_models.errors import IncompleteVersionError, InvalidModelError, ModelNotFoundError, StorePermissionError
+from hdfs_models.store._open import clear_store_cache
 from hdfs_models.testing.pytest_plugin import require_module, require_or_skip
 
 pytestmark = [pytest.mark.integration, pytest.mark.compat]  # both CI legs: MiniDFS 3.4.x and 3.3.6
@@ -81,7 +80,7 @@ def store(request, tmp_path):
 def _put_plain(store: Store, local: str, version: int) -> None:
     """Upload like ``hdfs dfs -put`` would: a recursive copy, no manifest, no marker."""
     target = store.path(str(version))
-    for dirpath, dirs, files in os.walk(local):
+    for dirpath, _dirs, files in os.walk(local):
         rel = os.path.relpath(dirpath, local)
         remote_dir = target if rel == "." else f"{target}/{rel}"
         store.raw.makedirs(remote_dir, exist_ok=True)

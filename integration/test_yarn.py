@@ -87,8 +87,23 @@ def read_parquet(path: str):
 
 
 def job_args(model: str, strategy: str, input_path: str, output_path: str) -> list[str]:
-    return ["--model", model, "--strategy", strategy, "--input-path", input_path, "--output-path", output_path,
-            "--features", "features", "--keep", "id", "--returns", "probabilities", "--json"]
+    return [
+        "--model",
+        model,
+        "--strategy",
+        strategy,
+        "--input-path",
+        input_path,
+        "--output-path",
+        output_path,
+        "--features",
+        "features",
+        "--keep",
+        "id",
+        "--returns",
+        "probabilities",
+        "--json",
+    ]
 
 
 def conf(cluster, executors: int = 2, env: dict | None = None, **extra: str) -> dict:
@@ -110,7 +125,7 @@ def succeeded(result) -> None:
 def tree(path: str) -> dict[str, str]:
     """Relative path → sha256 for files, "dir" for directories; MANIFEST.json left out."""
     out = {}
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames in os.walk(path):
         rel = os.path.relpath(dirpath, path)
         if rel != ".":
             out[rel] = "dir"
@@ -155,8 +170,13 @@ def test_cluster_mode_with_the_model_in_archives_from_hdfs(cluster, models, tmp_
     work = f"/tmp/yarn-{uuid.uuid4().hex[:8]}"
     # README's commands: hdfs-models pack, then put the tar on HDFS (0644 under the default umask).
     tar = tmp_path / "dense-1.tar"
-    pack = subprocess.run(["hdfs-models", "pack", base, str(tar), "--version", "1"],
-                          env={**os.environ, **cluster.env()}, capture_output=True, text=True, timeout=300)
+    pack = subprocess.run(
+        ["hdfs-models", "pack", base, str(tar), "--version", "1"],
+        env={**os.environ, **cluster.env()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pack.returncode == 0, pack.stderr
     fs.put_file(str(tar), f"{work}/dense-1.tar")
     archive = f"{cluster.url}{work}/dense-1.tar"
@@ -164,8 +184,12 @@ def test_cluster_mode_with_the_model_in_archives_from_hdfs(cluster, models, tmp_
     for name in sorted(os.listdir(src)):
         fs.put_file(os.path.join(src, name), f"{work}/in/{name}")
     result = cluster.yarn.submit(
-        JOB, job_args("model", "submitted", f"{cluster.url}{work}/in", f"{cluster.url}{work}/out") + ["--version", "1"],
-        deploy_mode="cluster", conf=conf(cluster), options=["--archives", f"{archive}#model"], env=CODE_ENV,
+        JOB,
+        job_args("model", "submitted", f"{cluster.url}{work}/in", f"{cluster.url}{work}/out") + ["--version", "1"],
+        deploy_mode="cluster",
+        conf=conf(cluster),
+        options=["--archives", f"{archive}#model"],
+        env=CODE_ENV,
     )
     succeeded(result)
     fs.get(f"{work}/out", str(tmp_path / "out"), recursive=True)
@@ -198,8 +222,13 @@ def test_fetch_once_per_node_then_a_second_application_reads_nothing(cluster, mo
     local_only = {"spark.yarn.stagingDir": f"file://{tmp_path / 'staging'}"}
     settings = conf(cluster, executors=4, env={"HDFS_MODELS_CACHE_SCOPE": "user"}, **local_only)
     before = cluster.bytes_read()
-    first = cluster.yarn.submit(JOB, job_args(base, "fetch", f"file://{src}", f"file://{tmp_path / 'out1'}"),
-                                deploy_mode="cluster", conf=settings, env=CODE_ENV)
+    first = cluster.yarn.submit(
+        JOB,
+        job_args(base, "fetch", f"file://{src}", f"file://{tmp_path / 'out1'}"),
+        deploy_mode="cluster",
+        conf=settings,
+        env=CODE_ENV,
+    )
     read_first = cluster.bytes_read() - before
     succeeded(first)
     check_predictions(read_parquet(str(tmp_path / "out1")), local)
@@ -211,8 +240,13 @@ def test_fetch_once_per_node_then_a_second_application_reads_nothing(cluster, mo
     assert read_first == resolve_bytes + 2 * model_bytes, (read_first, resolve_bytes, model_bytes)
 
     before = cluster.bytes_read()
-    second = cluster.yarn.submit(JOB, job_args(base, "fetch", f"file://{src}", f"file://{tmp_path / 'out2'}"),
-                                 deploy_mode="client", conf=settings, env=CODE_ENV)
+    second = cluster.yarn.submit(
+        JOB,
+        job_args(base, "fetch", f"file://{src}", f"file://{tmp_path / 'out2'}"),
+        deploy_mode="client",
+        conf=settings,
+        env=CODE_ENV,
+    )
     read_second = cluster.bytes_read() - before
     succeeded(second)
     check_predictions(read_parquet(str(tmp_path / "out2")), local)
@@ -344,9 +378,18 @@ def test_executor_killed_while_localizing(cluster, models, tmp_path):
     marker, out = tmp_path / "marker.json", tmp_path / "rows.json"
     settings = conf(cluster, executors=2, env={"HDFS_MODELS_CACHE_SCOPE": "user"})
     results = []
-    runner = threading.Thread(target=lambda: results.append(cluster.yarn.submit(
-        str(script), [base, str(marker), str(out)], deploy_mode="cluster", conf=settings,
-        options=["--py-files", str(tmp_path / "held_fs.py")], env=CODE_ENV)))
+    runner = threading.Thread(
+        target=lambda: results.append(
+            cluster.yarn.submit(
+                str(script),
+                [base, str(marker), str(out)],
+                deploy_mode="cluster",
+                conf=settings,
+                options=["--py-files", str(tmp_path / "held_fs.py")],
+                env=CODE_ENV,
+            )
+        )
+    )
     runner.start()
     deadline = time.monotonic() + 480
     while not marker.exists() and runner.is_alive() and time.monotonic() < deadline:

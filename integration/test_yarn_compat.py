@@ -66,8 +66,9 @@ def packed_env(tmp_path_factory, cluster):
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", str(env_dir)], check=True)
     pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    proc = subprocess.run([*pip, "-c", _constraints(), f"{_package_source(root / 'src')}[executor]"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*pip, "-c", _constraints(), f"{_package_source(root / 'src')}[executor]"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     no_spark = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import pyspark"], capture_output=True)
     assert no_spark.returncode != 0, "the executor environment must not carry a pyspark of its own"
@@ -109,9 +110,24 @@ def test_job_in_a_venv_pack_environment_without_pyspark(cluster, packed_env, sco
     out = f"{work}/out-{deploy_mode}"
     result = cluster.yarn.submit(
         JOB,
-        ["--model", scored_input["base"], "--input-path", f"{cluster.url}{work}/in", "--output-path",
-         f"{cluster.url}{out}", "--features", "features", "--keep", "id", "--returns", "probabilities", "--json"],
-        deploy_mode=deploy_mode, conf=conf, options=["--archives", f"{packed_env}#environment"],
+        [
+            "--model",
+            scored_input["base"],
+            "--input-path",
+            f"{cluster.url}{work}/in",
+            "--output-path",
+            f"{cluster.url}{out}",
+            "--features",
+            "features",
+            "--keep",
+            "id",
+            "--returns",
+            "probabilities",
+            "--json",
+        ],
+        deploy_mode=deploy_mode,
+        conf=conf,
+        options=["--archives", f"{packed_env}#environment"],
     )
     assert result.returncode == 0, result.log_tail()
     assert (result.state, result.final_status) == ("FINISHED", "SUCCEEDED"), result.log_tail()

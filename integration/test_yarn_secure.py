@@ -48,7 +48,6 @@ def cluster(secure_minidfs):
     return secure_minidfs
 
 
-
 def features():
     import numpy as np
 
@@ -73,11 +72,13 @@ def audit_size(cluster) -> int:
 def secure_submit_settings(cluster, env: dict[str, str]) -> dict[str, str]:
     """spark-submit --conf for alice's job (the harness adds the KDC's krb5.conf to every JVM)."""
     settings = cluster.spark_yarn_conf(executors=2, env=env)
-    settings.update({
-        "spark.sql.files.openCostInBytes": str(128 << 20),
-        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
-        "spark.scheduler.maxRegisteredResourcesWaitingTime": "300s",
-    })
+    settings.update(
+        {
+            "spark.sql.files.openCostInBytes": str(128 << 20),
+            "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+            "spark.scheduler.maxRegisteredResourcesWaitingTime": "300s",
+        }
+    )
     return settings
 
 
@@ -100,17 +101,37 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
     process_env = {"PYTHONPATH": REPO, "KRB5CCNAME": empty_cache, "HDFS_MODELS_CACHE_SCOPE": "user"}
     metrics = tmp_path / "metrics.json"
     src = write_features(str(tmp_path / "in"), features(), FILES)
-    args = ["--model", base, "--strategy", "fetch", "--input-path", f"file://{src}",
-            "--output-path", f"file://{tmp_path / 'out'}", "--features", "features", "--keep", "id",
-            "--returns", "probabilities", "--metrics-json", str(metrics), "--json"]
+    args = [
+        "--model",
+        base,
+        "--strategy",
+        "fetch",
+        "--input-path",
+        f"file://{src}",
+        "--output-path",
+        f"file://{tmp_path / 'out'}",
+        "--features",
+        "features",
+        "--keep",
+        "id",
+        "--returns",
+        "probabilities",
+        "--metrics-json",
+        str(metrics),
+        "--json",
+    ]
     submit_env = {**process_env, "HADOOP_TOKEN_FILE_LOCATION": ""}
     audit_offset = audit_size(cluster)
     with pytest.MonkeyPatch.context() as mp:
         become(mp, {"HADOOP_TOKEN_FILE_LOCATION": ""})  # spark-submit inherits os.environ
         result = cluster.yarn.submit(
-            JOB, args, deploy_mode="cluster", conf=secure_submit_settings(cluster, process_env),
+            JOB,
+            args,
+            deploy_mode="cluster",
+            conf=secure_submit_settings(cluster, process_env),
             options=["--principal", cluster.principal("alice"), "--keytab", cluster.keytab("alice")],
-            env=submit_env)
+            env=submit_env,
+        )
     assert result.returncode == 0, result.log_tail()
     assert (result.state, result.final_status) == ("FINISHED", "SUCCEEDED"), result.log_tail()
     assert cluster.yarn.app(result.app_id)["user"] == "alice"
@@ -127,8 +148,10 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
     # The executors downloaded the model themselves: once per NodeManager that ran one,
     # into alice's user cache there, with no ticket to read it with.
     report = json.loads(metrics.read_text())
-    cached = {nm.index: [p for p in glob.glob(os.path.join(nm.user_dirs("alice")[0], "hdfs-models", "*"))
-                         if os.path.isdir(p)] for nm in cluster.yarn.nodemanagers}
+    cached = {
+        nm.index: [p for p in glob.glob(os.path.join(nm.user_dirs("alice")[0], "hdfs-models", "*")) if os.path.isdir(p)]
+        for nm in cluster.yarn.nodemanagers
+    }
     nodes = [entries for entries in cached.values() if entries]
     assert nodes, "no NodeManager holds alice's cached model"
     assert report["cache"]["misses"] == len(nodes) and report["cache"]["errors"] == 0, report["cache"]
@@ -143,8 +166,11 @@ def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster,
     model_path = base.split("://", 1)[1].split("/", 1)[1]
     deadline = time.monotonic() + 30
     while True:
-        reads = [r for r in audit_since(cluster, audit_offset)
-                 if r["cmd"] == "open" and r["src"].startswith(f"/{model_path}/")]
+        reads = [
+            r
+            for r in audit_since(cluster, audit_offset)
+            if r["cmd"] == "open" and r["src"].startswith(f"/{model_path}/")
+        ]
         if len(reads) >= len(nodes) or time.monotonic() > deadline:
             break
         time.sleep(0.5)  # the audit log may be written asynchronously
@@ -162,10 +188,10 @@ def test_secure_yarn_refuses_a_submit_without_credentials(cluster):
         # A refused client retries the ResourceManager for 15 minutes by default.
         settings["spark.hadoop.yarn.resourcemanager.connect.max-wait.ms"] = "5000"
         settings["spark.hadoop.yarn.resourcemanager.connect.retry-interval.ms"] = "1000"
-        result = cluster.yarn.submit(JOB, ["--help"], deploy_mode="cluster", conf=settings, env=submit_env,
-                                     timeout=240)
+        result = cluster.yarn.submit(JOB, ["--help"], deploy_mode="cluster", conf=settings, env=submit_env, timeout=240)
     assert result.returncode not in (0, -9), result.log_tail()  # -9: killed at the timeout
     # The ResourceManager itself refused it: the YARN side is secure, not only HDFS.
-    assert re.search(r"cannot authenticate via:\[TOKEN, KERBEROS\].*ApplicationClientProtocol", result.stderr), \
+    assert re.search(r"cannot authenticate via:\[TOKEN, KERBEROS\].*ApplicationClientProtocol", result.stderr), (
         result.stderr[-3000:]
+    )
     assert {a["id"] for a in cluster.yarn.apps()} == known

@@ -203,9 +203,7 @@ def _list_values(array: Any, spec: TensorSpec, where: _Where) -> tuple[np.ndarra
     return _numeric(array), np.diff(per_row_index)
 
 
-def _check_level(
-    offs: np.ndarray, dims: tuple[int, ...] | None, level: int, rows: np.ndarray, where: _Where
-) -> None:
+def _check_level(offs: np.ndarray, dims: tuple[int, ...] | None, level: int, rows: np.ndarray, where: _Where) -> None:
     """When the nesting maps onto the signature's dims, every list at ``level`` must match."""
     if dims is None or dims[level] < 0:
         return

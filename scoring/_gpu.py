@@ -29,8 +29,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, MutableMapping, Sequence
+from typing import Any
 
 from hdfs_models import import_tensorflow
 from scoring.errors import GpuAssignmentError

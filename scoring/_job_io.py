@@ -75,7 +75,8 @@ def check_output(spark: Any, out: Output) -> None:
     if exists and out.mode != "overwrite":
         raise JobIOError(
             f"output {out.name} already exists (pass --mode overwrite to replace it)",
-            path=out.table or out.path, reason="output exists",
+            path=out.table or out.path,
+            reason="output exists",
         )
 
 

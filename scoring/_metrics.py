@@ -30,7 +30,8 @@ import contextlib
 import os
 import socket
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 __all__ = ["STAGES", "MetricsParam", "TaskRecorder", "summarize", "task_key"]
 
@@ -51,8 +52,9 @@ class MetricsParam:
     def zero(self, value: Mapping[Key, dict[str, Any]]) -> dict[Key, dict[str, Any]]:
         return {}
 
-    def addInPlace(self, ours: dict[Key, dict[str, Any]],  # noqa: N802 - pyspark's name
-                   theirs: Mapping[Key, dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+    def addInPlace(
+        self, ours: dict[Key, dict[str, Any]], theirs: Mapping[Key, dict[str, Any]]
+    ) -> dict[Key, dict[str, Any]]:
         for key, record in theirs.items():
             held = ours.get(key)
             if held is None or record.get("attempt_id", -1) >= held.get("attempt_id", -1):
@@ -82,8 +84,7 @@ class TaskRecorder:
     the stages, so untimed work shows as the gap between the two.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter, wall: Callable[[], float] = time.time) -> None:
         self.clock, self.wall = clock, wall
         self.start, self.started = clock(), wall()
         self.stages = dict.fromkeys(STAGES, 0.0)
@@ -119,11 +120,19 @@ class TaskRecorder:
     def record(self, attempt_id: int = -1) -> dict[str, Any]:
         """The task's record (plain, picklable, JSON-able)."""
         return {
-            "attempt_id": attempt_id, "worker": f"{socket.gethostname()}:{os.getpid()}",
-            "rows_in": self.rows_in, "rows_out": self.rows_out, "batches": self.batches,
-            "seconds": self.clock() - self.start, "started": self.started, "ended": self.wall(),
-            "stages": dict(self.stages), "model_loads": self.model_loads, "load_seconds": self.load_seconds,
-            "cache": dict(self.cache), "version": self.version,
+            "attempt_id": attempt_id,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "batches": self.batches,
+            "seconds": self.clock() - self.start,
+            "started": self.started,
+            "ended": self.wall(),
+            "stages": dict(self.stages),
+            "model_loads": self.model_loads,
+            "load_seconds": self.load_seconds,
+            "cache": dict(self.cache),
+            "version": self.version,
         }
 
 
@@ -139,9 +148,17 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     ``stages`` seconds per stage; ``task_seconds`` the tasks' summed time.
     """
     records = list(records)
-    report: dict[str, Any] = {"rows": 0, "rows_in": 0, "rows_out": 0, "batches": 0, "tasks": len(records),
-                              "task_seconds": 0.0, "versions": {}, "stages": dict.fromkeys(STAGES, 0.0),
-                              "cache": dict.fromkeys(_CACHE_FIELDS, 0)}
+    report: dict[str, Any] = {
+        "rows": 0,
+        "rows_in": 0,
+        "rows_out": 0,
+        "batches": 0,
+        "tasks": len(records),
+        "task_seconds": 0.0,
+        "versions": {},
+        "stages": dict.fromkeys(STAGES, 0.0),
+        "cache": dict.fromkeys(_CACHE_FIELDS, 0),
+    }
     loads: dict[str, dict[str, Any]] = {}
     for rec in records:
         for name in ("rows_in", "rows_out", "batches"):
@@ -161,9 +178,11 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     span = max((r["ended"] for r in records), default=0.0) - min((r["started"] for r in records), default=0.0)
     report["seconds"] = round(span, 3)
     report["rows_per_second"] = round(report["rows"] / span, 1) if span > 0 else 0.0
-    report["model_loads"] = {"count": sum(w["count"] for w in loads.values()),
-                             "seconds": round(sum(w["seconds"] for w in loads.values()), 3),
-                             "per_worker": {k: {**w, "seconds": round(w["seconds"], 3)} for k, w in loads.items()}}
+    report["model_loads"] = {
+        "count": sum(w["count"] for w in loads.values()),
+        "seconds": round(sum(w["seconds"] for w in loads.values()), 3),
+        "per_worker": {k: {**w, "seconds": round(w["seconds"], 3)} for k, w in loads.items()},
+    }
     report["task_seconds"] = round(report["task_seconds"], 3)
     report["stages"] = {k: round(v, 3) for k, v in report["stages"].items()}
     return report

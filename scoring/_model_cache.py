@@ -32,11 +32,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from hdfs_models import import_tensorflow, release
-
 from scoring._gpu import CPU, Placement
 from scoring._precision import with_precision
 from scoring.errors import ModelLoadError, SignatureError
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 2
 
 _lock = threading.Lock()
-_entries: "OrderedDict[str, LoadedModel]" = OrderedDict()
+_entries: OrderedDict[str, LoadedModel] = OrderedDict()
 _stats = {"loads": 0, "hits": 0, "load_seconds": 0.0}
 _threads_set: list[int | None] = []
 

@@ -9,7 +9,8 @@ binary), so a features table scored many times is worth packing once.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from scoring._arrow import tensor_bytes
 from scoring._plan import describe_spark_field

@@ -10,8 +10,9 @@ shape, a fixed-size list whose size contradicts it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from scoring._signature import NUMERIC_DTYPES, Signature, TensorSpec
 from scoring.errors import ColumnTypeError, ShapeMismatchError, SignatureError, SignatureMismatchError
@@ -257,8 +258,7 @@ def select_output(
         spec = signature.outputs[0]
     else:
         raise SignatureError(
-            f"signature {signature.name!r} has outputs {signature.output_names}: "
-            f"choose one with output_tensor=",
+            f"signature {signature.name!r} has outputs {signature.output_names}: choose one with output_tensor=",
             reason="ambiguous output",
         )
     if returns == "probabilities":

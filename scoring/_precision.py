@@ -32,7 +32,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from hdfs_models import BFLOAT16_FLAGS, CpuInfo, import_tensorflow, read_cpu
 from scoring.errors import PrecisionError

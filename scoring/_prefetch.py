@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 __all__ = ["prefetch"]
 
@@ -35,7 +36,7 @@ def prefetch(source: Iterable[T], depth: int = 1) -> Iterator[T]:
     if depth < 1:
         yield from source
         return
-    items: "queue.Queue[object]" = queue.Queue(maxsize=depth)
+    items: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def read() -> None:

@@ -8,8 +8,9 @@ the same Arrow path and checks as :meth:`Scorer.transform`. ML vectors
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from scoring._plan import describe_arrow_field
 from scoring._runner import Runner

@@ -10,13 +10,13 @@ builds the output Arrow arrays straight from numpy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from hdfs_models import cache_stats
-
 from scoring._arrow import column_to_tensor
 from scoring._gpu import bind_task
 from scoring._metrics import TaskRecorder, task_key
@@ -99,11 +99,11 @@ class Runner:
     precision: str = "float32"
     metrics: Any = None  # a Spark accumulator (scoring._metrics.MetricsParam), or None
 
-    def planned(self, columns: Sequence[ColumnType]) -> "Runner":
+    def planned(self, columns: Sequence[ColumnType]) -> Runner:
         """This runner bound to ``columns`` (validated: ScoringError subclasses otherwise)."""
         return replace(self, plan=self.request.plan(columns))
 
-    def positional(self, labels: Sequence[str]) -> "Runner":
+    def positional(self, labels: Sequence[str]) -> Runner:
         """This runner feeding the inputs, in signature order, from columns labelled ``labels``."""
         return replace(self, plan=self.request.positional(labels))
 
@@ -168,8 +168,14 @@ class Runner:
                 parts[name].append(result[name].numpy())
         return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
-    def score_columns(self, model: LoadedModel, columns: Mapping[str, Any], n: int, row_offset: int,
-                      recorder: TaskRecorder | None = None) -> list[Any]:
+    def score_columns(
+        self,
+        model: LoadedModel,
+        columns: Mapping[str, Any],
+        n: int,
+        row_offset: int,
+        recorder: TaskRecorder | None = None,
+    ) -> list[Any]:
         """One Arrow array per output column, for ``n`` rows of input ``columns``.
 
         ``recorder`` gets the time of the stages ``convert`` and ``inference``.
@@ -199,8 +205,7 @@ class Runner:
         for batch in rec.timed(prefetch(batches, self.read_ahead), "read"):
             n = batch.num_rows
             columns = {c: batch.column(c) for _, c in plan.inputs}
-            arrays = [batch.column(c) for c in plan.keep_cols] + self.score_columns(
-                model, columns, n, rec.rows_in, rec)
+            arrays = [batch.column(c) for c in plan.keep_cols] + self.score_columns(model, columns, n, rec.rows_in, rec)
             with rec.stage("convert"):
                 if plan.version_col:
                     arrays.append(version_array(version, n))

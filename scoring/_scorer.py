@@ -20,11 +20,11 @@ otherwise null.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from hdfs_models._runtime import require_spark
-
 from scoring._metrics import MetricsParam, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
 from scoring._plan import (
@@ -93,9 +93,7 @@ class Scorer:
         if isinstance(keep_cols, str):
             keep_cols = (keep_cols,)
         self._source = model_source(model)
-        self.signature: Signature = parse_signature(
-            self._source.signatures(), signature, self._source.describe()
-        )
+        self.signature: Signature = parse_signature(self._source.signatures(), signature, self._source.describe())
         self.input_cols = input_cols
         self.output_columns: tuple[OutputColumn, ...] = select_output(
             self.signature, returns, output_tensor, prediction_col
@@ -127,7 +125,12 @@ class Scorer:
     def _runner(self) -> Runner:
         """An unbound runner from the current settings (each face binds it to its columns)."""
         return Runner(
-            self._source, self._request(), self.batch_size, self.threads, self.cache_capacity, self.read_ahead,
+            self._source,
+            self._request(),
+            self.batch_size,
+            self.threads,
+            self.cache_capacity,
+            self.read_ahead,
             precision=self.precision,
         )
 
@@ -165,7 +168,7 @@ class Scorer:
         if self._metrics is None:
             try:
                 context = df.sparkSession.sparkContext
-            except Exception:  # Spark Connect has no SparkContext, hence no accumulators  # noqa: BLE001
+            except Exception:  # Spark Connect has no SparkContext, hence no accumulators
                 log.info("no SparkContext behind this DataFrame: Scorer.metrics() stays empty")
                 return None
             self._metrics = context.accumulator({}, MetricsParam())

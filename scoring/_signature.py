@@ -9,8 +9,9 @@ typed form the scorer plans with.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from scoring.errors import SignatureError
 

@@ -29,7 +29,6 @@ from hdfs_models import (
     read_signatures,
     resolve,
 )
-
 from scoring.errors import SignatureError
 
 __all__ = [
@@ -194,9 +193,7 @@ def check_local_dir(path: str) -> None:
     if not os.path.exists(path):
         raise ModelNotFoundError(f"model {path} does not exist", path=path, reason="not found")
     if not os.path.isdir(path):
-        raise InvalidModelError(
-            f"model {path} is a file, not a SavedModel directory", path=path, reason="not a dir"
-        )
+        raise InvalidModelError(f"model {path} is a file, not a SavedModel directory", path=path, reason="not a dir")
     for required in ("saved_model.pb", "variables"):
         if not os.path.exists(os.path.join(path, required)):
             raise InvalidModelError(
@@ -221,9 +218,7 @@ def read_local_signatures(local_dir: str) -> dict[str, Any]:
             return dict(sigs)
     sigs = read_signatures(local_dir)
     if not sigs:
-        raise SignatureError(
-            f"{local_dir} holds no serving signature", path=local_dir, reason="no signatures"
-        )
+        raise SignatureError(f"{local_dir} holds no serving signature", path=local_dir, reason="no signatures")
     return sigs
 
 

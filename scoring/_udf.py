@@ -10,7 +10,8 @@ version column; error positions count from the Arrow batch.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from scoring._plan import Request
 from scoring._runner import Runner, spark_data_type
@@ -29,8 +30,7 @@ def make_udf(runner: Runner) -> Callable[..., Any]:
     def call(*cols: Any) -> Any:
         if len(cols) != len(specs):
             raise TypeError(
-                f"scorer.udf() takes {len(specs)} column(s), one per input "
-                f"{[s.name for s in specs]}, got {len(cols)}"
+                f"scorer.udf() takes {len(specs)} column(s), one per input {[s.name for s in specs]}, got {len(cols)}"
             )
         labels = [c if isinstance(c, str) else _label(c) for c in cols]
         bound = runner.positional(labels)

@@ -43,12 +43,12 @@ import os
 import re
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from hdfs_models import HdfsModelsError, ModelHandle, distribute, resolve
 from hdfs_models._runtime import require_spark
 from hdfs_models.errors import UnsupportedSparkError
-
 from scoring._job_io import Output, append_output, check_output, count_output, read_input, write_output
 from scoring._metrics import summarize
 from scoring._scorer import Scorer
@@ -63,9 +63,11 @@ log = logging.getLogger("scoring.job")
 def build_parser() -> argparse.ArgumentParser:
     """The job's command line."""
     p = argparse.ArgumentParser(prog="scoring.job", description="Score a table or Parquet with a SavedModel.")
-    p.add_argument("--model", required=True,
-                   help="model base URL (BASE/<n>/ layout) or version dir URL; the archive alias with "
-                        "--strategy submitted")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model base URL (BASE/<n>/ layout) or version dir URL; the archive alias with --strategy submitted",
+    )
     p.add_argument("--version", default="latest", help="N or latest (default)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input-table", help="Hive table to score")
@@ -75,31 +77,60 @@ def build_parser() -> argparse.ArgumentParser:
     dst.add_argument("--output-path", help="Parquet path to write")
     p.add_argument("--features", required=True, help="feature column (or sig_input=col,... for several inputs)")
     p.add_argument("--keep", default="", help="comma-separated columns carried to the output (e.g. id)")
-    p.add_argument("--strategy", default="fetch", choices=["fetch", "archive", "files", "submitted"],
-                   help="how executors get the model (submitted: spark-submit --archives ARCHIVE#alias)")
+    p.add_argument(
+        "--strategy",
+        default="fetch",
+        choices=["fetch", "archive", "files", "submitted"],
+        help="how executors get the model (submitted: spark-submit --archives ARCHIVE#alias)",
+    )
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--returns", default="class", choices=["class", "probabilities", "all"],
-                   help="class index (argmax), probabilities, or every output tensor")
+    p.add_argument(
+        "--returns",
+        default="class",
+        choices=["class", "probabilities", "all"],
+        help="class index (argmax), probabilities, or every output tensor",
+    )
     p.add_argument("--signature", default="serving_default")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
-                   help="bfloat16: oneDNN mixed precision on CPUs with AVX512-BF16/AMX; auto: where available")
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "bfloat16", "auto"],
+        help="bfloat16: oneDNN mixed precision on CPUs with AVX512-BF16/AMX; auto: where available",
+    )
     p.add_argument("--mode", default="error", choices=["error", "overwrite"], help="if the output exists")
     p.add_argument("--master", default=None, help="Spark master when not run by spark-submit")
     p.add_argument("--warehouse", default=None, help="spark.sql.warehouse.dir (tables)")
     p.add_argument("--metastore", default=None, help="directory of the embedded Derby metastore")
-    p.add_argument("--watch", type=float, default=None, metavar="SECONDS",
-                   help="stream new files under --input-path, re-resolving latest every SECONDS")
+    p.add_argument(
+        "--watch",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stream new files under --input-path, re-resolving latest every SECONDS",
+    )
     p.add_argument("--idle-timeout", type=float, default=None, help="--watch: stop after this long without input")
     p.add_argument("--checkpoint", default=None, help="--watch: checkpoint dir (default beside the output)")
-    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra Spark setting (repeatable), e.g. spark.driver.memory=4g")
-    p.add_argument("--cache-dir", default=None,
-                   help="--strategy fetch: node-cache root on the executors (default: HDFS_MODELS_CACHE, "
-                        "else the executor's scratch dir)")
+    p.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Spark setting (repeatable), e.g. spark.driver.memory=4g",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        help="--strategy fetch: node-cache root on the executors (default: HDFS_MODELS_CACHE, "
+        "else the executor's scratch dir)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    p.add_argument("--metrics-json", default=None, metavar="PATH",
-                   help="write what the job did (rows, seconds, stages, versions, model loads, node cache) "
-                        "to PATH as one JSON object")
+    p.add_argument(
+        "--metrics-json",
+        default=None,
+        metavar="PATH",
+        help="write what the job did (rows, seconds, stages, versions, model loads, node cache) "
+        "to PATH as one JSON object",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -144,8 +175,15 @@ def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[M
     else:
         handle = distribute(spark, args.model, version=version, strategy=args.strategy, cache_dir=args.cache_dir)
     keep = tuple(c for c in args.keep.split(",") if c)
-    scorer = Scorer(handle, input_cols=parse_features(args.features), signature=args.signature,
-                    returns=args.returns, batch_size=args.batch_size, keep_cols=keep, precision=args.precision)
+    scorer = Scorer(
+        handle,
+        input_cols=parse_features(args.features),
+        signature=args.signature,
+        returns=args.returns,
+        batch_size=args.batch_size,
+        keep_cols=keep,
+        precision=args.precision,
+    )
     return handle, scorer
 
 
@@ -192,8 +230,15 @@ def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float
     watcher = Watcher(interval=args.watch, latest=latest, make_scorer=make_scorer)
     target = (args.output_path or args.output_table or "out").rstrip("/")
     checkpoint = args.checkpoint or (f"{target}._checkpoint" if args.output_path else f"/tmp/{target}._checkpoint")
-    rows = run_watch(spark, args.input_path, checkpoint, watcher, write,
-                     idle_timeout=args.idle_timeout, trigger_seconds=min(args.watch, 1.0) or 1.0)
+    rows = run_watch(
+        spark,
+        args.input_path,
+        checkpoint,
+        watcher,
+        write,
+        idle_timeout=args.idle_timeout,
+        trigger_seconds=min(args.watch, 1.0) or 1.0,
+    )
     summary = _summary(rows, started, watcher.version, args.model, out.name)
     summary["versions"] = watcher.versions_seen
     summary["metrics"] = summarize(record for scorer in scorers for record in scorer.metric_records())
@@ -209,16 +254,28 @@ def metrics_report(summary: dict[str, Any]) -> dict[str, Any]:
     """
     metrics = dict(summary["metrics"])
     seconds = summary["seconds"]
-    return {**metrics, "scoring_seconds": metrics["seconds"], "seconds": seconds,
-            "rows_per_second": round(metrics["rows"] / seconds, 1) if seconds else 0.0,
-            "rows_written": summary["rows"], "model": summary["model"], "version": summary["version"],
-            "output": summary["output"]}
+    return {
+        **metrics,
+        "scoring_seconds": metrics["seconds"],
+        "seconds": seconds,
+        "rows_per_second": round(metrics["rows"] / seconds, 1) if seconds else 0.0,
+        "rows_written": summary["rows"],
+        "model": summary["model"],
+        "version": summary["version"],
+        "output": summary["output"],
+    }
 
 
 def _summary(rows: int, started: float, version: Any, model: str, where: str) -> dict[str, Any]:
     seconds = time.monotonic() - started
-    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1) if seconds else 0.0,
-            "model": model, "version": version, "output": where}
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds, 1) if seconds else 0.0,
+        "model": model,
+        "version": version,
+        "output": where,
+    }
 
 
 # Errors raised on executors reach the driver as text inside a Py4J/PythonException;
@@ -232,7 +289,7 @@ def one_line(exc: BaseException) -> str:
         return " ".join(str(exc).split())
     lines = [m for m in (_CAUSE.match(line) for line in str(exc).splitlines()) if m]
     own = [m for m in lines if not m.group(1).startswith(("Py4J", "Spark", "Python"))]
-    chosen = (own or lines)
+    chosen = own or lines
     if chosen:
         return f"{chosen[-1].group(1)}: {' '.join(chosen[-1].group(2).split())}"
     return " ".join(str(exc).split())[:500] or type(exc).__name__
@@ -242,8 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scoring.job`` and of ``spark-submit scoring/job.py``."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # workers of a local master inherit it
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     if args.batch_size < 1:
         print("scoring.job: error: --batch-size must be at least 1", file=sys.stderr)
         return 2
@@ -262,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark.sparkContext.setLogLevel("ERROR")
         summary = run(spark, args)
         summary["precision"] = args.precision  # as asked: each executor resolves "auto" on its own CPU
-    except Exception as exc:  # noqa: BLE001 - the job's boundary: one line, exit 1
+    except Exception as exc:
         log.debug("job failed", exc_info=True)
         print(f"scoring.job: error: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -274,15 +334,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             with open(args.metrics_json, "w", encoding="utf-8") as fh:
                 json.dump(metrics_report(summary), fh, sort_keys=True, indent=1)
         except OSError as exc:
-            print(f"scoring.job: error: cannot write --metrics-json {args.metrics_json}: {exc.strerror}",
-                  file=sys.stderr)
+            print(
+                f"scoring.job: error: cannot write --metrics-json {args.metrics_json}: {exc.strerror}", file=sys.stderr
+            )
             return 1
     summary.pop("metrics", None)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
-        print(f"scored {summary['rows']} rows in {summary['seconds']:.1f}s ({summary['rows_per_s']:.0f} rows/s) "
-              f"with {summary['model']} version {summary['version']} ({args.precision}) -> {summary['output']}")
+        print(
+            f"scored {summary['rows']} rows in {summary['seconds']:.1f}s ({summary['rows_per_s']:.0f} rows/s) "
+            f"with {summary['model']} version {summary['version']} ({args.precision}) -> {summary['output']}"
+        )
     return 0
 
 

@@ -17,7 +17,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from scoring._arrow import column_to_tensor
 from scoring._compare import compare_precision

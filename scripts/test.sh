@@ -11,5 +11,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 PY="$VENV/bin/python"
 export PYSPARK_PYTHON="$PWD/$PY"
 export SPARK_LOCAL_IP=127.0.0.1
+"$PY" -m ruff check --quiet .
+"$PY" -m ruff format --check --quiet .
 "$PY" -m mypy --no-error-summary hdfs_models scoring
 exec "$PY" -m pytest -ra "$@"

@@ -23,7 +23,8 @@ import errno
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
@@ -59,7 +60,7 @@ def bytes_read(log_path: str, exclude: tuple[str, ...] = ("MANIFEST.json",)) -> 
 class _Reader:
     """A read handle that counts, delays and injects faults."""
 
-    def __init__(self, fs: "FaultyFS", path: str, inner: Any, fault: Fault | None) -> None:
+    def __init__(self, fs: FaultyFS, path: str, inner: Any, fault: Fault | None) -> None:
         self.fs = fs
         self.path = path
         self.inner = inner
@@ -99,7 +100,7 @@ class _Reader:
     def close(self) -> None:
         self.inner.close()
 
-    def __enter__(self) -> "_Reader":
+    def __enter__(self) -> _Reader:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import tarfile
 import zipfile
 
 import pytest
+from test_archive_helpers import MODEL_FILES, make_model, tar_with, walk_is_safe
 
+from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.archive import pack, unpack
 from hdfs_models.archive._pack import FIXED_MTIME
-from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.errors import IntegrityError
-from test_archive_helpers import MODEL_FILES, make_model, tar_with, walk_is_safe
 from hdfs_models.testing import tree_digest
 
 FORMATS = ["tar", "tar.gz", "zip"]
@@ -173,7 +172,7 @@ def test_truncated_archive_is_an_error_and_leaves_nothing(tmp_path):
 
 
 def _upload(local, fs, path):
-    for dirpath, dirnames, filenames in os.walk(local):
+    for dirpath, _dirnames, filenames in os.walk(local):
         rel = os.path.relpath(dirpath, local)
         target = path if rel == "." else f"{path}/{rel}"
         fs.makedirs(target, exist_ok=True)

@@ -16,11 +16,11 @@ import tarfile
 import zipfile
 
 import pytest
+from test_archive_helpers import make_model, tar_with, walk_is_safe, zip_with
 
 from hdfs_models.archive import pack, unpack
 from hdfs_models.archive._check import Limits, Member, Planner, check_spans, normalise_name, resolve_limits
 from hdfs_models.errors import UnsafeArchiveError
-from test_archive_helpers import make_model, tar_with, walk_is_safe, zip_with
 from hdfs_models.testing import tree_digest
 
 
@@ -52,7 +52,9 @@ def test_s1_tar_parent_traversal(box):
 
 
 def test_s1_deep_traversal_after_a_directory(box):
-    archive = tar_with(box / "a.tar", [({"name": "d", "type": tarfile.DIRTYPE}, None), ({"name": "d/../../evil"}, b"x")])
+    archive = tar_with(
+        box / "a.tar", [({"name": "d", "type": tarfile.DIRTYPE}, None), ({"name": "d/../../evil"}, b"x")]
+    )
     refused(archive, box / "dest", r"'d/\.\./\.\./evil'")
 
 
@@ -295,7 +297,9 @@ def test_s11_cli_takes_names_literally(box):
     name = str(box / "$(touch PWNED);x.zip")
     run = subprocess.run(
         [sys.executable, "-m", "hdfs_models.cli", "pack", model, name, "--format", "zip", "--json"],
-        capture_output=True, text=True, cwd=box,
+        capture_output=True,
+        text=True,
+        cwd=box,
     )
     assert run.returncode == 0, run.stderr
     assert os.path.isfile(name) and "PWNED" not in os.listdir(box)

@@ -67,7 +67,9 @@ def test_nested_level_of_wrong_length_names_row_and_level():
     good = np.zeros((2, 3, 1)).tolist()
     bad = [[[0.0], [0.0]], [[0.0], [0.0], [0.0]]]  # 2 rows of 2 then 3: 5 values in all
     array = pa.array([good, good, bad], type=pa.list_(pa.list_(pa.list_(pa.float32()))))
-    with pytest.raises(ShapeMismatchError, match=r"column 'image' row 12 has 2 values at nesting level 1, expected 3") as err:
+    with pytest.raises(
+        ShapeMismatchError, match=r"column 'image' row 12 has 2 values at nesting level 1, expected 3"
+    ) as err:
         column_to_tensor(array, IMG, "image", row_offset=10)
     assert err.value.row == 12 and err.value.column == "image"
 
@@ -97,7 +99,9 @@ def test_scalar_column_for_a_one_value_input():
 
 def test_wrong_length_names_column_expected_length_and_row():
     rows = [[0.0] * 4, [0.0] * 4, [0.0] * 3, [0.0] * 5]
-    with pytest.raises(ShapeMismatchError, match=r"column 'features' row 102 has 3 values, expected 4 \(input 'x' float32\[-1, 4\]\)") as err:
+    with pytest.raises(
+        ShapeMismatchError, match=r"column 'features' row 102 has 3 values, expected 4 \(input 'x' float32\[-1, 4\]\)"
+    ) as err:
         column_to_tensor(pa.array(rows), VEC, "features", row_offset=100)
     assert (err.value.row, err.value.got, err.value.expected) == (102, 3, 4)
 

@@ -11,14 +11,13 @@ import uuid
 
 import fsspec
 import pytest
-
-import hdfs_models.cache._download as download_module
 from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
 
-from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
+import hdfs_models.cache._download as download_module
 from hdfs_models import (
     CacheError,
     CacheStats,
+    ExtraFilesWarning,
     IntegrityError,
     InvalidModelError,
     LocalModel,
@@ -30,8 +29,8 @@ from hdfs_models import (
     localize,
     resolve,
 )
-from hdfs_models import ExtraFilesWarning
 from hdfs_models._publish import publish
+from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
 
 FAST = {"backoff": 0.01, "attempts": 3}
 DATA = "variables/variables.data-00000-of-00001"
@@ -70,7 +69,9 @@ def _leftovers(cache):
 
 
 def _entries(cache):
-    return sorted(n for n in os.listdir(cache) if not n.startswith(".") and "." not in n) if os.path.isdir(cache) else []
+    return (
+        sorted(n for n in os.listdir(cache) if not n.startswith(".") and "." not in n) if os.path.isdir(cache) else []
+    )
 
 
 @pytest.mark.parametrize("kind", ["manifest", "plain"])
@@ -124,8 +125,14 @@ def test_cache_stats_count_every_call_as_hit_miss_or_error(published, cache, tmp
     with pytest.raises(CacheError):
         localize(published, cache_dir=str(tmp_path / "ro" / "cache"), pinned=pinned)
     delta = cache_stats() - before
-    assert delta == CacheStats(localize_calls=4, hits=1, misses=1, errors=2, bytes_downloaded=MODEL_BYTES,
-                               download_seconds=delta.download_seconds)
+    assert delta == CacheStats(
+        localize_calls=4,
+        hits=1,
+        misses=1,
+        errors=2,
+        bytes_downloaded=MODEL_BYTES,
+        download_seconds=delta.download_seconds,
+    )
     assert delta.download_seconds > 0
     assert delta.to_dict()["bytes_downloaded"] == MODEL_BYTES
 
@@ -183,7 +190,9 @@ def test_missing_url_b1(tmp_path, cache):
     assert _leftovers(cache) == [] and _entries(cache) == []
 
 
-@pytest.mark.parametrize("missing, named", [("saved_model.pb", "saved_model.pb"), (DATA, "variables.data-00000-of-00001")])
+@pytest.mark.parametrize(
+    "missing, named", [("saved_model.pb", "saved_model.pb"), (DATA, "variables.data-00000-of-00001")]
+)
 def test_incomplete_tree_is_refused_before_download_b3_b10(published, cache, tmp_path, missing, named):
     pinned = resolve(published)
     files = tuple(f for f in pinned.files if f.path != missing)
@@ -242,7 +251,9 @@ def test_read_failure_is_retried_into_a_new_temp_name_f1(published, cache, tmp_p
 def test_progress_reports_done_and_total_bytes_and_takes_back_a_failed_attempt(published, cache):
     calls = []
     fs = FaultyFS(None, {DATA: Fault(flip=True, times=1)})  # the first copy fails its digest check
-    localize(published, cache_dir=cache, filesystem=fs, progress=lambda done, total: calls.append((done, total)), **FAST)
+    localize(
+        published, cache_dir=cache, filesystem=fs, progress=lambda done, total: calls.append((done, total)), **FAST
+    )
     assert {total for _, total in calls} == {MODEL_BYTES}
     assert calls[-1] == (MODEL_BYTES, MODEL_BYTES)
     assert max(done for done, _ in calls) <= MODEL_BYTES  # the failed copy's bytes were taken back
@@ -378,8 +389,9 @@ def _assert_unusable(published, roots):
 def _read_only_mount(path):
     """A read-only tmpfs at ``path`` (None where this process may not mount), unmounted after."""
     path.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0755", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0755", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if proc.returncode != 0:  # no CAP_SYS_ADMIN (an unprivileged container)
         yield None
         return
@@ -406,7 +418,7 @@ def test_permissions_after_commit_c8(published, cache):
     finally:
         os.umask(old)
     modes = {}
-    for dirpath, dirnames, filenames in os.walk(model.path):
+    for dirpath, _dirnames, filenames in os.walk(model.path):
         modes[dirpath] = os.stat(dirpath).st_mode & 0o777
         for name in filenames:
             modes[os.path.join(dirpath, name)] = os.stat(os.path.join(dirpath, name)).st_mode & 0o777

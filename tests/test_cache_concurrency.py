@@ -6,12 +6,11 @@ import signal
 import time
 
 import pytest
-
 from _faulty_fs import Fault, FaultyFS, bytes_read
 
-from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models import evict, localize
 from hdfs_models._publish import publish
+from hdfs_models.testing import tree_digest, write_fake_model
 
 DATA = "variables/variables.data-00000-of-00001"
 SIZE = 3_000_000
@@ -61,7 +60,9 @@ def model(tmp_path):
 def _run(ctx, n, base, cache, log, options=None, delay=0.0):
     barrier = ctx.Barrier(n)
     results = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(base, cache, log, barrier, results, options or {}, delay)) for _ in range(n)]
+    procs = [
+        ctx.Process(target=_worker, args=(base, cache, log, barrier, results, options or {}, delay)) for _ in range(n)
+    ]
     for proc in procs:
         proc.start()
     out = [results.get(timeout=JOIN) for _ in procs]

@@ -6,8 +6,8 @@ import os
 import time
 
 import pytest
-
 from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
+
 from hdfs_models import LockTimeoutError, discard, evict, localize, publish, release, resolve
 from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
 

@@ -2,10 +2,10 @@
 
 import pytest
 
+from hdfs_models._manifest import FileEntry
 from hdfs_models.cache._evict import EntryInfo, select_evictions
 from hdfs_models.cache._layout import entry_key, parse_temp_name, temp_name
 from hdfs_models.cache._plan import changed_files, extra_files, plan_download, verify_file
-from hdfs_models._manifest import FileEntry
 from hdfs_models.errors import IntegrityError, UnsafeNameError
 
 DIGEST = "9439eda466b3c9f41a504c9b9810a9e1707a89123b6bd5748b094323ee39da06"
@@ -49,13 +49,19 @@ def test_parse_temp_name(name, parsed):
 
 def test_plan_orders_largest_first_and_lists_every_dir():
     plan = plan_download(
-        [("saved_model.pb", 10, "a" * 64), ("variables/variables.data-00000-of-00001", 500, None),
-         ("variables/variables.index", 5, None), ("MANIFEST.json", 99, None)],
+        [
+            ("saved_model.pb", 10, "a" * 64),
+            ("variables/variables.data-00000-of-00001", 500, None),
+            ("variables/variables.index", 5, None),
+            ("MANIFEST.json", 99, None),
+        ],
         ["assets", "assets/deep/er"],
         "hdfs://nn/m/1",
     )
     assert [t.path for t in plan.files] == [
-        "variables/variables.data-00000-of-00001", "saved_model.pb", "variables/variables.index",
+        "variables/variables.data-00000-of-00001",
+        "saved_model.pb",
+        "variables/variables.index",
     ]
     assert plan.dirs == ("assets", "variables", "assets/deep", "assets/deep/er")
     assert plan.total_bytes == 515
@@ -129,8 +135,14 @@ def test_select_evictions_lru_and_never_busy(max_versions, max_bytes, busy, expe
 
 @pytest.mark.parametrize(
     "name, ok",
-    [("mnist-3-9439eda466b3c9f4", True), ("my_model.v2-10-0123456789abcdef", True), ("photos", False),
-     (".tmp-mnist-3-9439eda466b3c9f4-1-x", False), ("mnist-3-9439eda466b3c9f4.lock", False), ("a-1-XYZ", False)],
+    [
+        ("mnist-3-9439eda466b3c9f4", True),
+        ("my_model.v2-10-0123456789abcdef", True),
+        ("photos", False),
+        (".tmp-mnist-3-9439eda466b3c9f4-1-x", False),
+        ("mnist-3-9439eda466b3c9f4.lock", False),
+        ("a-1-XYZ", False),
+    ],
 )
 def test_only_entry_shaped_names_are_entries(name, ok):
     from hdfs_models.cache._layout import is_entry_name

@@ -72,8 +72,9 @@ def _ensure_users() -> dict[str, int]:
         try:
             uids[name] = pwd.getpwnam(name).pw_uid
         except KeyError:
-            proc = subprocess.run([useradd, "-M", "-U", "-s", "/usr/sbin/nologin", name],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [useradd, "-M", "-U", "-s", "/usr/sbin/nologin", name], capture_output=True, text=True
+            )
             if proc.returncode not in (0, 9):  # 9: created meanwhile by a parallel run
                 pytest.fail(f"useradd {name}: {proc.stderr}")
             uids[name] = pwd.getpwnam(name).pw_uid
@@ -81,8 +82,13 @@ def _ensure_users() -> dict[str, int]:
 
 
 def _as(uid: int, store: str, root: str, other: str = "-") -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(uid), store, root, other],
-                          capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(uid), store, root, other],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.getcwd(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -94,7 +100,7 @@ def shared():
     try:
         os.chmod(top, 0o755)
         store = write_fake_model(os.path.join(top, "store", "m", "1"), shards=2)
-        for dirpath, dirnames, filenames in os.walk(os.path.join(top, "store")):
+        for dirpath, _dirnames, filenames in os.walk(os.path.join(top, "store")):
             os.chmod(dirpath, 0o755)
             for name in filenames:
                 os.chmod(os.path.join(dirpath, name), 0o644)
@@ -122,7 +128,7 @@ def test_k6_two_users_share_a_root_in_private_subtrees(shared):
     for uid, subtree in ((uids[USERS[0]], mine), (uids[USERS[1]], theirs)):
         st = os.lstat(subtree)
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (uid, 0o700)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for path in [dirpath] + [os.path.join(dirpath, n) for n in filenames]:
             if path != root:
                 assert not os.lstat(path).st_mode & stat.S_IWOTH, f"{path} is world-writable"

@@ -60,7 +60,10 @@ def test_ci_check_fails_on_missing_dependency_and_unjustified_skips(tmp_path, ca
     found, ran, collected = check.problems(str(report))
     assert (ran, collected) == (1, 3)
     assert [line.split(":", 2)[:2] for line in found] == [
-        ["integration.test_a", ""], ["tests.test_b", ""], ["tests.test_b", ""]]
+        ["integration.test_a", ""],
+        ["tests.test_b", ""],
+        ["tests.test_b", ""],
+    ]
     assert "missing dependency" in found[0] and "missing dependency" in found[1]
     assert "test_whim: skip not allowed in CI" in found[2]
     assert check.main(["check", str(report)]) == 1
@@ -70,8 +73,10 @@ def test_ci_check_fails_on_missing_dependency_and_unjustified_skips(tmp_path, ca
 def test_ci_check_passes_a_clean_report_and_fails_one_without_integration(tmp_path):
     check = _checker()
     clean = tmp_path / "clean.xml"
-    clean.write_text('<testsuites><testsuite><testcase classname="integration.t" name="a"/>'
-                     '<testcase classname="tests.t" name="b"/></testsuite></testsuites>')
+    clean.write_text(
+        '<testsuites><testsuite><testcase classname="integration.t" name="a"/>'
+        '<testcase classname="tests.t" name="b"/></testsuite></testsuites>'
+    )
     assert check.main(["check", str(clean)]) == 0
     unit_only = tmp_path / "unit.xml"
     unit_only.write_text('<testsuites><testsuite><testcase classname="tests.t" name="b"/></testsuite></testsuites>')

@@ -6,10 +6,10 @@ import json
 import os
 
 import pytest
+from test_archive_helpers import make_model, tar_with
 
 from hdfs_models import cli
 from hdfs_models.cli._archive import format_for
-from test_archive_helpers import make_model, tar_with
 from hdfs_models.testing import tree_digest
 
 
@@ -28,7 +28,12 @@ def test_pack_then_unpack_json(tmp_path, capsys):
     assert len(packed["sha256"]) == 64
     code, out, _ = run(capsys, "unpack", str(tmp_path / "m.tgz"), str(tmp_path / "d"), "--json")
     assert code == 0
-    assert json.loads(out) == {"archive": str(tmp_path / "m.tgz"), "dest": str(tmp_path / "d"), "files": 5, "verified": True}
+    assert json.loads(out) == {
+        "archive": str(tmp_path / "m.tgz"),
+        "dest": str(tmp_path / "d"),
+        "files": 5,
+        "verified": True,
+    }
     assert tree_digest(tmp_path / "d") == tree_digest(src)
 
 
@@ -69,8 +74,14 @@ def test_usage_error_exit_2(capsys):
 
 @pytest.mark.parametrize(
     "out, explicit, expected",
-    [("m.tar", None, "tar"), ("m.tar.gz", None, "tar.gz"), ("m.tgz", None, "tar.gz"), ("m.zip", None, "zip"),
-     ("m.bin", None, "tar"), ("m.zip", "tar", "tar")],
+    [
+        ("m.tar", None, "tar"),
+        ("m.tar.gz", None, "tar.gz"),
+        ("m.tgz", None, "tar.gz"),
+        ("m.zip", None, "zip"),
+        ("m.bin", None, "tar"),
+        ("m.zip", "tar", "tar"),
+    ],
 )
 def test_format_for(out, explicit, expected):
     assert format_for(out, explicit) == expected

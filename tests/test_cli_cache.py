@@ -1,14 +1,13 @@
 """``hdfs-models fetch`` and ``hdfs-models gc``."""
 
-import io
 import json
 import os
 
 import pytest
 
-from hdfs_models.testing import write_fake_model
 from hdfs_models import cli
 from hdfs_models._publish import publish
+from hdfs_models.testing import write_fake_model
 
 
 @pytest.fixture
@@ -34,8 +33,9 @@ def test_fetch_json(base, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["version"] == 2 and result["name"] == "mnist"
     assert result["path"].startswith(cache) and len(result["digest"]) == 64
-    assert result["bytes"] == sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(result["path"])
-                                  for f in fs if f != "MANIFEST.json")
+    assert result["bytes"] == sum(
+        os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(result["path"]) for f in fs if f != "MANIFEST.json"
+    )
 
 
 def test_fetch_missing_url_is_exit_1_naming_it(tmp_path, capsys):

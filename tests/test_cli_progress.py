@@ -38,8 +38,7 @@ def in_pty(argv):
     """Run with stderr on a pseudo-terminal (100 columns); returns (exit status, stdout, terminal text)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen(_command(argv), cwd=ROOT, stdout=subprocess.PIPE, stderr=slave,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(_command(argv), cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
     os.close(slave)
     chunks, deadline = [], time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
@@ -98,6 +97,7 @@ def test_a_terminal_sees_the_bar_a_pipe_none(setup, name):
     assert "\r" in terminal  # redrawn in place
     code, piped_out, err = in_pipe(commands(tmp_path, export, base, "pipe")[name])
     assert code == 0 and err == "", err
+
     def shape(text):  # the report less run tags and numbers (versions, timings)
         return re.sub(r"tty|pipe|[0-9a-f]{64}|\d+", "", text)
 

@@ -9,12 +9,12 @@ import uuid
 
 import fsspec
 import pytest
-from hdfs_models.testing import write_fake_model
 
-from hdfs_models import cli, resolve
 import hdfs_models._publish as publish_mod
 import hdfs_models.cli._store as cli_store
+from hdfs_models import cli, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
+from hdfs_models.testing import write_fake_model
 
 SIGS = {
     "serving_default": {
@@ -59,7 +59,11 @@ def test_publish_versions_verify_round_trip(tmp_path, capsys, fake_signatures):
     assert json.loads(out) == {
         "base": base,
         "latest": 2,
-        "versions": [{"version": 1, "complete": True}, {"version": 2, "complete": True}, {"version": 3, "complete": False}],
+        "versions": [
+            {"version": 1, "complete": True},
+            {"version": 2, "complete": True},
+            {"version": 3, "complete": False},
+        ],
     }
     code, out, _ = run(capsys, "versions", base)
     assert out.splitlines() == ["1", "2", "3  (incomplete)", "latest: 2"]
@@ -69,7 +73,9 @@ def test_publish_versions_verify_round_trip(tmp_path, capsys, fake_signatures):
     verified = json.loads(out)
     assert code == 0 and verified["ok"] is True
     # the digest verify reports is the one published into version 2's manifest
-    assert verified["digest"] == Manifest.from_json(open(os.path.join(base, "2", MANIFEST_NAME), "rb").read(), base).digest
+    assert (
+        verified["digest"] == Manifest.from_json(open(os.path.join(base, "2", MANIFEST_NAME), "rb").read(), base).digest
+    )
     assert verified["digest"] == resolve(base, 2).digest
 
 
@@ -175,12 +181,15 @@ def test_progress_finish_closes_a_bar_left_open():
     assert stream.getvalue().endswith("\n") and "1.00M/2.00M" in stream.getvalue()
 
 
-@pytest.mark.parametrize("module, target, argv", [
-    ("hdfs_models.cli._cache", "resolve", ["fetch", "hdfs://nn:8020/models/m"]),
-    ("hdfs_models.cli._archive", "pack", ["pack", "hdfs://nn:8020/models/m", "OUT"]),
-    ("hdfs_models.cli._cache", "sweep_store", ["gc", "--store", "hdfs://nn:8020/models/m"]),
-    ("hdfs_models.cli._doctor", "run_checks", ["doctor", "hdfs://nn:8020/models/m"]),
-])
+@pytest.mark.parametrize(
+    "module, target, argv",
+    [
+        ("hdfs_models.cli._cache", "resolve", ["fetch", "hdfs://nn:8020/models/m"]),
+        ("hdfs_models.cli._archive", "pack", ["pack", "hdfs://nn:8020/models/m", "OUT"]),
+        ("hdfs_models.cli._cache", "sweep_store", ["gc", "--store", "hdfs://nn:8020/models/m"]),
+        ("hdfs_models.cli._doctor", "run_checks", ["doctor", "hdfs://nn:8020/models/m"]),
+    ],
+)
 def test_store_commands_pass_storage_options(monkeypatch, capsys, tmp_path, module, target, argv):
     """fetch, pack, gc --store and doctor take -o KEY=VALUE like publish/versions/verify/inspect."""
     import importlib

@@ -65,10 +65,16 @@ def test_options_are_frozen_and_keyword_only():
         # YARN: SPARK_LOCAL_DIRS is one executor's blockmgr dir; LOCAL_DIRS is the node's app dir.
         (None, {"SPARK_LOCAL_DIRS": "/y1/app/blockmgr-1", "LOCAL_DIRS": "/y1/app,/y2/app"}, "/y1/app/hdfs-models"),
         (None, {"LOCAL_DIRS": "/y1,/y2", "HOME": "/h"}, "/y1/hdfs-models"),
-        (None, {"LOCAL_DIRS": "/y/app", "LOCAL_USER_DIRS": "/y/u/,/z/u/", "HDFS_MODELS_CACHE_SCOPE": "user"},
-         "/y/u/hdfs-models"),
-        (None, {"LOCAL_DIRS": "/y/app", "LOCAL_USER_DIRS": "/y/u/", "HDFS_MODELS_CACHE_SCOPE": " Application "},
-         "/y/app/hdfs-models"),
+        (
+            None,
+            {"LOCAL_DIRS": "/y/app", "LOCAL_USER_DIRS": "/y/u/,/z/u/", "HDFS_MODELS_CACHE_SCOPE": "user"},
+            "/y/u/hdfs-models",
+        ),
+        (
+            None,
+            {"LOCAL_DIRS": "/y/app", "LOCAL_USER_DIRS": "/y/u/", "HDFS_MODELS_CACHE_SCOPE": " Application "},
+            "/y/app/hdfs-models",
+        ),
         (None, {"HDFS_MODELS_CACHE": "/x/env", "LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "user"}, "/x/env"),
         # The scope means nothing outside YARN.
         (None, {"HDFS_MODELS_CACHE_SCOPE": "user", "HOME": "/h"}, "/h/.cache/hdfs-models"),
@@ -83,7 +89,10 @@ def test_cache_root_precedence(explicit, env, expected):
 @pytest.mark.parametrize(
     "env, match",
     [
-        ({"LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "node"}, "HDFS_MODELS_CACHE_SCOPE='node'.*application, user"),
+        (
+            {"LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "node"},
+            "HDFS_MODELS_CACHE_SCOPE='node'.*application, user",
+        ),
         ({"LOCAL_DIRS": "/y/app", "HDFS_MODELS_CACHE_SCOPE": "user"}, "needs LOCAL_USER_DIRS"),
     ],
 )

@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 import pytest
+from test_archive_helpers import make_model, tar_with
 
 from hdfs_models import _distribute
-from hdfs_models.archive import pack
 from hdfs_models._distribute import (
     ARCHIVE_STATS,
     ModelHandle,
@@ -24,8 +24,8 @@ from hdfs_models._distribute import (
     distribute,
     spark_uri,
 )
+from hdfs_models.archive import pack
 from hdfs_models.errors import DistributionError, ModelNotFoundError
-from test_archive_helpers import make_model, tar_with
 from hdfs_models.testing import tree_digest
 
 
@@ -143,7 +143,9 @@ def test_submitted_alias_found_and_verified(spark, tmp_path, base):
 
 def test_alias_never_shipped_says_how_to_ship(spark):
     handle = ModelHandle.submitted("never_shipped")
-    with pytest.raises(ModelNotFoundError, match=r"'never_shipped' was not shipped.*spark-submit --archives model.tar.gz#never_shipped"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"'never_shipped' was not shipped.*spark-submit --archives model.tar.gz#never_shipped"
+    ):
         handle.local_path()
 
     def task(_):
@@ -190,7 +192,12 @@ def test_shipped_copy_that_differs_from_its_manifest(spark, tmp_path, base):
 
     src = os.path.join(base, "3")
     members = [({"name": MANIFEST_NAME}, open(os.path.join(src, MANIFEST_NAME), "rb").read())]
-    for name in ("saved_model.pb", "fingerprint.pb", "variables/variables.index", "variables/variables.data-00000-of-00001"):
+    for name in (
+        "saved_model.pb",
+        "fingerprint.pb",
+        "variables/variables.index",
+        "variables/variables.data-00000-of-00001",
+    ):
         data = open(os.path.join(src, name), "rb").read()
         members.append(({"name": name}, data[::-1] if name == "saved_model.pb" else data))
     archive = tar_with(tmp_path / "tampered.tar", members)

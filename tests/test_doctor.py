@@ -8,14 +8,14 @@ import socket
 import time
 
 import pytest
-from hdfs_models.testing import write_fake_model
-from hdfs_models.testing.tokens import writable_token_file
 
 from hdfs_models import cli, publish
 from hdfs_models._doctor import World, exit_status, model_check, parse_klist, render, run_checks
 from hdfs_models._doctor._hadoop import hadoop_conf, kerberos, namenode_checks, token_file
 from hdfs_models._doctor._host import bfloat16, cache_root_check, cache_space, java, package_versions
 from hdfs_models.store._hadoop_conf import namenodes
+from hdfs_models.testing import write_fake_model
+from hdfs_models.testing.tokens import writable_token_file
 
 NOW = 1_800_000_000.0
 HA_SITE = {
@@ -49,13 +49,20 @@ class Net:
             raise ConnectionRefusedError(111, "Connection refused")
         if host.endswith(".nowhere"):
             raise socket.gaierror(-2, "Name or service not known")
-        raise socket.timeout("timed out")
+        raise TimeoutError("timed out")
 
 
 def world(**kw):
     ticks = iter(range(0, 10_000, 2))  # each monotonic() call is 2 ms after the last
-    base = dict(env={}, now=lambda: NOW, monotonic=lambda: next(ticks) / 1000.0, which=lambda name: None,
-                connect=Net(), uid=lambda: os.geteuid(), version=lambda dist: None)
+    base = dict(
+        env={},
+        now=lambda: NOW,
+        monotonic=lambda: next(ticks) / 1000.0,
+        which=lambda name: None,
+        connect=Net(),
+        uid=lambda: os.geteuid(),
+        version=lambda dist: None,
+    )
     base.update(kw)
     return World(**base)
 
@@ -63,9 +70,11 @@ def world(**kw):
 def klist_output(expires, principal="alice@EXAMPLE.COM", fmt="%m/%d/%Y %H:%M:%S"):
     start = time.strftime(fmt, time.localtime(expires - 36000))
     end = time.strftime(fmt, time.localtime(expires))
-    return (f"Ticket cache: FILE:/tmp/krb5cc_0\nDefault principal: {principal}\n\n"
-            f"Valid starting       Expires              Service principal\n"
-            f"{start}  {end}  krbtgt/EXAMPLE.COM@EXAMPLE.COM\n\trenew until {end}\n")
+    return (
+        f"Ticket cache: FILE:/tmp/krb5cc_0\nDefault principal: {principal}\n\n"
+        f"Valid starting       Expires              Service principal\n"
+        f"{start}  {end}  krbtgt/EXAMPLE.COM@EXAMPLE.COM\n\trenew until {end}\n"
+    )
 
 
 # -- Hadoop configuration ------------------------------------------------------
@@ -101,8 +110,11 @@ def test_hadoop_conf_failures_name_the_path(tmp_path, case):
         (conf / "core-site.xml").write_text("<configuration><property>")
     check, props = hadoop_conf(world(env={"HADOOP_CONF_DIR": str(conf)}))
     assert check.status == "fail" and str(conf) in check.detail and check.fix and props == {}
-    expected = {"missing dir": "is not a directory", "no site files": "holds neither core-site.xml",
-                "broken xml": "not well-formed XML"}[case]
+    expected = {
+        "missing dir": "is not a directory",
+        "no site files": "holds neither core-site.xml",
+        "broken xml": "not well-formed XML",
+    }[case]
     assert expected in check.detail
 
 
@@ -110,22 +122,23 @@ def test_hadoop_conf_failures_name_the_path(tmp_path, case):
 
 
 def test_namenodes_expand_ha_plain_and_viewfs():
-    assert [n.address for n in namenodes("hdfs://prod/models/m", HA_SITE)] == ["nn1.example:8020",
-                                                                               "nn2.example:8020"]
+    assert [n.address for n in namenodes("hdfs://prod/models/m", HA_SITE)] == ["nn1.example:8020", "nn2.example:8020"]
     assert [n.address for n in namenodes("hdfs://box:9000/m", {})] == ["box:9000"]
     assert [n.address for n in namenodes("hdfs://box/m", {})] == ["box:8020"]
     assert [n.address for n in namenodes("hdfs:///m", {"fs.defaultFS": "hdfs://box:1"})] == ["box:1"]
-    view = {**HA_SITE, "fs.viewfs.mounttable.cl.link./models": "hdfs://prod/models",
-            "fs.viewfs.mounttable.cl.link./data": "hdfs://prod/data",
-            "fs.viewfs.mounttable.cl.link./tmp": "file:///tmp"}
+    view = {
+        **HA_SITE,
+        "fs.viewfs.mounttable.cl.link./models": "hdfs://prod/models",
+        "fs.viewfs.mounttable.cl.link./data": "hdfs://prod/data",
+        "fs.viewfs.mounttable.cl.link./tmp": "file:///tmp",
+    }
     assert [n.node_id for n in namenodes("viewfs://cl/models/m", view)] == ["nn1", "nn2"]
     with pytest.raises(ValueError, match=r"dfs.namenode.rpc-address.prod.nn2 is not set"):
         namenodes("hdfs://prod/m", {k: v for k, v in HA_SITE.items() if not k.endswith("nn2")})
 
 
 def test_each_namenode_is_a_line_with_latency():
-    checks = namenode_checks("hdfs://prod/m", HA_SITE, world(connect=Net(up={"nn1.example:8020",
-                                                                             "nn2.example:8020"})))
+    checks = namenode_checks("hdfs://prod/m", HA_SITE, world(connect=Net(up={"nn1.example:8020", "nn2.example:8020"})))
     assert [(c.name, c.status, c.detail) for c in checks] == [
         ("namenode", "ok", "namenode prod.nn1 nn1.example:8020: reachable in 2.0 ms"),
         ("namenode", "ok", "namenode prod.nn2 nn2.example:8020: reachable in 2.0 ms"),
@@ -133,8 +146,7 @@ def test_each_namenode_is_a_line_with_latency():
 
 
 def test_one_ha_namenode_down_is_a_warning_all_down_a_failure():
-    checks = namenode_checks(None, HA_SITE, world(connect=Net(up={"nn1.example:8020"},
-                                                              refused={"nn2.example:8020"})))
+    checks = namenode_checks(None, HA_SITE, world(connect=Net(up={"nn1.example:8020"}, refused={"nn2.example:8020"})))
     assert [c.status for c in checks] == ["ok", "warn"]
     assert checks[1].detail == "namenode prod.nn2 nn2.example:8020: connection refused"
     assert "dfs.namenode.rpc-address.prod.nn2" in checks[1].fix
@@ -142,11 +154,14 @@ def test_one_ha_namenode_down_is_a_warning_all_down_a_failure():
     assert [c.status for c in checks] == ["fail", "fail"]
 
 
-@pytest.mark.parametrize("url, words", [
-    ("hdfs://127.0.0.1:1/m", "connection refused"),
-    ("hdfs://host.nowhere:8020/m", "unknown host"),
-    ("hdfs://10.255.255.1:8020/m", "no answer within the timeout"),
-])
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("hdfs://127.0.0.1:1/m", "connection refused"),
+        ("hdfs://host.nowhere:8020/m", "unknown host"),
+        ("hdfs://10.255.255.1:8020/m", "no answer within the timeout"),
+    ],
+)
 def test_unreachable_namenode_fails_with_its_reason(url, words):
     w = world(connect=Net(refused={"127.0.0.1:1"}), timeout=1.5)
     [check] = namenode_checks(url, {}, w)
@@ -169,6 +184,7 @@ def fake_klist(status, output):
     def run(argv, env, timeout):
         assert argv == ["/usr/bin/klist"] and env["LC_ALL"] == "C"
         return status, output
+
     return run
 
 
@@ -178,11 +194,14 @@ def test_parse_klist_mit_heimdal_and_iso_formats():
     assert parse_klist("klist: No credentials cache found") == (None, None)
 
 
-@pytest.mark.parametrize("left, status, words", [
-    (9 * 3600, "ok", "ticket for alice@EXAMPLE.COM, expires in 9.0 h"),
-    (1200, "warn", "expires in 20 min"),
-    (-60, "fail", "expired at"),
-])
+@pytest.mark.parametrize(
+    "left, status, words",
+    [
+        (9 * 3600, "ok", "ticket for alice@EXAMPLE.COM, expires in 9.0 h"),
+        (1200, "warn", "expires in 20 min"),
+        (-60, "fail", "expired at"),
+    ],
+)
 def test_ticket_expiry(left, status, words):
     w = world(which=lambda name: "/usr/bin/klist", run=fake_klist(0, klist_output(NOW + left)))
     check = kerberos(KERBEROS, w)
@@ -191,8 +210,10 @@ def test_ticket_expiry(left, status, words):
 
 
 def test_no_ticket_fails_only_when_kerberos_is_required():
-    w = world(which=lambda name: "/usr/bin/klist",
-              run=fake_klist(1, "klist: No credentials cache found (filename: /tmp/krb5cc_0)\n"))
+    w = world(
+        which=lambda name: "/usr/bin/klist",
+        run=fake_klist(1, "klist: No credentials cache found (filename: /tmp/krb5cc_0)\n"),
+    )
     check = kerberos(KERBEROS, w)
     assert check.status == "fail" and "no ticket (klist: No credentials cache found" in check.detail
     assert check.fix.startswith("kinit")
@@ -205,8 +226,13 @@ def test_missing_klist_says_so(tmp_path):
     check = kerberos(KERBEROS, world(env={"KRB5CCNAME": f"FILE:{tmp_path / 'none'}"}))
     assert check.status == "fail" and "klist is not installed" in check.detail and "krb5-user" in check.fix
     ccache = tmp_path / "cc"  # an MIT ccache v4 header holding alice@EXAMPLE.COM as default principal
-    ccache.write_bytes(b"\x05\x04\x00\x00" + b"\x00\x00\x00\x01" + b"\x00\x00\x00\x01"
-                       + b"\x00\x00\x00\x0bEXAMPLE.COM" + b"\x00\x00\x00\x05alice")
+    ccache.write_bytes(
+        b"\x05\x04\x00\x00"
+        + b"\x00\x00\x00\x01"
+        + b"\x00\x00\x00\x01"
+        + b"\x00\x00\x00\x0bEXAMPLE.COM"
+        + b"\x00\x00\x00\x05alice"
+    )
     check = kerberos(KERBEROS, world(env={"KRB5CCNAME": f"FILE:{ccache}"}))
     assert check.status == "warn" and "the ticket cache holds alice@EXAMPLE.COM" in check.detail
     check = kerberos({}, world())
@@ -216,8 +242,9 @@ def test_missing_klist_says_so(tmp_path):
 def test_token_file(tmp_path):
     assert token_file(world()).status == "skip"
     good = tmp_path / "tokens"
-    good.write_bytes(writable_token_file(("HDFS_DELEGATION_TOKEN", "127.0.0.1:8020", "alice"),
-                                    ("kms-dt", "kms:9600", "alice")))
+    good.write_bytes(
+        writable_token_file(("HDFS_DELEGATION_TOKEN", "127.0.0.1:8020", "alice"), ("kms-dt", "kms:9600", "alice"))
+    )
     check = token_file(World(env={"HADOOP_TOKEN_FILE_LOCATION": str(good)}))
     assert check.status == "ok"
     assert check.detail == f"HADOOP_TOKEN_FILE_LOCATION={good}: HDFS delegation token for 127.0.0.1:8020 (for alice)"
@@ -281,15 +308,20 @@ def test_package_versions_from_metadata_only():
     versions = {"tensorflow-cpu": "2.21.0", "pyspark": "4.3.0", "hdfs-native": "0.14.7"}
     checks = package_versions(world(version=versions.get))
     assert [(c.name, c.status, c.detail) for c in checks[:2]] == [
-        ("tensorflow", "ok", "tensorflow-cpu 2.21.0"), ("pyspark", "ok", "pyspark 4.3.0")]
+        ("tensorflow", "ok", "tensorflow-cpu 2.21.0"),
+        ("pyspark", "ok", "pyspark 4.3.0"),
+    ]
     assert checks[2].status == "warn" and checks[2].fix == "pip install 'hdfs-models[arrow]' where it is needed"
 
 
 def test_bfloat16_from_cpuinfo():
     def cpu(text):
         return world(read_bytes=lambda path: text.encode())
-    assert bfloat16(cpu("flags\t\t: fpu sse avx512f avx512_bf16 amx_bf16\n")).detail == \
-        "native bfloat16 (amx_bf16, avx512_bf16)"
+
+    assert (
+        bfloat16(cpu("flags\t\t: fpu sse avx512f avx512_bf16 amx_bf16\n")).detail
+        == "native bfloat16 (amx_bf16, avx512_bf16)"
+    )
     # Arm BF16 is not what the scorer accepts (hdfs_models.read_cpu): one rule for both
     assert bfloat16(cpu("Features\t: fp asimd bf16 i8mm\n")).status == "warn"
     check = bfloat16(cpu("flags\t\t: fpu sse avx2\n"))
@@ -301,18 +333,31 @@ def fake_java(status, output):
     def run(argv, env, timeout):
         assert argv[1:] == ["-version"]
         return status, output
+
     return run
 
 
-@pytest.mark.parametrize("pyspark, output, status, words", [
-    ("4.3.0", 'openjdk version "17.0.15" 2025-04-15\n', "ok", "Java 17.0.15 at /jdk/bin/java (pyspark 4.3.0 needs 17+)"),
-    ("4.3.0", 'openjdk version "11.0.2" 2019-01-15\n', "fail", "pyspark 4.3.0 needs Java 17+"),
-    ("3.5.1", 'java version "1.8.0_392"\n', "ok", "Java 1.8.0_392"),
-    ("4.0.0", "Error: could not open jvm.cfg\n", "fail", "-version failed: Error: could not open jvm.cfg"),
-])
+@pytest.mark.parametrize(
+    "pyspark, output, status, words",
+    [
+        (
+            "4.3.0",
+            'openjdk version "17.0.15" 2025-04-15\n',
+            "ok",
+            "Java 17.0.15 at /jdk/bin/java (pyspark 4.3.0 needs 17+)",
+        ),
+        ("4.3.0", 'openjdk version "11.0.2" 2019-01-15\n', "fail", "pyspark 4.3.0 needs Java 17+"),
+        ("3.5.1", 'java version "1.8.0_392"\n', "ok", "Java 1.8.0_392"),
+        ("4.0.0", "Error: could not open jvm.cfg\n", "fail", "-version failed: Error: could not open jvm.cfg"),
+    ],
+)
 def test_java_version_for_pyspark(pyspark, output, status, words):
-    w = world(env={"JAVA_HOME": "/jdk"}, version={"pyspark": pyspark}.get, which=lambda p: p,
-              run=fake_java(0 if "version" in output else 1, output))
+    w = world(
+        env={"JAVA_HOME": "/jdk"},
+        version={"pyspark": pyspark}.get,
+        which=lambda p: p,
+        run=fake_java(0 if "version" in output else 1, output),
+    )
     check = java(w)
     assert check.status == status and words in check.detail
 
@@ -337,17 +382,35 @@ def test_model_check_resolves_a_local_store(tmp_path):
 
 
 def test_run_checks_order_and_exit_status(tmp_path):
-    w = world(env={"HDFS_MODELS_CACHE": str(tmp_path / "c")}, connect=Net(refused={"127.0.0.1:1"}),
-              read_bytes=lambda p: b"flags: avx512_bf16\n", disk_free=lambda p: 10 << 30)
+    w = world(
+        env={"HDFS_MODELS_CACHE": str(tmp_path / "c")},
+        connect=Net(refused={"127.0.0.1:1"}),
+        read_bytes=lambda p: b"flags: avx512_bf16\n",
+        disk_free=lambda p: 10 << 30,
+    )
     checks = run_checks("hdfs://127.0.0.1:1/models/m", world=w)
-    assert [c.name for c in checks] == ["hadoop-conf", "kerberos", "token-file", "namenode", "model", "cache-root",
-                                        "cache-space", "tensorflow", "pyspark", "pyarrow", "hdfs-native",
-                                        "bfloat16", "java"]
+    assert [c.name for c in checks] == [
+        "hadoop-conf",
+        "kerberos",
+        "token-file",
+        "namenode",
+        "model",
+        "cache-root",
+        "cache-space",
+        "tensorflow",
+        "pyspark",
+        "pyarrow",
+        "hdfs-native",
+        "bfloat16",
+        "java",
+    ]
     assert checks[4].status == "skip" and exit_status(checks) == 1
     lines = render(checks).splitlines()
     assert len(lines) == len(checks)
-    assert lines[3] == ("FAIL namenode: namenode 127.0.0.1:1: connection refused "
-                        "(fix: start the NameNode, or correct the address hdfs://127.0.0.1:1)")
+    assert lines[3] == (
+        "FAIL namenode: namenode 127.0.0.1:1: connection refused "
+        "(fix: start the NameNode, or correct the address hdfs://127.0.0.1:1)"
+    )
     assert exit_status([c for c in checks if c.status != "fail"]) == 0
 
 
@@ -359,8 +422,7 @@ def test_cli_doctor_json_and_exit_codes(tmp_path, capsys, monkeypatch):
     report = json.loads(capsys.readouterr().out)
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["model"]["status"] == "ok" and by_name["cache-root"]["status"] == "ok"
-    assert code == (0 if report["ok"] else 1) and report["ok"] == all(
-        c["status"] != "fail" for c in report["checks"])
+    assert code == (0 if report["ok"] else 1) and report["ok"] == all(c["status"] != "fail" for c in report["checks"])
     (tmp_path / "file").write_text("x")
     code = cli.main(["doctor", base, "--cache", str(tmp_path / "file" / "cache")])
     out = capsys.readouterr().out

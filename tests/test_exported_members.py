@@ -53,7 +53,7 @@ def test_declared_error_fields_read_none_when_not_given():
     err = hdfs_models.LockTimeoutError("timed out", path="/c/k.lock")
     assert err.timeout is None and err.attempts is None and err.path == "/c/k.lock"
     with pytest.raises(AttributeError):
-        err.no_such_field
+        err.no_such_field  # noqa: B018 (the attribute access is what raises)
     err = hdfs_models.IntegrityError("bad", file="variables/x", attempts=2)
     assert (err.file, err.attempts, err.member) == ("variables/x", 2, None)
     assert issubclass(hdfs_models.MissingExtraError, ImportError)

@@ -67,7 +67,7 @@ def test_no_import_cycles_counting_imports_inside_functions(package):
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt] if nxt in stack else [node, nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2
@@ -120,7 +120,11 @@ def test_at_most_15_modules_at_the_top_and_none_over_400_lines(package):
     top = sorted(p.name for p in (ROOT / package).glob("*.py"))
     if package == "hdfs_models":  # scoring stays flat: spark-submit takes scoring/job.py
         assert len(top) <= 15, top
-    long = {str(p.relative_to(ROOT)): n for p in (ROOT / package).rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in (ROOT / package).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
     assert long == {}
 
 

@@ -34,8 +34,12 @@ def _calls(tree, name):
 
 @pytest.mark.parametrize("package", ["hdfs_models", "scoring"])
 def test_only_command_lines_print(package):
-    printing = [f"{rel}:{call.lineno}" for rel, tree in _modules(package) for call in _calls(tree, "print")
-                if not any(rel == allowed or rel.startswith(allowed + "/") for allowed in COMMAND_LINES)]
+    printing = [
+        f"{rel}:{call.lineno}"
+        for rel, tree in _modules(package)
+        for call in _calls(tree, "print")
+        if not any(rel == allowed or rel.startswith(allowed + "/") for allowed in COMMAND_LINES)
+    ]
     assert printing == []
 
 

@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from hdfs_models.testing import write_fake_model
 
 from hdfs_models._manifest import (
     MANIFEST_NAME,
@@ -16,6 +15,7 @@ from hdfs_models._manifest import (
     walk_local,
 )
 from hdfs_models.errors import InvalidModelError, UnsafeNameError
+from hdfs_models.testing import write_fake_model
 
 
 @pytest.fixture
@@ -55,7 +55,9 @@ def test_to_json_is_canonical_and_round_trips(model_dir):
 
 def test_digest_changes_with_any_file_hash_or_version(model_dir):
     m = build_manifest(model_dir, "mnist", 1)
-    changed = Manifest(**{**m.__dict__, "files": (FileEntry(m.files[0].path, m.files[0].size, "0" * 64),) + m.files[1:]})
+    changed = Manifest(
+        **{**m.__dict__, "files": (FileEntry(m.files[0].path, m.files[0].size, "0" * 64),) + m.files[1:]}
+    )
     assert changed.digest != m.digest
     assert m.with_version(2).digest != m.digest and m.with_version(2).version == 2
 

@@ -5,18 +5,27 @@ import pickle
 
 from hdfs_models import CacheStats
 from hdfs_models.testing.pytest_plugin import require_module
-
 from scoring._metrics import STAGES, MetricsParam, TaskRecorder, summarize, task_key
 
 
-def record(version=3, rows=10, worker="h:1", loads=0, attempt=1, started=100.0, ended=101.0, hits=1, misses=0,
-           nbytes=0):
-    return {"attempt_id": attempt, "worker": worker, "rows_in": rows, "rows_out": rows, "batches": 2,
-            "seconds": ended - started, "started": started, "ended": ended,
-            "stages": dict.fromkeys(STAGES, (ended - started) / len(STAGES)), "model_loads": loads,
-            "load_seconds": 0.5 * loads, "cache": {"localize_calls": 1, "hits": hits, "misses": misses,
-                                                   "errors": 0, "bytes_downloaded": nbytes},
-            "version": version}
+def record(
+    version=3, rows=10, worker="h:1", loads=0, attempt=1, started=100.0, ended=101.0, hits=1, misses=0, nbytes=0
+):
+    return {
+        "attempt_id": attempt,
+        "worker": worker,
+        "rows_in": rows,
+        "rows_out": rows,
+        "batches": 2,
+        "seconds": ended - started,
+        "started": started,
+        "ended": ended,
+        "stages": dict.fromkeys(STAGES, (ended - started) / len(STAGES)),
+        "model_loads": loads,
+        "load_seconds": 0.5 * loads,
+        "cache": {"localize_calls": 1, "hits": hits, "misses": misses, "errors": 0, "bytes_downloaded": nbytes},
+        "version": version,
+    }
 
 
 def test_a_retried_task_is_counted_once_the_later_attempt_wins():
@@ -49,17 +58,22 @@ def test_recorder_times_stages_apart_from_the_task():
 
 
 def test_summary_versions_loads_cache_and_rate():
-    report = summarize([
-        record(version=3, rows=10, worker="a:1", loads=1, misses=1, hits=0, nbytes=500, started=100.0, ended=102.0),
-        record(version=3, rows=5, worker="a:1", started=102.0, ended=103.0),
-        record(version=4, rows=5, worker="b:2", loads=1, started=101.0, ended=104.0),
-    ])
+    report = summarize(
+        [
+            record(version=3, rows=10, worker="a:1", loads=1, misses=1, hits=0, nbytes=500, started=100.0, ended=102.0),
+            record(version=3, rows=5, worker="a:1", started=102.0, ended=103.0),
+            record(version=4, rows=5, worker="b:2", loads=1, started=101.0, ended=104.0),
+        ]
+    )
     assert (report["rows"], report["rows_in"], report["tasks"], report["batches"]) == (20, 20, 3, 6)
     assert report["versions"] == {"3": 15, "4": 5}
     assert report["seconds"] == 4.0 and report["rows_per_second"] == 5.0
     assert report["task_seconds"] == 6.0 and abs(sum(report["stages"].values()) - 6.0) < 1e-9
-    assert report["model_loads"] == {"count": 2, "seconds": 1.0, "per_worker": {
-        "a:1": {"count": 1, "seconds": 0.5}, "b:2": {"count": 1, "seconds": 0.5}}}
+    assert report["model_loads"] == {
+        "count": 2,
+        "seconds": 1.0,
+        "per_worker": {"a:1": {"count": 1, "seconds": 0.5}, "b:2": {"count": 1, "seconds": 0.5}},
+    }
     assert report["cache"] == {"localize_calls": 3, "hits": 2, "misses": 1, "errors": 0, "bytes_downloaded": 500}
 
 

@@ -44,7 +44,8 @@ def test_validate_name_rejects_non_strings():
 
 
 @pytest.mark.parametrize(
-    "url", ["hdfs://nn/models/../etc", "/a/%2e%2e/b", "memory://m/x#alias", "/a/b\x00c", "..", "hdfs://nn/a/%252e%252e/x"]
+    "url",
+    ["hdfs://nn/models/../etc", "/a/%2e%2e/b", "memory://m/x#alias", "/a/b\x00c", "..", "hdfs://nn/a/%252e%252e/x"],
 )
 def test_validate_url_rejects_traversal_nul_and_fragments(url):
     with pytest.raises(UnsafeNameError, match="unsafe model URL"):

@@ -62,7 +62,8 @@ def test_non_ascii_utf8_names_round_trip_unchanged(tmp_path):
     # names are kept byte for byte: the decomposed é (NFD) is not normalised to the composed one
     assert {f.path for f in pinned.files} >= {f"assets/{rel}" for rel in UTF8}
     assert sorted(os.listdir(os.path.join(tmp_path, "unpacked", "assets"))) == sorted(
-        ["größe.txt", "模型", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt"])
+        ["größe.txt", "模型", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt"]
+    )
 
 
 def _with_bad_name(path):

@@ -9,14 +9,14 @@ import threading
 import uuid
 
 import fsspec
-from fsspec.implementations.memory import MemoryFileSystem
 import pytest
-from hdfs_models.testing import tree_digest, write_fake_model
+from fsspec.implementations.memory import MemoryFileSystem
 
 import hdfs_models._publish as publish_mod
 from hdfs_models import list_versions, publish, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.errors import InvalidModelError, PublishError, StoreError, StorePermissionError, UnsafeNameError
+from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models.testing.pytest_plugin import require_module
 
 
@@ -58,7 +58,9 @@ def test_publish_to_memory_and_pyarrow_stores(model, tmp_path):
 
 def test_progress_reports_bytes_until_total(model, tmp_path):
     calls = []
-    pinned = publish(model, str(tmp_path / "b"), progress=lambda done, total: calls.append((done, total)), signatures=False)
+    pinned = publish(
+        model, str(tmp_path / "b"), progress=lambda done, total: calls.append((done, total)), signatures=False
+    )
     assert calls[-1] == (pinned.total_bytes, pinned.total_bytes)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -68,7 +70,10 @@ def test_progress_reports_bytes_until_total(model, tmp_path):
     [
         (lambda d: os.remove(os.path.join(d, "saved_model.pb")), "missing saved_model.pb"),  # B3
         (lambda d: os.remove(os.path.join(d, "variables", "variables.index")), "missing variables/variables.index"),
-        (lambda d: os.remove(os.path.join(d, "variables", "variables.data-00001-of-00002")), "variables.data-00001-of-00002"),
+        (
+            lambda d: os.remove(os.path.join(d, "variables", "variables.data-00001-of-00002")),
+            "variables.data-00001-of-00002",
+        ),
         (lambda d: open(os.path.join(d, "saved_model.pb"), "wb").close(), "saved_model.pb is empty"),  # B4
         (lambda d: open(os.path.join(d, "saved_model.pb"), "ab").write(b"\x12\x40"), "truncated or corrupt"),  # B4
     ],
@@ -139,7 +144,9 @@ def test_transient_upload_failure_is_retried(model, sleeps):
 def test_persistent_upload_failure_gives_up_and_removes_temp_dir(model, sleeps):
     fs = _FailingWrites(3, 99, skip_instance_cache=True)
     base = f"/fail-{uuid.uuid4().hex}"
-    with pytest.raises(StoreError, match=r"uploading variables.data-00001-of-00002: datanode went away \(gave up after 3") as info:
+    with pytest.raises(
+        StoreError, match=r"uploading variables.data-00001-of-00002: datanode went away \(gave up after 3"
+    ) as info:
         publish(model, f"memory://{base}", filesystem=fs, signatures=False)
     assert info.value.attempts == 3 and sleeps == [0.5, 1.0]
     assert fs.ls(base, detail=False) == []

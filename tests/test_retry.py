@@ -18,7 +18,8 @@ class FakeClock:
         self.now += seconds
 
 
-def flaky(failures, exc=OSError("boom")):
+def flaky(failures, exc=None):
+    exc = OSError("boom") if exc is None else exc
     calls = []
 
     def fn(attempt):
@@ -34,8 +35,11 @@ def test_succeeds_after_transient_failures_with_exponential_backoff():
     clock = FakeClock()
     fn, calls = flaky(2)
     result = call_with_retry(
-        fn, policy=RetryPolicy(attempts=4, backoff=0.5), deadline=Deadline(60, clock),
-        classify=lambda e: 99, sleep=clock.sleep,
+        fn,
+        policy=RetryPolicy(attempts=4, backoff=0.5),
+        deadline=Deadline(60, clock),
+        classify=lambda e: 99,
+        sleep=clock.sleep,
     )
     assert result == "ok"
     assert calls == [1, 2, 3]
@@ -47,8 +51,11 @@ def test_gives_up_after_attempts_with_count_and_elapsed():
     fn, calls = flaky(10)
     with pytest.raises(RetryExhausted, match="gave up after 3 attempt") as info:
         call_with_retry(
-            fn, policy=RetryPolicy(attempts=3, backoff=1.0), deadline=Deadline(60, clock),
-            classify=lambda e: 99, sleep=clock.sleep,
+            fn,
+            policy=RetryPolicy(attempts=3, backoff=1.0),
+            deadline=Deadline(60, clock),
+            classify=lambda e: 99,
+            sleep=clock.sleep,
         )
     assert info.value.attempts == 3
     assert info.value.elapsed == pytest.approx(3.0)  # slept 1 + 2
@@ -61,8 +68,11 @@ def test_deadline_stops_before_attempts_run_out():
     fn, calls = flaky(10)
     with pytest.raises(RetryExhausted) as info:
         call_with_retry(
-            fn, policy=RetryPolicy(attempts=10, backoff=1.0), deadline=Deadline(5, clock),
-            classify=lambda e: 99, sleep=clock.sleep,
+            fn,
+            policy=RetryPolicy(attempts=10, backoff=1.0),
+            deadline=Deadline(5, clock),
+            classify=lambda e: 99,
+            sleep=clock.sleep,
         )
     assert info.value.deadline_hit is True
     assert clock.now - 100.0 <= 5.0  # never sleeps past the deadline
@@ -78,8 +88,11 @@ def test_non_retryable_errors_propagate_unchanged():
     fn, calls = flaky(1, exc=PermissionError("denied"))
     with pytest.raises(PermissionError, match="denied"):
         call_with_retry(
-            fn, policy=RetryPolicy(attempts=5), deadline=Deadline(60, clock),
-            classify=lambda e: 0 if isinstance(e, PermissionError) else 5, sleep=clock.sleep,
+            fn,
+            policy=RetryPolicy(attempts=5),
+            deadline=Deadline(60, clock),
+            classify=lambda e: 0 if isinstance(e, PermissionError) else 5,
+            sleep=clock.sleep,
         )
     assert calls == [1] and clock.sleeps == []
 
@@ -89,7 +102,10 @@ def test_classify_can_allow_fewer_attempts_than_the_policy():
     fn, calls = flaky(10, exc=ValueError("digest"))
     with pytest.raises(RetryExhausted) as info:
         call_with_retry(
-            fn, policy=RetryPolicy(attempts=5, backoff=0.1), deadline=Deadline(60, clock),
-            classify=lambda e: 2, sleep=clock.sleep,
+            fn,
+            policy=RetryPolicy(attempts=5, backoff=0.1),
+            deadline=Deadline(60, clock),
+            classify=lambda e: 2,
+            sleep=clock.sleep,
         )
     assert info.value.attempts == 2 and calls == [1, 2]

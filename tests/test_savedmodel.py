@@ -1,10 +1,10 @@
 """SavedModel completeness without TensorFlow (RELIABILITY B3, B4, B10)."""
 
 import pytest
-from hdfs_models.testing import SAVED_MODEL_PB
 
 from hdfs_models._savedmodel import check_complete, check_saved_model_pb
 from hdfs_models.errors import InvalidModelError
+from hdfs_models.testing import SAVED_MODEL_PB
 
 COMPLETE = {
     "saved_model.pb": 10,
@@ -74,4 +74,3 @@ def test_truncated_or_empty_pb_is_rejected(data, match):  # B4
     with pytest.raises(InvalidModelError, match=match) as info:
         check_saved_model_pb(data, "/m/saved_model.pb")
     assert info.value.url == "/m/saved_model.pb"
-

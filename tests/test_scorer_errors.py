@@ -33,27 +33,40 @@ def models(tmp_path_factory):
 @pytest.fixture
 def df(spark):
     rows = [(i, [0.5] * 12, "x", 1.0, [[[0.5] * 12]]) for i in range(4)]
-    return spark.createDataFrame(rows, "id long, features array<float>, name string, one double, deep array<array<array<float>>>")
+    return spark.createDataFrame(
+        rows, "id long, features array<float>, name string, one double, deep array<array<array<float>>>"
+    )
 
 
 def test_signature_input_without_matching_column(models, df):
     scorer = Scorer(models["dense"], input_cols={"features": "pixels"})
-    with pytest.raises(SignatureMismatchError, match=r"signature input 'features' \(float32\[-1, 12\]\) has no matching column 'pixels'; columns: \[.*'features'.*\]") as err:
+    with pytest.raises(
+        SignatureMismatchError,
+        match=r"signature input 'features' \(float32\[-1, 12\]\) has no matching column 'pixels'; columns: \[.*'features'.*\]",
+    ) as err:
         scorer.transform(df)
     assert err.value.column == "pixels" and err.value.expected == "float32[-1, 12]"
     multi = Scorer(models["multi"], returns="all")
-    with pytest.raises(SignatureMismatchError, match=r"signature input 'extra' \(float64\[-1, 2\]\) has no matching column 'extra'"):
+    with pytest.raises(
+        SignatureMismatchError, match=r"signature input 'extra' \(float64\[-1, 2\]\) has no matching column 'extra'"
+    ):
         multi.transform(df)
 
 
 def test_non_numeric_column(models, df):
-    with pytest.raises(ColumnTypeError, match=r"column 'name' has type string, expected numbers, arrays of numbers or binary tensor bytes for input 'features' float32\[-1, 12\]") as err:
+    with pytest.raises(
+        ColumnTypeError,
+        match=r"column 'name' has type string, expected numbers, arrays of numbers or binary tensor bytes for input 'features' float32\[-1, 12\]",
+    ) as err:
         Scorer(models["dense"], input_cols="name").transform(df)
     assert err.value.column == "name"
 
 
 def test_scalar_and_too_deep_columns_contradict_the_shape(models, df):
-    with pytest.raises(ShapeMismatchError, match=r"column 'one' \(double\) holds one value per row, expected 12 for input 'features' float32\[-1, 12\]"):
+    with pytest.raises(
+        ShapeMismatchError,
+        match=r"column 'one' \(double\) holds one value per row, expected 12 for input 'features' float32\[-1, 12\]",
+    ):
         Scorer(models["dense"], input_cols="one").transform(df)
     with pytest.raises(ShapeMismatchError, match=r"column 'deep' .* is nested 3 deep, expected at most 1"):
         Scorer(models["dense"], input_cols="deep").transform(df)
@@ -65,14 +78,20 @@ def test_fixed_size_list_of_the_wrong_size_fails_before_conversion(models):
     batch = pa.RecordBatch.from_arrays(
         [pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(20, np.float32)), 10)], names=["features"]
     )
-    with pytest.raises(ShapeMismatchError, match=r"column 'features' \(fixed_size_list<item: float>\[10\]\) holds 10 values per row, expected 12"):
+    with pytest.raises(
+        ShapeMismatchError,
+        match=r"column 'features' \(fixed_size_list<item: float>\[10\]\) holds 10 values per row, expected 12",
+    ):
         list(Scorer(models["dense"]).predict_arrow([batch]))
 
 
 def test_wrong_length_row_on_the_executor(spark, models):
     rows = [(i, [0.5] * (12 if i != 5 else 11)) for i in range(8)]
     df = spark.createDataFrame(rows, "id long, features array<float>").coalesce(1)
-    with pytest.raises(Exception, match=r"ShapeMismatchError: column 'features' row 5 has 11 values, expected 12 \(input 'features' float32\[-1, 12\]\)"):
+    with pytest.raises(
+        Exception,
+        match=r"ShapeMismatchError: column 'features' row 5 has 11 values, expected 12 \(input 'features' float32\[-1, 12\]\)",
+    ):
         Scorer(models["dense"], batch_size=3).transform(df).collect()
 
 
@@ -105,23 +124,36 @@ def test_score_partition_reports_the_row_position(models):
     with pytest.raises(ShapeMismatchError, match=r"column 'features' row 7 has 2 values, expected 12"):
         list(Scorer(models["dense"], batch_size=3).score_partition(rows))
     with pytest.raises(NullValueError, match=r"column 'features' row 3: the row is null"):
-        list(Scorer(models["dense"], batch_size=3).score_partition(
-            [Row(features=[0.5] * 12)] * 3 + [Row(features=None)] * 3
-        ))
+        list(
+            Scorer(models["dense"], batch_size=3).score_partition(
+                [Row(features=[0.5] * 12)] * 3 + [Row(features=None)] * 3
+            )
+        )
 
 
 def test_bad_options(models):
     with pytest.raises(SignatureError, match=r"has no signature 'nope'; signatures: \['serving_default'\]"):
         Scorer(models["dense"], signature="nope")
-    with pytest.raises(SignatureError, match=r"outputs \['label', 'probabilities', 'score'\]: choose one with output_tensor="):
+    with pytest.raises(
+        SignatureError, match=r"outputs \['label', 'probabilities', 'score'\]: choose one with output_tensor="
+    ):
         Scorer(models["multi"], returns="probabilities")
-    with pytest.raises(SignatureError, match=r"input_cols maps \['pixels'\], which signature 'serving_default' does not have"):
+    with pytest.raises(
+        SignatureError, match=r"input_cols maps \['pixels'\], which signature 'serving_default' does not have"
+    ):
         Scorer(models["dense"], input_cols={"pixels": "features"}).plan([])
-    with pytest.raises(SignatureMismatchError, match=r"input_cols='img' names one column but signature 'serving_default' has inputs \['extra', 'image'\]"):
+    with pytest.raises(
+        SignatureMismatchError,
+        match=r"input_cols='img' names one column but signature 'serving_default' has inputs \['extra', 'image'\]",
+    ):
         Scorer(models["multi"], input_cols="img", returns="all").plan([])
-    with pytest.raises(SignatureError, match=r"output 'score' float32\[-1\] holds one float32 per row, not class scores"):
+    with pytest.raises(
+        SignatureError, match=r"output 'score' float32\[-1\] holds one float32 per row, not class scores"
+    ):
         Scorer(models["multi"], output_tensor="score")
-    assert Scorer(models["multi"], output_tensor="label").output_columns[0].kind == "class"  # int64[-1]: classes already
+    assert (
+        Scorer(models["multi"], output_tensor="label").output_columns[0].kind == "class"
+    )  # int64[-1]: classes already
     with pytest.raises(ValueError, match=r"returns must be one of \('class', 'probabilities', 'all'\), not 'logits'"):
         Scorer(models["dense"], returns="logits")
     with pytest.raises(ValueError, match="batch_size must be >= 1"):

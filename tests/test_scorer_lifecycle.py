@@ -12,8 +12,7 @@ require_module("tensorflow", "tf")
 pa = require_module("pyarrow", "arrow")
 
 from hdfs_models import distribute, publish  # noqa: E402
-from scoring import Scorer  # noqa: E402
-from scoring import _model_cache  # noqa: E402
+from scoring import Scorer, _model_cache  # noqa: E402
 from scoring.testing import predict_in_process, save_dense  # noqa: E402
 
 VERSIONS = 10
@@ -40,8 +39,9 @@ def test_worker_following_ten_versions_keeps_disk_bounded_c9(tmp_path, monkeypat
     monkeypatch.setenv("HDFS_MODELS_MAX_VERSIONS", str(MAX_VERSIONS))
     base = f"memory://c9-{tmp_path.name}-{through.replace(' ', '')}/dense"
     x = np.random.default_rng(1).random((4, 12), dtype=np.float32)
-    batch = pa.RecordBatch.from_arrays([pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 12)],
-                                       names=["features"])
+    batch = pa.RecordBatch.from_arrays(
+        [pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), 12)], names=["features"]
+    )
     for version in range(1, VERSIONS + 1):
         src = save_dense(str(tmp_path / f"m{version}"), seed=version)
         assert publish(src, base, signatures=False).version == version

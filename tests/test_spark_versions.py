@@ -39,7 +39,9 @@ def old_spark(monkeypatch):
 
 
 def test_below_the_floor_names_the_version_and_where_it_came_from(old_spark):
-    with pytest.raises(UnsupportedSparkError, match=r"distribute needs Spark 3\.5\.0 or newer.*pyspark 3\.4\.4") as info:
+    with pytest.raises(
+        UnsupportedSparkError, match=r"distribute needs Spark 3\.5\.0 or newer.*pyspark 3\.4\.4"
+    ) as info:
         require_spark("distribute")
     err = info.value
     assert (err.found, err.needed, err.reason) == ("3.4.4", "3.5.0", "spark too old")
@@ -60,8 +62,21 @@ def test_scorer_distribute_and_job_refuse_an_old_spark(old_spark, tmp_path, caps
         Scorer(base)
     with pytest.raises(UnsupportedSparkError, match="distribute needs Spark 3.5.0"):
         distribute(None, base, strategy="archive")
-    assert main(["--model", base, "--input-path", str(tmp_path), "--output-path", str(tmp_path / "o"),
-                 "--features", "features"]) == 1
+    assert (
+        main(
+            [
+                "--model",
+                base,
+                "--input-path",
+                str(tmp_path),
+                "--output-path",
+                str(tmp_path / "o"),
+                "--features",
+                "features",
+            ]
+        )
+        == 1
+    )
     assert "scoring.job needs Spark 3.5.0 or newer" in capsys.readouterr().err
 
 

@@ -12,19 +12,19 @@ import struct
 
 import pytest
 
+from hdfs_models.errors import StoreAuthError, StoreError, StorePermissionError
 from hdfs_models.store._auth import auth_error, auth_failure, dial_host, identity, load_tokens
 from hdfs_models.store._open import open_store, translate_errors
 from hdfs_models.store._tokens import (
     HDFS_TOKEN_KIND,
     Token,
     _Reader,
-    encode_vlong,
     ccache_principal,
+    encode_vlong,
     parse_token_storage,
     read_token_file,
     token_address,
 )
-from hdfs_models.errors import StoreAuthError, StoreError, StorePermissionError
 from hdfs_models.testing.pytest_plugin import require_module
 from hdfs_models.testing.tokens import protobuf_token_file, writable_token_file
 
@@ -36,10 +36,13 @@ def test_vlong_round_trips_like_hadoops_writableutils(value):
 
 
 def test_writable_token_file_gives_kind_service_and_owner():
-    data = writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"), ("kms-dt", "kms:9600", "alice"))
+    data = writable_token_file(
+        (HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"), ("kms-dt", "kms:9600", "alice")
+    )
     tokens = parse_token_storage(data)
     assert [(t.kind, t.service, t.owner) for t in tokens] == [
-        (HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"), ("kms-dt", "kms:9600", "alice")
+        (HDFS_TOKEN_KIND, "127.0.0.1:8020", "alice@EXAMPLE.COM"),
+        ("kms-dt", "kms:9600", "alice"),
     ]
     assert tokens[0].password == b"secret-alice@EXAMPLE.COM"
 
@@ -47,14 +50,23 @@ def test_writable_token_file_gives_kind_service_and_owner():
 def test_protobuf_token_file_parses_too():
     (token,) = parse_token_storage(protobuf_token_file(HDFS_TOKEN_KIND, "ha-hdfs:ns1", "bob@EXAMPLE.COM"))
     assert (token.alias, token.kind, token.service, token.owner, token.password) == (
-        "ha-hdfs:ns1", HDFS_TOKEN_KIND, "ha-hdfs:ns1", "bob@EXAMPLE.COM", b"pw"
+        "ha-hdfs:ns1",
+        HDFS_TOKEN_KIND,
+        "ha-hdfs:ns1",
+        "bob@EXAMPLE.COM",
+        b"pw",
     )
 
 
-@pytest.mark.parametrize("data, match", [
-    (b"", "no HDTS header"), (b"JUNKJUNK", "no HDTS header"), (b"HDTS\x07", "unknown token storage format 7"),
-    (b"HDTS\x00\x02\x05abc", "truncated"),
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"", "no HDTS header"),
+        (b"JUNKJUNK", "no HDTS header"),
+        (b"HDTS\x07", "unknown token storage format 7"),
+        (b"HDTS\x00\x02\x05abc", "truncated"),
+    ],
+)
 def test_malformed_token_files_are_value_errors(tmp_path, data, match):
     path = tmp_path / "t.token"
     path.write_bytes(data)
@@ -109,18 +121,26 @@ GSS_NO_CRED = RuntimeError(
     'GSSAPIError(GssMajorCodes { raw: "0x00070000", routine_error: "GSS_S_NO_CRED" }, 2529639053, '
     '"No credentials were supplied: No Kerberos credentials available (default cache: FILE:/tmp/x)")'
 )
-GSS_EXPIRED = RuntimeError('GSSAPIError(..., "Unspecified GSS failure.  Minor code may provide more '
-                           'information: Ticket expired")')
-INVALID_TOKEN = RuntimeError("RemoteException: org.apache.hadoop.security.token.SecretManager$InvalidToken: "
-                             "token (HDFS_DELEGATION_TOKEN token 7 for alice) can't be found in cache\n\tat x")
+GSS_EXPIRED = RuntimeError(
+    'GSSAPIError(..., "Unspecified GSS failure.  Minor code may provide more information: Ticket expired")'
+)
+INVALID_TOKEN = RuntimeError(
+    "RemoteException: org.apache.hadoop.security.token.SecretManager$InvalidToken: "
+    "token (HDFS_DELEGATION_TOKEN token 7 for alice) can't be found in cache\n\tat x"
+)
 
 
-@pytest.mark.parametrize("exc, reason", [
-    (GSS_NO_CRED, "no credentials"), (GSS_EXPIRED, "expired"), (INVALID_TOKEN, "token refused"),
-    (OSError("401 Client Error: Authentication required for url"), "no credentials"),
-    (RuntimeError("AccessControlException: Permission denied: user=bob"), None),
-    (OSError("Connection refused"), None),
-])
+@pytest.mark.parametrize(
+    "exc, reason",
+    [
+        (GSS_NO_CRED, "no credentials"),
+        (GSS_EXPIRED, "expired"),
+        (INVALID_TOKEN, "token refused"),
+        (OSError("401 Client Error: Authentication required for url"), "no credentials"),
+        (RuntimeError("AccessControlException: Permission denied: user=bob"), None),
+        (OSError("Connection refused"), None),
+    ],
+)
 def test_auth_failure_classifies_backend_text(exc, reason):
     assert auth_failure(exc) == reason
 
@@ -212,7 +232,9 @@ def test_host_name_url_dials_the_tokens_address(monkeypatch, tmp_path):  # K3
 def test_keytab_login_options_reach_the_client(tmp_path):
     require_module("hdfs_native", "hdfs")
     with pytest.raises(StoreAuthError, match=r"cannot log in alice@EX from keytab .*none.keytab: no such file"):
-        open_store("hdfs://127.0.0.1:9/m", {"kerberos_principal": "alice@EX", "kerberos_keytab": str(tmp_path / "none.keytab")})
+        open_store(
+            "hdfs://127.0.0.1:9/m", {"kerberos_principal": "alice@EX", "kerberos_keytab": str(tmp_path / "none.keytab")}
+        )
     keytab = tmp_path / "alice.keytab"
     keytab.write_bytes(b"\x05\x02")
     fs, _ = open_store("hdfs://127.0.0.1:9/m", {"kerberos_principal": "alice@EX", "kerberos_keytab": str(keytab)})

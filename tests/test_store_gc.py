@@ -66,7 +66,12 @@ def test_dry_run_reports_and_removes_nothing_f13(store):
     before = _names(store)
     temps = sweep_store(store, HOUR, dry_run=True)
     assert {t.url.rsplit("/", 1)[-1]: t.removed for t in temps} == {
-        "_tmp-old": True, "_tmp-young": False, "_tmp-busy": False, ".dead.tmp": True, ".live.tmp": False}
+        "_tmp-old": True,
+        "_tmp-young": False,
+        "_tmp-busy": False,
+        ".dead.tmp": True,
+        ".live.tmp": False,
+    }
     assert _names(store) == before
 
 
@@ -97,7 +102,9 @@ def test_cli_gc_store_dry_run_json_and_text(store, capsys):
     result = json.loads(capsys.readouterr().out)
     assert (result["store"], result["older_than"], result["dry_run"]) == (store, HOUR, True)
     assert sorted(t["url"] for t in result["temps"] if t["removed"]) == [
-        f"{store}/_archives/.dead.tmp", f"{store}/_tmp-old"]
+        f"{store}/_archives/.dead.tmp",
+        f"{store}/_tmp-old",
+    ]
     assert os.path.isdir(os.path.join(store, "_tmp-old"))
     assert cli.main(["gc", "--store", store, "--older-than", "30m"]) == 0
     out = capsys.readouterr().out.splitlines()

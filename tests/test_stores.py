@@ -7,7 +7,6 @@ import sys
 import fsspec
 import pytest
 
-from hdfs_models.store._open import join_url, open_store, split_scheme, translate_errors
 from hdfs_models.errors import (
     InvalidModelError,
     MissingExtraError,
@@ -16,6 +15,7 @@ from hdfs_models.errors import (
     StorePermissionError,
     UnsupportedProtocolError,
 )
+from hdfs_models.store._open import join_url, open_store, split_scheme, translate_errors
 from hdfs_models.testing.pytest_plugin import require_module
 
 
@@ -52,7 +52,9 @@ def test_client_construction_errors_are_translated():
 
 
 def test_webhdfs_passes_options():
-    fs, path = open_store("webhdfs://127.0.0.1:9870/models/m", {"user": "alice", "data_proxy": {"dn:9864": "127.0.0.1:9864"}})
+    fs, path = open_store(
+        "webhdfs://127.0.0.1:9870/models/m", {"user": "alice", "data_proxy": {"dn:9864": "127.0.0.1:9864"}}
+    )
     assert type(fs).__name__ == "WebHDFS"
     assert fs.pars["user.name"] == "alice"
     assert fs.url == "http://127.0.0.1:9870/webhdfs/v1"
@@ -262,8 +264,10 @@ def _container(tmp_path, monkeypatch, *, shipped=True):
     conf = work / "__spark_conf__" / "__hadoop_conf__"
     conf.mkdir(parents=True)
     if shipped:
-        (conf / "core-site.xml").write_text("<configuration><property><name>hadoop.security.authentication"
-                                            "</name><value>kerberos</value></property></configuration>")
+        (conf / "core-site.xml").write_text(
+            "<configuration><property><name>hadoop.security.authentication"
+            "</name><value>kerberos</value></property></configuration>"
+        )
     for name in ("HADOOP_CONF_DIR", "HADOOP_HOME"):
         monkeypatch.setenv(name, "")  # records the original value (or its absence) for teardown,
         monkeypatch.delenv(name)  # which also undoes open_store setting HADOOP_CONF_DIR

@@ -6,7 +6,6 @@ import uuid
 import fsspec
 import fsspec.implementations.local
 import pytest
-from hdfs_models.testing import SAVED_MODEL_PB, write_fake_model
 from fsspec.implementations.memory import MemoryFileSystem
 
 import hdfs_models._versions as versions_mod
@@ -18,6 +17,7 @@ from hdfs_models.errors import (
     ModelNotFoundError,
     UnsafeNameError,
 )
+from hdfs_models.testing import SAVED_MODEL_PB, write_fake_model
 
 
 @pytest.fixture
@@ -75,8 +75,11 @@ def test_file_still_being_copied_makes_the_version_incomplete(mem):  # H2
     write_fake_model(f"{base}/2", fs=fs, empty_assets=False)
     fs.pipe_file(f"{base}/2/assets/vocab.txt._COPYING_", b"half")
     assert resolve(f"memory://{base}").version == 1
-    with pytest.raises(IncompleteVersionError, match=r"/2: version 2 is incomplete: still being copied "
-                                                     r"\(assets/vocab.txt._COPYING_ is being written\)"):
+    with pytest.raises(
+        IncompleteVersionError,
+        match=r"/2: version 2 is incomplete: still being copied "
+        r"\(assets/vocab.txt._COPYING_ is being written\)",
+    ):
         resolve(f"memory://{base}", 2)
     fs.mv(f"{base}/2/assets/vocab.txt._COPYING_", f"{base}/2/assets/vocab.txt")
     assert resolve(f"memory://{base}").version == 2

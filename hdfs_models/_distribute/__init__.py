@@ -31,16 +31,17 @@ import os
 import tempfile
 import threading
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from hdfs_models.archive import pack
 from hdfs_models._distribute._handle import ModelHandle, link_or_copy, reset_verified
 from hdfs_models._names import sanitize_name
 from hdfs_models._runtime import require_spark
 from hdfs_models._tree import walk_tree
-from hdfs_models.store import join_url, open_store, translate_errors
 from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
+from hdfs_models.archive import pack
 from hdfs_models.errors import DistributionError
+from hdfs_models.store import join_url, open_store, translate_errors
 
 __all__ = [
     "ARCHIVE_STATS",
@@ -151,7 +152,8 @@ def _claim_files_name(sc: Any, url: str) -> None:
             f"strategy 'files' cannot ship {url}: this Spark application already ships {first} as "
             f"./{name}, and Spark names a shipped directory by its last component; use "
             "strategy='archive' (named by version and digest) or 'fetch'",
-            url=url, reason="files name taken",
+            url=url,
+            reason="files name taken",
         )
 
 
@@ -233,5 +235,3 @@ def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
         log.info("%s appeared meanwhile (another job); using it", target)
     if fs.exists(tmp_path):
         fs.rm(tmp_path)
-
-

@@ -16,13 +16,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdfs_models.archive._read import Extracted
-from hdfs_models.archive._unpack import audit_tree, scan_tree, verify_extracted
-from hdfs_models.cache import holds, localize
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._names import validate_name
 from hdfs_models._tree import compare_tree
 from hdfs_models._versions import PinnedVersion
+from hdfs_models.archive._read import Extracted
+from hdfs_models.archive._unpack import audit_tree, scan_tree, verify_extracted
+from hdfs_models.cache import holds, localize
 from hdfs_models.errors import DistributionError, IntegrityError, MissingExtraError, ModelNotFoundError
 
 __all__ = ["ModelHandle", "link_or_copy", "reset_verified"]
@@ -56,7 +56,7 @@ class ModelHandle:
     flat_files: tuple[str, ...] = ()
 
     @classmethod
-    def submitted(cls, alias: str, version: int | None = None) -> "ModelHandle":
+    def submitted(cls, alias: str, version: int | None = None) -> ModelHandle:
         """A handle for an archive shipped with ``spark-submit --archives ARCHIVE#alias``.
 
         ``version``: when given, the archive's manifest must name it.
@@ -183,7 +183,9 @@ def _assemble_flat(alias: str, rels: tuple[str, ...]) -> str:
         raise ModelNotFoundError(
             f"model {alias!r} was not shipped to this Spark process: {missing[0]} is missing; "
             + _HOW_TO_SHIP.format(alias=alias),
-            path=missing[0], reason="alias not shipped", alias=alias,
+            path=missing[0],
+            reason="alias not shipped",
+            alias=alias,
         )
     tmp = os.path.join(root, f".{alias}.{uuid.uuid4().hex}.tmp")
     try:

@@ -10,13 +10,14 @@ from package metadata.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from hdfs_models.cache import cache_root
 from hdfs_models._doctor._hadoop import hadoop_conf, kerberos, namenode_checks, parse_klist, token_file
 from hdfs_models._doctor._host import bfloat16, cache_root_check, cache_space, java, package_versions
 from hdfs_models._doctor._world import Check, Status, World
 from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models.cache import cache_root
 from hdfs_models.errors import (
     HdfsModelsError,
     MissingExtraError,
@@ -45,8 +46,9 @@ def _fix_for(exc: BaseException, url: str) -> str:
     return "see the message; rerun with -v for the client's log"
 
 
-def model_check(url: str, version: str, storage_options: Mapping[str, Any] | None = None,
-                resolver: Resolver = resolve) -> tuple[Check, int | None]:
+def model_check(
+    url: str, version: str, storage_options: Mapping[str, Any] | None = None, resolver: Resolver = resolve
+) -> tuple[Check, int | None]:
     """Resolve ``version`` of the model at ``url``; the check and the version's size in bytes."""
     try:
         pinned = resolver(url, version, storage_options=dict(storage_options or {}))
@@ -54,13 +56,22 @@ def model_check(url: str, version: str, storage_options: Mapping[str, Any] | Non
         message = " ".join(str(exc).split()) or type(exc).__name__
         return Check("model", "fail", message, _fix_for(exc, url)), None
     kind = "manifest" if pinned.manifest is not None else "no manifest"
-    return Check("model", "ok", f"{pinned.url}: version {pinned.version}, {len(pinned.files)} files, "
-                 f"{pinned.total_bytes} bytes ({kind})"), pinned.total_bytes
+    return Check(
+        "model",
+        "ok",
+        f"{pinned.url}: version {pinned.version}, {len(pinned.files)} files, {pinned.total_bytes} bytes ({kind})",
+    ), pinned.total_bytes
 
 
-def run_checks(url: str | None = None, *, version: str = "latest", cache: str | None = None,
-               storage_options: Mapping[str, Any] | None = None, world: World | None = None,
-               resolver: Resolver = resolve) -> list[Check]:
+def run_checks(
+    url: str | None = None,
+    *,
+    version: str = "latest",
+    cache: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    world: World | None = None,
+    resolver: Resolver = resolve,
+) -> list[Check]:
     """Every check, in report order. ``url`` adds the NameNodes behind it and the model itself.
 
     Without ``url`` the NameNodes of the default FS are checked. The model

@@ -26,21 +26,30 @@ def hadoop_conf(world: World) -> tuple[Check, dict[str, str]]:
     """``HADOOP_CONF_DIR`` (or ``$HADOOP_HOME/etc/hadoop``), its site files and the default FS they name."""
     directory = conf_dir(world.env)
     if directory is None:
-        return Check("hadoop-conf", "warn",
-                     "HADOOP_CONF_DIR is not set (nor HADOOP_HOME): hdfs://host:port URLs work, but HA "
-                     "nameservices, viewfs mount tables and Kerberos settings are not read", _SET_CONF), {}
+        return Check(
+            "hadoop-conf",
+            "warn",
+            "HADOOP_CONF_DIR is not set (nor HADOOP_HOME): hdfs://host:port URLs work, but HA "
+            "nameservices, viewfs mount tables and Kerberos settings are not read",
+            _SET_CONF,
+        ), {}
     source = "HADOOP_CONF_DIR" if world.env.get("HADOOP_CONF_DIR") else "HADOOP_HOME/etc/hadoop"
     if not os.path.isdir(directory):
         return Check("hadoop-conf", "fail", f"{source}={directory} is not a directory", _SET_CONF), {}
     present = [name for name in SITE_FILES if os.path.isfile(os.path.join(directory, name))]
     if not present:
-        return Check("hadoop-conf", "fail", f"{source}={directory} holds neither {' nor '.join(SITE_FILES)}",
-                     _SET_CONF), {}
+        return Check(
+            "hadoop-conf", "fail", f"{source}={directory} holds neither {' nor '.join(SITE_FILES)}", _SET_CONF
+        ), {}
     try:
         props = site_properties(directory)
     except (OSError, ValueError) as exc:
-        return Check("hadoop-conf", "fail", f"{source}={directory}: {exc}",
-                     "fix the file, or copy the cluster's client configuration again"), {}
+        return Check(
+            "hadoop-conf",
+            "fail",
+            f"{source}={directory}: {exc}",
+            "fix the file, or copy the cluster's client configuration again",
+        ), {}
     default = props.get("fs.defaultFS") or props.get("fs.default.name")
     detail = f"{source}={directory} ({', '.join(present)}); default FS {default or 'not set (file:///)'}"
     return Check("hadoop-conf", "ok", detail), props
@@ -68,8 +77,14 @@ def namenode_checks(url: str | None, props: dict[str, str], world: World) -> lis
         return [Check("namenode", "fail", str(exc), "set it in hdfs-site.xml under HADOOP_CONF_DIR")]
     if not nodes:
         table = urlsplit(target).netloc
-        return [Check("namenode", "fail", f"{target}: the mount table has no hdfs:// links",
-                      f"define fs.viewfs.mounttable.{table}.link./PATH in core-site.xml")]
+        return [
+            Check(
+                "namenode",
+                "fail",
+                f"{target}: the mount table has no hdfs:// links",
+                f"define fs.viewfs.mounttable.{table}.link./PATH in core-site.xml",
+            )
+        ]
     probes = [(node, _probe(node, world)) for node in nodes]
     any_up = any(isinstance(result, float) for _, result in probes)
     return [_namenode_line(node, result, any_up) for node, result in probes]
@@ -92,16 +107,27 @@ def _namenode_line(node: NameNode, result: float | OSError, any_up: bool) -> Che
         return Check("namenode", "ok", f"{where}: reachable in {result:.1f} ms")
     status: Status = "warn" if any_up and node.nameservice else "fail"
     if isinstance(result, socket.gaierror):
-        return Check("namenode", status, f"{where}: unknown host ({result.strerror})",
-                     f"check the host name in {node.key} (DNS, /etc/hosts)")
+        return Check(
+            "namenode",
+            status,
+            f"{where}: unknown host ({result.strerror})",
+            f"check the host name in {node.key} (DNS, /etc/hosts)",
+        )
     if isinstance(result, ConnectionRefusedError):
-        return Check("namenode", status, f"{where}: connection refused",
-                     f"start the NameNode, or correct {node.key}")
+        return Check("namenode", status, f"{where}: connection refused", f"start the NameNode, or correct {node.key}")
     if isinstance(result, (TimeoutError, socket.timeout)):
-        return Check("namenode", status, f"{where}: no answer within the timeout",
-                     f"check that {node.host} is up and that no firewall drops port {node.port}")
-    return Check("namenode", status, f"{where}: {result.strerror or result}",
-                 f"check the network path to {node.address} ({node.key})")
+        return Check(
+            "namenode",
+            status,
+            f"{where}: no answer within the timeout",
+            f"check that {node.host} is up and that no firewall drops port {node.port}",
+        )
+    return Check(
+        "namenode",
+        status,
+        f"{where}: {result.strerror or result}",
+        f"check the network path to {node.address} ({node.key})",
+    )
 
 
 def token_file(world: World) -> Check:
@@ -116,8 +142,9 @@ def token_file(world: World) -> Check:
     except FileNotFoundError:
         return Check("token-file", "fail", f"{where}: no such file", fix)
     except OSError as exc:
-        return Check("token-file", "fail", f"{where}: cannot read ({exc.strerror})",
-                     "make it readable by this user, or " + fix)
+        return Check(
+            "token-file", "fail", f"{where}: cannot read ({exc.strerror})", "make it readable by this user, or " + fix
+        )
     except ValueError as exc:
         return Check("token-file", "fail", f"{where}: {exc}", fix)
     hdfs = [t for t in tokens if t.kind == HDFS_TOKEN_KIND]
@@ -135,28 +162,45 @@ def kerberos(props: dict[str, str], world: World) -> Check:
     (a ``fail`` only when Kerberos is required and no token file stands in).
     """
     required = props.get("hadoop.security.authentication", "simple").strip().lower() == "kerberos"
-    mode = f"Kerberos {'required' if required else 'not required'} " \
-           f"(hadoop.security.authentication={'kerberos' if required else 'simple'})"
+    mode = (
+        f"Kerberos {'required' if required else 'not required'} "
+        f"(hadoop.security.authentication={'kerberos' if required else 'simple'})"
+    )
     token = world.env.get("HADOOP_TOKEN_FILE_LOCATION")
     needed = required and not token
     klist = world.which("klist")
     if klist is None:
         cached = ccache_principal(world.env.get("KRB5CCNAME"), world.uid()) if required else None
         if needed and cached:
-            return Check("kerberos", "warn", f"{mode}; the ticket cache holds {cached}, but klist is not "
-                         "installed so its expiry is unknown", "install the MIT Kerberos client (apt-get install "
-                         "krb5-user, dnf install krb5-workstation) to check it")
+            return Check(
+                "kerberos",
+                "warn",
+                f"{mode}; the ticket cache holds {cached}, but klist is not installed so its expiry is unknown",
+                "install the MIT Kerberos client (apt-get install krb5-user, dnf install krb5-workstation) to check it",
+            )
         if needed:
-            return Check("kerberos", "fail", f"{mode}, but klist is not installed so the ticket cannot be checked",
-                         "install the MIT Kerberos client (apt-get install krb5-user, dnf install "
-                         "krb5-workstation), then " + _KINIT)
-        return Check("kerberos", "ok" if required else "skip", f"{mode}; klist is not installed"
-                     + ("; HADOOP_TOKEN_FILE_LOCATION stands in for a ticket" if token else ""))
+            return Check(
+                "kerberos",
+                "fail",
+                f"{mode}, but klist is not installed so the ticket cannot be checked",
+                "install the MIT Kerberos client (apt-get install krb5-user, dnf install "
+                "krb5-workstation), then " + _KINIT,
+            )
+        return Check(
+            "kerberos",
+            "ok" if required else "skip",
+            f"{mode}; klist is not installed"
+            + ("; HADOOP_TOKEN_FILE_LOCATION stands in for a ticket" if token else ""),
+        )
     try:
         status, output = world.run([klist], {**world.env, "LC_ALL": "C"}, world.timeout)
     except (OSError, subprocess.SubprocessError) as exc:
-        return Check("kerberos", "fail" if needed else "warn", f"{mode}; {klist} did not run ({exc})",
-                     "reinstall the Kerberos client")
+        return Check(
+            "kerberos",
+            "fail" if needed else "warn",
+            f"{mode}; {klist} did not run ({exc})",
+            "reinstall the Kerberos client",
+        )
     if status != 0:
         first = (output.strip().splitlines() or ["no credentials"])[0]
         if needed:
@@ -169,15 +213,23 @@ def _ticket_line(mode: str, ticket: tuple[str | None, float | None], now: float,
     principal, expires = ticket
     who = f"ticket for {principal or 'an unknown principal'}"
     if expires is None:
-        return Check("kerberos", "warn", f"{mode}; {who}, but its expiry is not readable in klist's output",
-                     "check it with klist")
+        return Check(
+            "kerberos",
+            "warn",
+            f"{mode}; {who}, but its expiry is not readable in klist's output",
+            "check it with klist",
+        )
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(expires))
     left = expires - now
     if left <= 0:
         return Check("kerberos", "fail" if needed else "warn", f"{mode}; {who} expired at {when}", _KINIT)
     if left < _RENEW_BEFORE:
-        return Check("kerberos", "warn", f"{mode}; {who} expires in {left / 60:.0f} min (at {when})",
-                     "kinit -R to renew it, or kinit again before a long job")
+        return Check(
+            "kerberos",
+            "warn",
+            f"{mode}; {who} expires in {left / 60:.0f} min (at {when})",
+            "kinit -R to renew it, or kinit again before a long job",
+        )
     return Check("kerberos", "ok", f"{mode}; {who}, expires in {left / 3600:.1f} h (at {when})")
 
 
@@ -196,7 +248,7 @@ def _times(tokens: list[str]) -> list[float]:
     i = 0
     while i < len(tokens) and len(out) < 2:
         for width in (4, 2, 1):
-            parsed = _parse_time(" ".join(tokens[i:i + width])) if i + width <= len(tokens) else None
+            parsed = _parse_time(" ".join(tokens[i : i + width])) if i + width <= len(tokens) else None
             if parsed is not None:
                 out.append(parsed)
                 i += width

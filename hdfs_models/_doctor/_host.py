@@ -9,8 +9,8 @@ import stat
 import subprocess
 import tempfile
 
-from hdfs_models._runtime import BFLOAT16_FLAGS, read_cpu
 from hdfs_models._doctor._world import Check, World
+from hdfs_models._runtime import BFLOAT16_FLAGS, read_cpu
 
 __all__ = ["bfloat16", "cache_root_check", "cache_space", "java", "package_versions"]
 
@@ -69,15 +69,22 @@ def cache_root_check(root: str, world: World) -> Check:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return Check("cache-root", "fail", f"{root} is not writable ({exc.strerror})",
-                     f"chown or chmod {root} for this user, or {_SET_CACHE}")
+        return Check(
+            "cache-root",
+            "fail",
+            f"{root} is not writable ({exc.strerror})",
+            f"chown or chmod {root} for this user, or {_SET_CACHE}",
+        )
     st = os.stat(root)
     mode = stat.S_IMODE(st.st_mode)
     owner = _owner(st.st_uid) + ("" if st.st_uid == world.uid() else " (not this user)")
     if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-        return Check("cache-root", "fail",
-                     f"{root} is writable by every user (mode {mode:04o}): another user could replace cached models",
-                     f"chmod o-w {root}")
+        return Check(
+            "cache-root",
+            "fail",
+            f"{root} is writable by every user (mode {mode:04o}): another user could replace cached models",
+            f"chmod o-w {root}",
+        )
     return Check("cache-root", "ok", f"{root}: writable, owner {owner}, mode {mode:04o}")
 
 
@@ -90,12 +97,20 @@ def cache_space(root: str, needed: int | None, world: World) -> Check:
         return Check("cache-space", "warn", f"{where}: free space unknown ({exc.strerror})")
     need_text = f"; the model needs {_human(needed)}" if needed is not None else ""
     if needed is not None and free < needed:
-        return Check("cache-space", "fail", f"{_human(free)} free at {where}{need_text}",
-                     "free space, bound the cache (HDFS_MODELS_MAX_VERSIONS, HDFS_MODELS_MAX_BYTES), "
-                     "or point HDFS_MODELS_CACHE at a larger disk")
+        return Check(
+            "cache-space",
+            "fail",
+            f"{_human(free)} free at {where}{need_text}",
+            "free space, bound the cache (HDFS_MODELS_MAX_VERSIONS, HDFS_MODELS_MAX_BYTES), "
+            "or point HDFS_MODELS_CACHE at a larger disk",
+        )
     if free < _LOW_SPACE:
-        return Check("cache-space", "warn", f"only {_human(free)} free at {where}{need_text}",
-                     "free space or point HDFS_MODELS_CACHE at a larger disk")
+        return Check(
+            "cache-space",
+            "warn",
+            f"only {_human(free)} free at {where}{need_text}",
+            "free space or point HDFS_MODELS_CACHE at a larger disk",
+        )
     return Check("cache-space", "ok", f"{_human(free)} free at {where}{need_text}")
 
 
@@ -105,8 +120,11 @@ def package_versions(world: World) -> list[Check]:
     for label, dists, extra in _PACKAGES:
         found = next(((d, v) for d in dists if (v := world.version(d)) is not None), None)
         if found is None:
-            out.append(Check(label, "warn", f"{label} is not installed",
-                             f"pip install 'hdfs-models[{extra}]' where it is needed"))
+            out.append(
+                Check(
+                    label, "warn", f"{label} is not installed", f"pip install 'hdfs-models[{extra}]' where it is needed"
+                )
+            )
         else:
             dist, version = found
             out.append(Check(label, "ok", f"{dist} {version}"))
@@ -125,9 +143,13 @@ def bfloat16(world: World, cpuinfo: str = "/proc/cpuinfo") -> Check:
         return Check("bfloat16", "warn", f"cannot tell: no CPU flags in {cpuinfo}")
     if cpu.bfloat16:
         return Check("bfloat16", "ok", f"native bfloat16 ({', '.join(cpu.bfloat16_flags)})")
-    return Check("bfloat16", "warn", f"no native bfloat16 ({', '.join(BFLOAT16_FLAGS)}): "
-                 "precision='bfloat16' is refused here and 'auto' runs float32",
-                 "score bfloat16 models on CPUs with AMX or AVX512-BF16")
+    return Check(
+        "bfloat16",
+        "warn",
+        f"no native bfloat16 ({', '.join(BFLOAT16_FLAGS)}): "
+        "precision='bfloat16' is refused here and 'auto' runs float32",
+        "score bfloat16 models on CPUs with AMX or AVX512-BF16",
+    )
 
 
 def _java_major(version: str) -> int:

@@ -15,7 +15,8 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Callable, Literal, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 __all__ = ["Check", "Status", "World"]
 
@@ -42,8 +43,7 @@ class Check:
 
 def _run(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, str]:
     """Run ``argv``; ``(exit status, stdout + stderr)``. Raises ``FileNotFoundError`` when absent."""
-    done = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    done = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, timeout=timeout, check=False)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from hdfs_models.errors import UnsafeArchiveError
 
@@ -171,10 +171,7 @@ def _ratio_error(member: Member, limits: Limits) -> str | None:
     if member.compressed is None or member.kind != FILE or member.size == 0:
         return None
     if member.compressed <= 0 or member.size / member.compressed > limits.max_ratio:
-        return (
-            f"compression ratio {member.size}/{member.compressed} exceeds "
-            f"{limits.max_ratio:g} (zip bomb?)"
-        )
+        return f"compression ratio {member.size}/{member.compressed} exceeds {limits.max_ratio:g} (zip bomb?)"
     return None
 
 
@@ -207,9 +204,7 @@ class Planner:
             raise unsafe(self.archive, member.name, f"more than {self.limits.max_members} members")
         self.total += member.size
         if self.total > self.limits.max_bytes:
-            raise unsafe(
-                self.archive, member.name, f"more than {self.limits.max_bytes} uncompressed bytes"
-            )
+            raise unsafe(self.archive, member.name, f"more than {self.limits.max_bytes} uncompressed bytes")
         if path == "":
             if member.kind != DIR:
                 raise unsafe(self.archive, member.name, "a file named like the root")

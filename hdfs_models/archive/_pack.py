@@ -18,17 +18,18 @@ import tarfile
 import tempfile
 import uuid
 import zipfile
-from typing import IO, Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
 
 import fsspec
 
 from hdfs_models._manifest import MANIFEST_NAME, Manifest, build_manifest
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._savedmodel import local_model_dir
-from hdfs_models.store import Filesystem, open_store
 from hdfs_models._versions import PinnedVersion, resolve
 from hdfs_models.archive._check import DIR, FILE, normalise_name
 from hdfs_models.errors import IntegrityError
+from hdfs_models.store import Filesystem, open_store
 
 __all__ = ["FIXED_MTIME", "FORMATS", "pack", "plan_members"]
 
@@ -221,7 +222,11 @@ def _check_packed(src: _Source, name: str, reader: _Hashing, size: int, sha: str
 
 
 def _write_tar(
-    src: _Source, members: list[tuple[str, str, int, str | None]], fh: IO[bytes], gz: bool, report: Callable[[int], None]
+    src: _Source,
+    members: list[tuple[str, str, int, str | None]],
+    fh: IO[bytes],
+    gz: bool,
+    report: Callable[[int], None],
 ) -> None:
     raw: IO[bytes] = gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) if gz else fh  # type: ignore[assignment]
     with contextlib.ExitStack() as stack:
@@ -276,5 +281,5 @@ class _BytesReader:
 
     def read(self, n: int = -1) -> bytes:
         end = len(self.data) if n < 0 else self.pos + n
-        chunk, self.pos = self.data[self.pos:end], min(end, len(self.data))
+        chunk, self.pos = self.data[self.pos : end], min(end, len(self.data))
         return chunk

@@ -22,8 +22,9 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterator
+from typing import IO
 
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models.archive._check import DIR, FILE, Limits, Member, Planner, check_spans, unsafe
@@ -58,9 +59,7 @@ def sniff_format(archive: str) -> str:
     raise unsafe(archive, None, "not a tar, tar.gz or zip archive")
 
 
-def extract_into(
-    archive: str, kind: str, root: str, limits: Limits, progress: Progress | None = None
-) -> Extracted:
+def extract_into(archive: str, kind: str, root: str, limits: Limits, progress: Progress | None = None) -> Extracted:
     """Check every member of ``archive``, then extract them under ``root``.
 
     ``progress(done_bytes, total_bytes)`` counts the bytes written against

@@ -27,8 +27,8 @@ import stat
 
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._versions import PinnedVersion
-from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 from hdfs_models.errors import CacheError, ModelNotFoundError
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 
 __all__ = ["authorize", "ensure_user_root", "user_root"]
 
@@ -71,8 +71,9 @@ def user_root(root: str, uid: int | None = None) -> str:
     except FileNotFoundError:
         return root  # it will be created, private, by this user
     except OSError as exc:
-        raise CacheError(f"cache root {root} cannot be examined ({exc.strerror})", path=root,
-                         reason="stat failed") from exc
+        raise CacheError(
+            f"cache root {root} cannot be examined ({exc.strerror})", path=root, reason="stat failed"
+        ) from exc
     return os.path.join(root, f"{USER_PREFIX}{uid}") if _shared(st, uid) else root
 
 
@@ -98,7 +99,8 @@ def ensure_user_root(root: str) -> str:
         raise CacheError(
             f"cache subtree {path} is not a private directory of uid {uid} (owner uid {st.st_uid}, "
             f"mode {stat.filemode(st.st_mode)}); remove it or use another cache root",
-            path=path, reason="not private",
+            path=path,
+            reason="not private",
         )
     return path
 
@@ -113,5 +115,8 @@ def _mkdir(path: str, mode: int, parents: bool = False) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise CacheError(f"cache root {path} is not usable: cannot create it ({exc.strerror})", path=path,
-                         reason=exc.strerror or "create failed") from exc
+        raise CacheError(
+            f"cache root {path} is not usable: cannot create it ({exc.strerror})",
+            path=path,
+            reason=exc.strerror or "create failed",
+        ) from exc

@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Collection, Iterable
+from collections.abc import Collection, Iterable
 
 from hdfs_models._manifest import FileEntry
 from hdfs_models._tree import compare_tree, fsync_dir, rename_noreplace, walk_tree

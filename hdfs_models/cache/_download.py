@@ -19,12 +19,12 @@ import logging
 import os
 import queue
 import threading
-from typing import Any, Callable, IO
+from collections.abc import Callable
+from typing import IO, Any
 
 from hdfs_models._manifest import FileEntry
 from hdfs_models._progress import ProgressCounter
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
-from hdfs_models.store import join_url, translate_errors
 from hdfs_models.cache._plan import Plan, verify_file
 from hdfs_models.errors import (
     CacheError,
@@ -36,6 +36,7 @@ from hdfs_models.errors import (
     StoreError,
     StorePermissionError,
 )
+from hdfs_models.store import join_url, translate_errors
 
 __all__ = ["CHUNK", "Cancelled", "DownloadJob", "download_tree"]
 

@@ -13,13 +13,13 @@ import dataclasses
 import logging
 import os
 import stat
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
 
 from hdfs_models._tree import walk_tree
+from hdfs_models.cache._access import user_root
 from hdfs_models.cache._claims import release
 from hdfs_models.cache._disk import make_temp, remove_tree, sweep_temps
 from hdfs_models.cache._layout import LOCK_SUFFIX, USE_SUFFIX, is_entry_name
-from hdfs_models.cache._access import user_root
 from hdfs_models.cache._lock import FileLock
 from hdfs_models.cache._options import cache_root
 from hdfs_models.errors import CacheError

@@ -11,19 +11,20 @@ import concurrent.futures
 import logging
 import os
 import warnings
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._retry import Deadline, RetryPolicy
 from hdfs_models._savedmodel import SAVED_MODEL_PB, check_complete, check_graph_file
-from hdfs_models.store import Filesystem, open_store
 from hdfs_models._versions import PinnedVersion, list_tree
 from hdfs_models.cache._disk import commit_entry, finalize_tree, make_temp, remove_tree, verify_tree
 from hdfs_models.cache._download import DownloadJob, download_tree
 from hdfs_models.cache._options import CacheOptions
 from hdfs_models.cache._plan import Plan, changed_files, extra_files, plan_download
 from hdfs_models.errors import CacheError, ExtraFilesWarning, IntegrityError, SourceChangedError
+from hdfs_models.store import Filesystem, open_store
 
 __all__ = ["fill_entry"]
 
@@ -53,7 +54,7 @@ def _report_extras(extras: list[str], pinned: PinnedVersion, strict: bool) -> No
     warnings.warn(message + "; they are not downloaded", ExtraFilesWarning, stacklevel=4)
 
 
-def _in_background(fn: Callable[..., T], *args: Any) -> "concurrent.futures.Future[T]":
+def _in_background(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
     """Start ``fn(*args)`` on its own thread; the caller collects ``.result()``."""
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hdfs-models-listing")
     try:
@@ -114,9 +115,15 @@ def fill_entry(
     tmp = make_temp(root, key)
     try:
         job = DownloadJob(
-            fs=fs, src=src, url=pinned.url, dest=tmp, cache_root=root,
+            fs=fs,
+            src=src,
+            url=pinned.url,
+            dest=tmp,
+            cache_root=root,
             policy=RetryPolicy(attempts=opts.attempts, backoff=opts.backoff, backoff_max=opts.backoff_max),
-            deadline=Deadline(opts.deadline), manifest=has_manifest, file_mode=opts.file_mode,
+            deadline=Deadline(opts.deadline),
+            manifest=has_manifest,
+            file_mode=opts.file_mode,
             progress=ProgressCounter(progress, plan.total_bytes),
         )
         nbytes = download_tree(job, plan, opts.parallelism)

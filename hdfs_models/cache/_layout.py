@@ -55,7 +55,7 @@ def parse_temp_name(name: str) -> tuple[str, int] | None:
     """``(key, pid)`` of a temp dir name, ``None`` if ``name`` is not one."""
     if not name.startswith(TEMP_PREFIX):
         return None
-    parts = name[len(TEMP_PREFIX):].rsplit("-", 2)
+    parts = name[len(TEMP_PREFIX) :].rsplit("-", 2)
     if len(parts) != 3 or not parts[1].isdigit() or not parts[0]:
         return None
     return parts[0], int(parts[1])

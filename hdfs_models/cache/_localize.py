@@ -37,12 +37,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any
 
 from hdfs_models._progress import Progress
 from hdfs_models._versions import PinnedVersion, resolve
-from hdfs_models.store import Filesystem
 from hdfs_models.cache._access import authorize, ensure_user_root, user_root
 from hdfs_models.cache._claims import Lease, claim
 from hdfs_models.cache._disk import entry_damage, sweep_temps
@@ -53,10 +53,12 @@ from hdfs_models.cache._lock import FileLock
 from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
 from hdfs_models.cache._wait import wait_for_download
 from hdfs_models.errors import CacheError, HdfsModelsError
+from hdfs_models.store import Filesystem
 
 __all__ = ["CacheStats", "LocalModel", "cache_stats", "localize"]
 
 logger = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class LocalModel:
@@ -82,7 +84,7 @@ class LocalModel:
 
     close = release
 
-    def __enter__(self) -> "LocalModel":
+    def __enter__(self) -> LocalModel:
         return self
 
     def __exit__(
@@ -111,7 +113,7 @@ class CacheStats:
     bytes_downloaded: int = 0
     download_seconds: float = 0.0
 
-    def __sub__(self, other: "CacheStats") -> "CacheStats":
+    def __sub__(self, other: CacheStats) -> CacheStats:
         return CacheStats(*(getattr(self, f.name) - getattr(other, f.name) for f in dataclasses.fields(self)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,9 +133,14 @@ def cache_stats() -> CacheStats:
 def _count(hits: int = 0, misses: int = 0, errors: int = 0, nbytes: int = 0, seconds: float = 0.0) -> None:
     global _stats
     with _stats_lock:
-        _stats = CacheStats(_stats.localize_calls + 1, _stats.hits + hits, _stats.misses + misses,
-                            _stats.errors + errors, _stats.bytes_downloaded + nbytes,
-                            _stats.download_seconds + seconds)
+        _stats = CacheStats(
+            _stats.localize_calls + 1,
+            _stats.hits + hits,
+            _stats.misses + misses,
+            _stats.errors + errors,
+            _stats.bytes_downloaded + nbytes,
+            _stats.download_seconds + seconds,
+        )
 
 
 def _touch(path: str) -> None:
@@ -216,8 +223,13 @@ def _localize_pinned(
         else:
             downloaded = None
             _touch(entry + USE_SUFFIX)
-            logger.info("cache hit: %s v%s at %s (%.1f ms)", pinned.name, pinned.version, entry,
-                        (time.monotonic() - start) * 1e3)
+            logger.info(
+                "cache hit: %s v%s at %s (%.1f ms)",
+                pinned.name,
+                pinned.version,
+                entry,
+                (time.monotonic() - start) * 1e3,
+            )
     except BaseException:
         lease.release()
         raise
@@ -247,8 +259,13 @@ def _download_once(
         if os.path.isdir(entry):
             damage = entry_damage(entry, pinned.files, pinned.empty_dirs)
             if damage is None:
-                logger.info("cache hit after waiting: %s v%s at %s (%.1f ms)", pinned.name, pinned.version,
-                            entry, (time.monotonic() - start) * 1e3)
+                logger.info(
+                    "cache hit after waiting: %s v%s at %s (%.1f ms)",
+                    pinned.name,
+                    pinned.version,
+                    entry,
+                    (time.monotonic() - start) * 1e3,
+                )
                 return None
             # H7: removed or truncated since it was committed (a tmp cleaner?). Its holders'
             # files are damaged already; replace it for everyone.
@@ -261,7 +278,12 @@ def _download_once(
     seconds = time.monotonic() - start
     logger.info(
         "cache miss: %s v%s downloaded %d bytes in %.2f s (%.1f MB/s) to %s%s",
-        pinned.name, pinned.version, nbytes, seconds, nbytes / 1e6 / max(seconds, 1e-9), entry,
+        pinned.name,
+        pinned.version,
+        nbytes,
+        seconds,
+        nbytes / 1e6 / max(seconds, 1e-9),
+        entry,
         "" if won else " (another process committed first; using its copy)",
     )
     return nbytes

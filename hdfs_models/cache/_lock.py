@@ -21,8 +21,8 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable
 
 from hdfs_models.errors import CacheError, LockTimeoutError
 
@@ -144,7 +144,7 @@ class FileLock:
         if fd is not None:
             os.close(fd)  # closing the last descriptor drops the flock
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 __all__ = ["CACHE_SCOPES", "CacheOptions", "cache_root", "resolve_options"]
 

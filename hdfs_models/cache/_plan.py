@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry
 from hdfs_models._names import safe_join
@@ -22,7 +22,9 @@ def _check_relative(path: str, where: str) -> str:
     try:
         normal = safe_join("", path)
     except UnsafeNameError as exc:
-        raise UnsafeNameError(f"unsafe file name {path!r} in {where}: {exc.reason}", url=where, reason="unsafe name") from exc
+        raise UnsafeNameError(
+            f"unsafe file name {path!r} in {where}: {exc.reason}", url=where, reason="unsafe name"
+        ) from exc
     if normal in ("", ".") or normal != path.rstrip("/"):
         raise UnsafeNameError(f"unsafe file name {path!r} in {where}", url=where, reason="unsafe name")
     return normal
@@ -98,7 +100,9 @@ def verify_file(task: FileEntry, size: int, sha256: str | None, *, url: str, pat
         )
 
 
-def changed_files(before: Mapping[str, tuple[int, float | None]], after: Mapping[str, tuple[int, float | None]]) -> list[str]:
+def changed_files(
+    before: Mapping[str, tuple[int, float | None]], after: Mapping[str, tuple[int, float | None]]
+) -> list[str]:
     """Paths added, removed, resized or re-timed between two listings (sorted)."""
     return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hdfs_models.cache._layout import TEMP_PREFIX
 from hdfs_models.cache._lock import FileLock

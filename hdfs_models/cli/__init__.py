@@ -17,7 +17,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from hdfs_models.cli import _archive, _cache, _doctor, _store
 from hdfs_models.cli._frame import ProgressBar, add_command, progress_bar
@@ -26,6 +26,7 @@ from hdfs_models.errors import HdfsModelsError
 __all__ = ["ProgressBar", "add_command", "build_parser", "main", "progress_bar"]
 
 _COMMAND_MODULES = (_store, _cache, _archive, _doctor)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every registered command."""

@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
     )
     u.add_argument("archive", help="local tar, tar.gz or zip")
     u.add_argument("dest", help="directory to create (must not exist)")
-    u.add_argument("--no-verify", action="store_true", help="skip the manifest check (links, traversal etc. are still refused)")
+    u.add_argument(
+        "--no-verify", action="store_true", help="skip the manifest check (links, traversal etc. are still refused)"
+    )
     u.add_argument("--max-bytes", type=int, default=None, help="cap on total uncompressed bytes")
     u.add_argument("--max-members", type=int, default=None, help="cap on the member count")
     u.add_argument("--max-ratio", type=float, default=None, help="cap on the compression ratio")
@@ -79,8 +81,15 @@ def _render_pack(result: dict[str, Any]) -> str:
 def _unpack(args: argparse.Namespace) -> dict[str, Any]:
     bar = progress_bar(args)
     try:
-        dest = unpack(args.archive, args.dest, verify=not args.no_verify, max_bytes=args.max_bytes,
-                      max_members=args.max_members, max_ratio=args.max_ratio, progress=bar)
+        dest = unpack(
+            args.archive,
+            args.dest,
+            verify=not args.no_verify,
+            max_bytes=args.max_bytes,
+            max_members=args.max_members,
+            max_ratio=args.max_ratio,
+            progress=bar,
+        )
     finally:
         if bar is not None:
             bar.finish()

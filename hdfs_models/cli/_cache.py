@@ -24,22 +24,38 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Register ``fetch`` and ``gc`` on the hdfs-models parser."""
-    fetch = add_command(subparsers, "fetch", _fetch, _render_fetch,
-                            help="download a model version into the node cache; print its local path")
+    fetch = add_command(
+        subparsers,
+        "fetch",
+        _fetch,
+        _render_fetch,
+        help="download a model version into the node cache; print its local path",
+    )
     fetch.add_argument("url", help="base dir (BASE/<n>/ layout) or version dir URL")
     fetch.add_argument("--version", default="latest", help="'latest' (default) or an integer")
     fetch.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
     add_store_options(fetch)
-    collect = add_command(subparsers, "gc", _gc, _render_gc,
-                              help="remove dead downloads and evict cached versions nobody uses")
-    collect.add_argument("--max-versions", type=_non_negative, default=None, metavar="N",
-                         help="keep at most N versions")
+    collect = add_command(
+        subparsers, "gc", _gc, _render_gc, help="remove dead downloads and evict cached versions nobody uses"
+    )
+    collect.add_argument(
+        "--max-versions", type=_non_negative, default=None, metavar="N", help="keep at most N versions"
+    )
     collect.add_argument("--max-bytes", type=_non_negative, default=None, metavar="B", help="keep at most B bytes")
     collect.add_argument("--cache", default=None, metavar="DIR", help="cache root (default: $HDFS_MODELS_CACHE, ...)")
-    collect.add_argument("--store", default=None, metavar="BASE",
-                         help="instead of the node cache: remove publishers' stale _tmp-* dirs under BASE")
-    collect.add_argument("--older-than", type=duration, default=None, metavar="AGE",
-                         help="--store: only temps untouched for longer than AGE (e.g. 90s, 30m, 1h, 2d; default 1h)")
+    collect.add_argument(
+        "--store",
+        default=None,
+        metavar="BASE",
+        help="instead of the node cache: remove publishers' stale _tmp-* dirs under BASE",
+    )
+    collect.add_argument(
+        "--older-than",
+        type=duration,
+        default=None,
+        metavar="AGE",
+        help="--store: only temps untouched for longer than AGE (e.g. 90s, 30m, 1h, 2d; default 1h)",
+    )
     collect.add_argument("--dry-run", action="store_true", help="--store: report what would be removed, remove nothing")
     add_store_options(collect)
 
@@ -94,7 +110,9 @@ def _gc(args: argparse.Namespace) -> dict[str, Any]:
     if args.store is not None:
         return _gc_store(args)
     if args.older_than is not None or args.dry_run or args.storage_option:
-        raise ValueError("--older-than, --dry-run and -o apply to --store BASE (the node cache is swept by --max-versions/--max-bytes)")
+        raise ValueError(
+            "--older-than, --dry-run and -o apply to --store BASE (the node cache is swept by --max-versions/--max-bytes)"
+        )
     root = cache_root(args.cache)
     removed = evict(root, max_versions=args.max_versions, max_bytes=args.max_bytes)
     return {"root": root, "removed": removed}
@@ -105,8 +123,12 @@ def _gc_store(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--max-versions, --max-bytes and --cache apply to the node cache, not to --store")
     older_than = 3600.0 if args.older_than is None else args.older_than
     temps = sweep_store(args.store, older_than, dry_run=args.dry_run, storage_options=storage_options(args))
-    return {"store": args.store, "older_than": older_than, "dry_run": args.dry_run,
-            "temps": [t.to_json() for t in temps]}
+    return {
+        "store": args.store,
+        "older_than": older_than,
+        "dry_run": args.dry_run,
+        "temps": [t.to_json() for t in temps],
+    }
 
 
 def _render_gc(result: dict[str, Any]) -> str:
@@ -124,6 +146,8 @@ def _render_gc_store(result: dict[str, Any]) -> str:
         age = "age unknown" if temp["age"] is None else f"untouched {temp['age']:.0f}s"
         lines.append(f"{verb if temp['removed'] else 'kept'} {temp['url']} ({age}, {temp['bytes']} bytes)")
     gone = sum(t["removed"] for t in result["temps"])
-    lines.append(f"{gone} of {len(result['temps'])} temp(s) under {result['store']} {verb} "
-                 f"(older than {result['older_than']:.0f}s)")
+    lines.append(
+        f"{gone} of {len(result['temps'])} temp(s) under {result['store']} {verb} "
+        f"(older than {result['older_than']:.0f}s)"
+    )
     return "\n".join(lines)

@@ -10,18 +10,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hdfs_models.cli._frame import add_command, add_store_options, storage_options
 from hdfs_models._doctor import Check, render, run_checks
+from hdfs_models.cli._frame import add_command, add_store_options, storage_options
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Register ``doctor``."""
-    p = add_command(subparsers, "doctor", _doctor, _render, status=_status,
-                        help="check Hadoop config, Kerberos, NameNodes, the node cache, versions and Java")
-    p.add_argument("url", metavar="URL", nargs="?",
-                   help="a model base or version URL: also check its NameNodes and resolve it")
+    p = add_command(
+        subparsers,
+        "doctor",
+        _doctor,
+        _render,
+        status=_status,
+        help="check Hadoop config, Kerberos, NameNodes, the node cache, versions and Java",
+    )
+    p.add_argument(
+        "url", metavar="URL", nargs="?", help="a model base or version URL: also check its NameNodes and resolve it"
+    )
     p.add_argument("--version", default="latest", help="version to resolve when URL is a base dir")
     p.add_argument("--cache", help="node-cache root to check (default: as localize resolves it)")
     add_store_options(p)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 __all__ = ["Handler", "ProgressBar", "Renderer", "add_command", "add_store_options", "progress_bar", "storage_options"]
 
@@ -54,8 +55,16 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=self.label, unit="B", unit_scale=True, file=self.stream,
-                             mininterval=0.2, dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=total,
+                desc=self.label,
+                unit="B",
+                unit_scale=True,
+                file=self.stream,
+                mininterval=0.2,
+                dynamic_ncols=True,
+                leave=True,
+            )
         self._bar.update(done - self._bar.n)
         if done >= total:
             self.finish()
@@ -76,8 +85,14 @@ def progress_bar(args: argparse.Namespace) -> ProgressBar | None:
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     """``-o/--storage-option KEY=VALUE`` (repeatable): fsspec storage options for the store."""
-    parser.add_argument("-o", "--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="fsspec storage option for the store (repeatable), e.g. user=alice")
+    parser.add_argument(
+        "-o",
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fsspec storage option for the store (repeatable), e.g. user=alice",
+    )
 
 
 def storage_options(args: argparse.Namespace) -> dict[str, str]:

@@ -16,11 +16,12 @@ principal and the fix (K1 no ticket, K2 expired, K4 a refused token).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from hdfs_models.store._tokens import Token, ccache_principal, read_token_file, token_address
 from hdfs_models.errors import StoreAuthError
+from hdfs_models.store._tokens import Token, ccache_principal, read_token_file, token_address
 
 __all__ = [
     "IDENTITY_ENV",
@@ -84,7 +85,10 @@ def load_tokens(url: str, env: Mapping[str, str] = os.environ) -> list[Token]:
     raise StoreAuthError(
         f"{url}: HADOOP_TOKEN_FILE_LOCATION={path}: {why}; point it at the delegation token "
         "file YARN or spark-submit wrote, or unset it and kinit",
-        url=url, reason="token file unreadable", token_file=path, principal=None,
+        url=url,
+        reason="token file unreadable",
+        token_file=path,
+        principal=None,
     ) from cause
 
 
@@ -133,25 +137,36 @@ def auth_error(
     who = principal or "no principal"
     detail = _detail(exc)
     if options.get("kerberos_keytab") and reason != "token refused":
-        fix = (f"could not log in {who} from keytab {options['kerberos_keytab']} ({detail}); "
-               f"check it with klist -kt, or kinit {who}")
+        fix = (
+            f"could not log in {who} from keytab {options['kerberos_keytab']} ({detail}); "
+            f"check it with klist -kt, or kinit {who}"
+        )
     elif reason == "expired":
         fix = f"the Kerberos ticket of {who} in {ccache} has expired; run kinit {who} (kinit -R while renewable)"
     elif reason == "token refused":
-        fix = (f"the delegation token of {who} in HADOOP_TOKEN_FILE_LOCATION={token_file} was refused "
-               f"({detail}): it is for another cluster or user, expired or cancelled; get a fresh token "
-               "file, or unset HADOOP_TOKEN_FILE_LOCATION and kinit")
+        fix = (
+            f"the delegation token of {who} in HADOOP_TOKEN_FILE_LOCATION={token_file} was refused "
+            f"({detail}): it is for another cluster or user, expired or cancelled; get a fresh token "
+            "file, or unset HADOOP_TOKEN_FILE_LOCATION and kinit"
+        )
     elif token_file:
-        fix = (f"no delegation token for {_authority(url)} in HADOOP_TOKEN_FILE_LOCATION={token_file} "
-               f"(it holds {_services(url, tokens)}) and no valid ticket in {ccache}; use a token file "
-               f"issued by this cluster, or run kinit {principal or '<principal>'}")
+        fix = (
+            f"no delegation token for {_authority(url)} in HADOOP_TOKEN_FILE_LOCATION={token_file} "
+            f"(it holds {_services(url, tokens)}) and no valid ticket in {ccache}; use a token file "
+            f"issued by this cluster, or run kinit {principal or '<principal>'}"
+        )
     else:
-        fix = (f"no valid Kerberos ticket in {ccache} (principal: {who}) and no delegation token "
-               f"(HADOOP_TOKEN_FILE_LOCATION is not set); run kinit {principal or '<principal>'} "
-               "or set HADOOP_TOKEN_FILE_LOCATION to a delegation token file")
+        fix = (
+            f"no valid Kerberos ticket in {ccache} (principal: {who}) and no delegation token "
+            f"(HADOOP_TOKEN_FILE_LOCATION is not set); run kinit {principal or '<principal>'} "
+            "or set HADOOP_TOKEN_FILE_LOCATION to a delegation token file"
+        )
     return StoreAuthError(
         f"{url}: authentication failed: {fix}",
-        url=url, reason=reason, principal=principal, token_file=token_file,
+        url=url,
+        reason=reason,
+        principal=principal,
+        token_file=token_file,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import xml.etree.ElementTree as ET
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 __all__ = [

@@ -15,8 +15,8 @@ from typing import Any
 from hdfs_native import Client
 from hdfs_native.fsspec import HdfsFileSystem, ViewfsFileSystem
 
-from hdfs_models.store._auth import KERBEROS_OPTIONS
 from hdfs_models.errors import StoreAuthError
+from hdfs_models.store._auth import KERBEROS_OPTIONS
 
 __all__ = ["KerberosHdfsFileSystem", "KerberosViewfsFileSystem", "filesystem_class"]
 
@@ -51,7 +51,10 @@ def _check_keytab(url: str, login: dict[str, Any]) -> None:
             f"{url}: cannot log in {principal or 'a principal'} from keytab {keytab}: "
             f"{'no such file' if not os.path.exists(str(keytab)) else 'not readable'}; "
             f"fix the kerberos_keytab storage option, or kinit {principal or '<principal>'}",
-            url=url, reason="keytab unreadable", principal=principal, keytab=str(keytab),
+            url=url,
+            reason="keytab unreadable",
+            principal=principal,
+            keytab=str(keytab),
         )
 
 

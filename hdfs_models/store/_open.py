@@ -18,20 +18,21 @@ import contextlib
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit
 
-from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, shipped_conf_dir, site_properties
-from hdfs_models.store._auth import auth_error, auth_failure, dial_host, identity, load_tokens
-from hdfs_models.store._tokens import HDFS_TOKEN_KIND, token_address, token_for
 from hdfs_models.errors import (
     HdfsModelsError,
+    MissingExtraError,
     ModelNotFoundError,
     StoreError,
     StorePermissionError,
-    MissingExtraError,
     UnsupportedProtocolError,
 )
+from hdfs_models.store._auth import auth_error, auth_failure, dial_host, identity, load_tokens
+from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, shipped_conf_dir, site_properties
+from hdfs_models.store._tokens import HDFS_TOKEN_KIND, token_address, token_for
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -166,8 +167,11 @@ def _adopt_shipped_conf() -> None:
     shipped = shipped_conf_dir()
     if shipped:
         os.environ["HADOOP_CONF_DIR"] = shipped
-        logger.info("HADOOP_CONF_DIR is not set in this YARN container: using the Hadoop configuration "
-                    "spark-submit shipped, %s", shipped)
+        logger.info(
+            "HADOOP_CONF_DIR is not set in this YARN container: using the Hadoop configuration "
+            "spark-submit shipped, %s",
+            shipped,
+        )
 
 
 def _site_keys(conf_dir: str | None) -> set[str]:
@@ -278,8 +282,7 @@ def _filesystem_class(scheme: str, url: str) -> Any:
 def _missing_extra(scheme: str, url: str, exc: ImportError) -> MissingExtraError:
     extra = _EXTRAS.get(scheme, "the package fsspec names for it")
     return MissingExtraError(
-        f"{url}: the client for {scheme}:// is not installed ({exc}); "
-        f"install it with: pip install '{extra}'",
+        f"{url}: the client for {scheme}:// is not installed ({exc}); install it with: pip install '{extra}'",
         url=url,
         reason="client not installed",
         scheme=scheme,
@@ -300,8 +303,7 @@ def _wrap_given(url: str, filesystem: Filesystem) -> tuple[Any, str]:
         path = urlsplit(url).path if scheme != "file" or "://" in url else url
         return ArrowFSWrapper(filesystem, skip_instance_cache=True), path or "/"
     raise TypeError(
-        f"filesystem must be an fsspec AbstractFileSystem or a pyarrow.fs.FileSystem, "
-        f"got {type(filesystem).__name__}"
+        f"filesystem must be an fsspec AbstractFileSystem or a pyarrow.fs.FileSystem, got {type(filesystem).__name__}"
     )
 
 

@@ -22,7 +22,7 @@ import dataclasses
 import os
 import socket
 import struct
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "HDFS_TOKEN_KIND",
@@ -62,11 +62,16 @@ class Token:
 
     def url_string(self) -> str:
         """Hadoop's ``Token.encodeToUrlString()``: the value of WebHDFS's ``delegation=`` parameter."""
-        raw = b"".join([
-            encode_vlong(len(self.identifier)), self.identifier,
-            encode_vlong(len(self.password)), self.password,
-            encode_text(self.kind), encode_text(self.service),
-        ])
+        raw = b"".join(
+            [
+                encode_vlong(len(self.identifier)),
+                self.identifier,
+                encode_vlong(len(self.password)),
+                self.password,
+                encode_text(self.kind),
+                encode_text(self.service),
+            ]
+        )
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
@@ -180,10 +185,15 @@ def _parse_protobuf(data: bytes) -> list[Token]:
             continue
         entry = {n: v for n, v in _fields(kv) if isinstance(v, bytes)}
         proto = {n: v for n, v in _fields(entry.get(2, b"")) if isinstance(v, bytes)}
-        tokens.append(Token(
-            entry.get(1, b"").decode(), proto.get(3, b"").decode(), proto.get(4, b"").decode(),
-            proto.get(1, b""), proto.get(2, b""),
-        ))
+        tokens.append(
+            Token(
+                entry.get(1, b"").decode(),
+                proto.get(3, b"").decode(),
+                proto.get(4, b"").decode(),
+                proto.get(1, b""),
+                proto.get(2, b""),
+            )
+        )
     return tokens
 
 

@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
-from hdfs_models.testing.kerberos import missing_kerberos_tools
 from hdfs_models.testing.fake_model import SAVED_MODEL_PB, fake_model_files, tree_digest, write_fake_model
+from hdfs_models.testing.kerberos import missing_kerberos_tools
 from hdfs_models.testing.launcher import MiniDFSError, ensure_launcher, missing_tools
 from hdfs_models.testing.minidfs import MiniDFS
 from hdfs_models.testing.spark import spark_session, stop_spark

@@ -24,8 +24,9 @@ import itertools
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from hdfs_models.testing.launcher import MiniDFSError
 
@@ -103,7 +104,8 @@ class KerberosMixin:
         if user not in table:
             raise MiniDFSError(
                 f"no principal for {user!r} on this MiniDFS; users: {sorted(table)} "
-                "(name more with MiniDFS(users=...))", reason="unknown user",
+                "(name more with MiniDFS(users=...))",
+                reason="unknown user",
             )
         return table[user]
 
@@ -127,7 +129,8 @@ class KerberosMixin:
         if proc.returncode != 0:
             raise MiniDFSError(
                 f"kinit for {self.principal(user)} failed (exit {proc.returncode}): "
-                f"{(proc.stderr or proc.stdout).strip()}", reason="kinit failed",
+                f"{(proc.stderr or proc.stdout).strip()}",
+                reason="kinit failed",
             )
 
     def client_env(self) -> dict[str, str]:

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
 
 from hdfs_models.errors import HdfsModelsError
 
@@ -46,9 +46,7 @@ MAIN_CLASS = "io.hdfsmodels.minidfs.Launcher"
 DEFAULT_HADOOP_VERSION = "3.4.1"
 #: The versions the launcher is tested with: 3.3.6 is Dataproc 2.x and older EMR 7 (compatibility leg).
 HADOOP_VERSIONS = ("3.3.6", "3.4.1")
-_INSTALL_HINT = (
-    "install OpenJDK 17+ and Maven (Debian: apt-get install -y openjdk-17-jdk-headless maven)"
-)
+_INSTALL_HINT = "install OpenJDK 17+ and Maven (Debian: apt-get install -y openjdk-17-jdk-headless maven)"
 
 
 def missing_tools(env: Mapping[str, str] | None = None) -> str:
@@ -137,8 +135,14 @@ def _build(project: Path, final: Path, timeout: float, version: str) -> None:
         shutil.copy2(project / "pom.xml", work / "pom.xml")
         shutil.copytree(project / "src", work / "src")
         cmd = [
-            "mvn", "-B", "-q", "-f", str(work / "pom.xml"),
-            "compile", "dependency:build-classpath", f"-Dhadoop.version={version}",
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(work / "pom.xml"),
+            "compile",
+            "dependency:build-classpath",
+            f"-Dhadoop.version={version}",
             f"-Dmdep.outputFile={work / 'target' / 'classpath.txt'}",
         ]
         log.info("building the MiniDFS launcher for Hadoop %s: %s", version, " ".join(cmd))
@@ -148,13 +152,15 @@ def _build(project: Path, final: Path, timeout: float, version: str) -> None:
         except subprocess.TimeoutExpired as exc:
             raise MiniDFSError(
                 f"building the MiniDFS launcher took longer than {timeout:.0f}s ({project})",
-                path=str(project), reason="timeout",
+                path=str(project),
+                reason="timeout",
             ) from exc
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
             raise MiniDFSError(
                 f"building the MiniDFS launcher failed (mvn exit {proc.returncode}) in {project}:\n{tail}",
-                path=str(project), reason="maven failed",
+                path=str(project),
+                reason="maven failed",
             )
         (work / "target" / "classes").rename(work / "classes")
         (work / "target" / "classpath.txt").rename(work / "classpath.txt")

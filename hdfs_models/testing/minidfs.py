@@ -34,13 +34,19 @@ from typing import IO, Any
 from unittest import mock
 
 from hdfs_models.testing.kerberos import DEFAULT_USERS, KerberosMixin, kerberos_launcher_args
-from hdfs_models.testing.launcher import MAIN_CLASS, MiniDFSError, ensure_launcher, missing_tools
-from hdfs_models.testing.launcher import resolve_hadoop_version
+from hdfs_models.testing.launcher import (
+    MAIN_CLASS,
+    MiniDFSError,
+    ensure_launcher,
+    missing_tools,
+    resolve_hadoop_version,
+)
 from hdfs_models.testing.yarn import Yarn, launch_settings
 
 __all__ = ["MiniDFS", "MiniDFSError", "ensure_launcher", "missing_tools"]
 
 log = logging.getLogger(__name__)
+
 
 class MiniDFS(KerberosMixin):
     """A MiniDFSCluster in a child JVM; use as a context manager.
@@ -112,13 +118,13 @@ class MiniDFS(KerberosMixin):
         self.startup_seconds: float | None = None
 
     # -- lifecycle ---------------------------------------------------------
-    def __enter__(self) -> "MiniDFS":
+    def __enter__(self) -> MiniDFS:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "MiniDFS":
+    def start(self) -> MiniDFS:
         """Build the launcher if needed, start the JVM and wait for the ready line."""
         started = time.monotonic()
         classpath = ensure_launcher(hadoop_version=self.hadoop_version)
@@ -130,8 +136,14 @@ class MiniDFS(KerberosMixin):
         cmd = ["java", *java_opts, "-cp", classpath, MAIN_CLASS, *self._launcher_args()]
         log.info("starting MiniDFS: %s", " ".join(cmd[:2] + cmd[-len(self._launcher_args()) - 1 :]))
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log_file,
-            text=True, bufsize=1, env=env, cwd=str(self.base_dir),
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=str(self.base_dir),
         )
         threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
         try:
@@ -140,7 +152,8 @@ class MiniDFS(KerberosMixin):
             if not self.info.get("ready"):
                 raise MiniDFSError(
                     f"MiniDFS failed to start: {self.info.get('error')}\n{self.log_tail()}",
-                    path=str(self.log_path), reason="start failed",
+                    path=str(self.log_path),
+                    reason="start failed",
                 )
         except BaseException:
             self.stop()
@@ -152,10 +165,14 @@ class MiniDFS(KerberosMixin):
     def _launcher_args(self) -> list[str]:
         assert self.base_dir is not None
         args = [
-            "--datanodes", str(self.datanodes_count),
-            "--block-size", str(self.block_size),
-            "--base-dir", str(self.base_dir / "data"),
-            "--conf-dir", str(self.base_dir / "conf"),
+            "--datanodes",
+            str(self.datanodes_count),
+            "--block-size",
+            str(self.block_size),
+            "--base-dir",
+            str(self.base_dir / "data"),
+            "--conf-dir",
+            str(self.base_dir / "conf"),
         ]
         if self.replication is not None:
             args += ["--replication", str(self.replication)]
@@ -206,9 +223,9 @@ class MiniDFS(KerberosMixin):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise MiniDFSError(
-                    f"MiniDFS: no {what} within {timeout:g}s; last lines of "
-                    f"{self.log_path}:\n{self.log_tail()}",
-                    path=str(self.log_path), reason="timeout",
+                    f"MiniDFS: no {what} within {timeout:g}s; last lines of {self.log_path}:\n{self.log_tail()}",
+                    path=str(self.log_path),
+                    reason="timeout",
                 )
             try:
                 line = self._lines.get(timeout=min(remaining, 0.5))
@@ -219,7 +236,9 @@ class MiniDFS(KerberosMixin):
                 raise MiniDFSError(
                     f"the MiniDFS JVM exited (code {code}) while waiting for {what}; last lines "
                     f"of {self.log_path}:\n{self.log_tail()}",
-                    path=str(self.log_path), reason="jvm exited", exit_code=code,
+                    path=str(self.log_path),
+                    reason="jvm exited",
+                    exit_code=code,
                 )
             if line.startswith("{"):
                 return line
@@ -239,15 +258,14 @@ class MiniDFS(KerberosMixin):
                 raise MiniDFSError(
                     f"MiniDFS is not running (command {' '.join(words)}); last lines of "
                     f"{self.log_path}:\n{self.log_tail()}",
-                    path=str(self.log_path), reason="not running",
+                    path=str(self.log_path),
+                    reason="not running",
                 )
             try:
                 proc.stdin.write(" ".join(words) + "\n")
                 proc.stdin.flush()
             except (BrokenPipeError, OSError) as exc:
-                raise MiniDFSError(
-                    f"MiniDFS JVM is gone: {exc}\n{self.log_tail()}", path=str(self.log_path)
-                ) from exc
+                raise MiniDFSError(f"MiniDFS JVM is gone: {exc}\n{self.log_tail()}", path=str(self.log_path)) from exc
             answer = json.loads(self._next_line(self.command_timeout, f"answer to {words[0]}"))
         if not answer.get("ok"):
             raise MiniDFSError(
@@ -327,9 +345,7 @@ class MiniDFS(KerberosMixin):
                 from hdfs_native import Client
 
                 who = user or "hdfs"
-                fs.client = Client(
-                    self.url, kerberos_principal=self.principal(who), kerberos_keytab=self.keytab(who)
-                )
+                fs.client = Client(self.url, kerberos_principal=self.principal(who), kerberos_keytab=self.keytab(who))
             elif user is not None:
                 raise ValueError("fs(user=...) needs kerberos=True; see the docstring")
         return fs

@@ -18,7 +18,16 @@ __all__ = ["protobuf_token_file", "token_identifier", "writable_token_file"]
 
 def token_identifier(owner: str) -> bytes:
     """A delegation token identifier for ``owner`` (renewer ``yarn``, fixed dates and numbers)."""
-    return b"\x00" + encode_text(owner) + encode_text("yarn") + encode_text("") + encode_vlong(1) + encode_vlong(2) + encode_vlong(3) + encode_vlong(4)
+    return (
+        b"\x00"
+        + encode_text(owner)
+        + encode_text("yarn")
+        + encode_text("")
+        + encode_vlong(1)
+        + encode_vlong(2)
+        + encode_vlong(3)
+        + encode_vlong(4)
+    )
 
 
 def writable_token_file(*tokens: tuple[str, str, str]) -> bytes:

@@ -25,7 +25,8 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = ["NodeManager", "SubmitResult", "Yarn", "java_home", "launch_settings", "spark_home"]
 
@@ -79,8 +80,10 @@ class NodeManager:
     def owns(self, path: str) -> bool:
         """Whether ``path`` lies under one of this NodeManager's local or log dirs."""
         real = os.path.realpath(path)
-        return any(real == d or real.startswith(d.rstrip("/") + "/")
-                   for d in map(os.path.realpath, self.local_dirs + self.log_dirs))
+        return any(
+            real == d or real.startswith(d.rstrip("/") + "/")
+            for d in map(os.path.realpath, self.local_dirs + self.log_dirs)
+        )
 
     def user_dirs(self, user: str) -> list[str]:
         """``<local-dir>/usercache/<user>``: what YARN gives containers as ``LOCAL_USER_DIRS``."""
@@ -102,8 +105,10 @@ class SubmitResult:
 
     def log_tail(self, chars: int = 6000) -> str:
         """spark-submit's stderr tail and the application's container logs (AM first), for failures."""
-        parts = [f"spark-submit exit {self.returncode}, app {self.app_id} {self.state}/{self.final_status}",
-                 self.stderr[-chars:]]
+        parts = [
+            f"spark-submit exit {self.returncode}, app {self.app_id} {self.state}/{self.final_status}",
+            self.stderr[-chars:],
+        ]
         for path in self.container_logs:
             try:
                 with open(path, errors="replace") as fh:
@@ -210,8 +215,11 @@ class Yarn:
             conf[f"spark.yarn.appMasterEnv.{key}"] = value
         krb5 = self._java_krb5()
         if krb5:  # a Kerberized cluster: every JVM of the job must find the KDC
-            for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions",
-                        "spark.yarn.am.extraJavaOptions"):
+            for key in (
+                "spark.driver.extraJavaOptions",
+                "spark.executor.extraJavaOptions",
+                "spark.yarn.am.extraJavaOptions",
+            ):
                 conf[key] = krb5
         return conf
 
@@ -276,8 +284,9 @@ class Yarn:
         app_id = self._new_app_id(known, err)
         record = self.wait_final(app_id) if app_id else {}
         logs = tuple(self.container_logs(app_id)) if app_id else ()
-        return SubmitResult(returncode, out, err, app_id, record.get("state"), record.get("final_status"),
-                            seconds, logs)
+        return SubmitResult(
+            returncode, out, err, app_id, record.get("state"), record.get("final_status"), seconds, logs
+        )
 
     def _new_app_id(self, known: set[str], stderr: str) -> str | None:
         ids = _APP_ID.findall(stderr)
