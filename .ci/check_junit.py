@@ -21,18 +21,14 @@ import xml.etree.ElementTree as ET
 
 # reason pattern -> why such a skip is acceptable on a CI machine
 ALLOWED: dict[str, str] = {
-    r"^running as root with a writable /sys: no read-only directory to test with$":
-        "F7 needs a directory the test cannot write; as root it mounts a read-only tmpfs, and "
-        "falls back to /sys where mounting is not allowed; root in a privileged container with "
-        "neither writes everywhere. Not a missing dependency: the machine cannot express the case.",
-    r"^the memory store has no atomic rename: publish there is check-then-move$":
-        "a parametrisation that does not apply: concurrent publishers are tested on the "
-        "stores that have an atomic rename (local, hdfs, webhdfs).",
-    r"^permissions are only enforced on HDFS here \(tests run as root\)$":
-        "F12 runs on the HDFS parametrisations; local/memory stores have no other user as root.",
-    r"^this CPU has no native bfloat16 \(avx512_bf16 / amx_bf16\)$":
-        "the bfloat16 rewrite's numbers need a CPU with AVX512-BF16 or AMX; elsewhere the same "
-        "tests check the PrecisionError and the float32 fallback. Hardware, not a dependency.",
+    r"^running as root with a writable /sys: no read-only directory to test with$": "F7 needs a directory the test cannot write; as root it mounts a read-only tmpfs, and "
+    "falls back to /sys where mounting is not allowed; root in a privileged container with "
+    "neither writes everywhere. Not a missing dependency: the machine cannot express the case.",
+    r"^the memory store has no atomic rename: publish there is check-then-move$": "a parametrisation that does not apply: concurrent publishers are tested on the "
+    "stores that have an atomic rename (local, hdfs, webhdfs).",
+    r"^permissions are only enforced on HDFS here \(tests run as root\)$": "F12 runs on the HDFS parametrisations; local/memory stores have no other user as root.",
+    r"^this CPU has no native bfloat16 \(avx512_bf16 / amx_bf16\)$": "the bfloat16 rewrite's numbers need a CPU with AVX512-BF16 or AMX; elsewhere the same "
+    "tests check the PrecisionError and the float32 fallback. Hardware, not a dependency.",
 }
 
 # Reasons that always mean a dependency is missing, even if a pattern above matched.
@@ -65,8 +61,10 @@ def problems(report_path: str, required: list[str] | None = None) -> tuple[list[
         if MISSING.search(reason):
             found.append(f"{name}: skipped for a missing dependency: {reason}")
         elif not any(re.search(pattern, reason) for pattern in ALLOWED):
-            found.append(f"{name}: skip not allowed in CI (add it to .ci/check_junit.py ALLOWED "
-                         f"with a justification, or make it run): {reason}")
+            found.append(
+                f"{name}: skip not allowed in CI (add it to .ci/check_junit.py ALLOWED "
+                f"with a justification, or make it run): {reason}"
+            )
     for wanted in required or ():
         if not ran_in.get(wanted):
             found.append(f"no test of {wanted} ran")
@@ -74,7 +72,7 @@ def problems(report_path: str, required: list[str] | None = None) -> tuple[list[
 
 
 def main(argv: list[str]) -> int:
-    required = argv[argv.index("--require") + 1:] if "--require" in argv else []
+    required = argv[argv.index("--require") + 1 :] if "--require" in argv else []
     found, ran, collected = problems(argv[1], required)
     print(f"ci: {ran} integration tests ran ({collected} collected)")
     if not ran:
