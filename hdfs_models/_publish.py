@@ -29,12 +29,10 @@ from hdfs_models._names import validate_name, validate_url
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
 from hdfs_models._savedmodel import check_local_model
-from hdfs_models._signatures import read_signatures
-from hdfs_models._tree import rename_noreplace
+from hdfs_models._signatures import publish_signatures
+from hdfs_models._tree import store_rename_noreplace
 from hdfs_models._versions import TEMP_PREFIX, PinnedVersion, base_name, list_children, resolve, version_numbers
 from hdfs_models.errors import (
-    HdfsModelsError,
-    InvalidModelError,
     ModelNotFoundError,
     PublishError,
     StoreAuthError,
@@ -54,23 +52,6 @@ _MAX_ATTEMPTS = 100
 _UPLOAD_POLICY = RetryPolicy(attempts=3, backoff=0.5, backoff_max=5.0)
 _UPLOAD_DEADLINE_S = 600.0
 _sleep = time.sleep
-
-
-def local_signatures(local_dir: str) -> dict[str, Any]:
-    """Signatures read with TensorFlow, or ``{}`` (logged) when it is not importable."""
-    try:
-        return dict(read_signatures(local_dir))
-    except ImportError as exc:
-        logger.info("publishing %s without signatures (TensorFlow not importable: %s)", local_dir, exc)
-        return {}
-    except HdfsModelsError:
-        raise
-    except Exception as exc:  # TensorFlow raises many types for an unreadable model
-        raise InvalidModelError(
-            f"{local_dir}: TensorFlow could not read the SavedModel's signatures: {exc}",
-            path=local_dir,
-            reason="unreadable SavedModel",
-        ) from exc
 
 
 def _copy_file(fs: Any, src_path: str, dst_path: str, report: Callable[[int], None]) -> tuple[int, str]:
@@ -144,26 +125,6 @@ def _upload(
     return tuple(entries)
 
 
-def _rename_no_replace(fs: Any, src: str, dst: str) -> None:
-    """Rename ``src`` to ``dst``, failing (FileExistsError or other) when ``dst`` exists."""
-    from fsspec.implementations.local import LocalFileSystem
-
-    if isinstance(fs, LocalFileSystem):
-        rename_noreplace(src, dst)  # FileExistsError on an existing version, even an empty one
-        return
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("webhdfs", "swebhdfs"):
-        # rename2 with options: refuses an existing target instead of moving into it.
-        fs._call("RENAME", method="put", path=src, destination=dst, renameoptions="NONE")
-        return
-    if protocol in ("hdfs", "viewfs"):
-        fs.mv(src, dst)  # hdfs-native: rename with overwrite=False
-        return
-    if fs.exists(dst):
-        raise FileExistsError(dst)
-    fs.mv(src, dst, recursive=True)
-
-
 def _ours(fs: Any, dst: str, manifest_bytes: bytes) -> bool:
     """True when ``dst`` holds exactly the manifest we wrote (the rename really was ours)."""
     try:
@@ -181,7 +142,7 @@ def _commit(fs: Any, base_path: str, tmp: str, manifest: Manifest, url: str) -> 
             fs.pipe_file(f"{tmp}/{MANIFEST_NAME}", data)
         dst = f"{base_path}/{number}"
         try:
-            _rename_no_replace(fs, tmp, dst)
+            store_rename_noreplace(fs, tmp, dst)
         except (OSError, RuntimeError) as exc:
             if not fs.exists(dst) or not fs.exists(tmp):
                 with translate_errors(url, f"renaming into version {number}"):
@@ -231,7 +192,7 @@ def publish(
     validate_url(base)
     model_name = validate_name(name, "model name") if name is not None else base_name(base)
     sizes, empty = check_local_model(local_dir)
-    sigs = local_signatures(local_dir) if signatures else {}
+    sigs = publish_signatures(local_dir) if signatures else {}
     fs, base_path = open_store(base, storage_options, filesystem)
     base_path = base_path.rstrip("/") or "/"
     with translate_errors(base, "creating base dir"):

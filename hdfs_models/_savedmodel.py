@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME, walk_local
-from hdfs_models.errors import InvalidModelError
+from hdfs_models.errors import InvalidModelError, ModelNotFoundError
 
 __all__ = [
     "SAVED_MODEL_PB",
@@ -151,10 +151,18 @@ def check_graph_file(local_dir: str, where: str | None = None) -> None:
 def check_local_model(local_dir: str) -> tuple[dict[str, int], tuple[str, ...]]:
     """Walk and check a local SavedModel dir (B3, B4, B10); return (sizes, empty dirs).
 
-    The sizes leave ``MANIFEST.json`` out. Raises :class:`InvalidModelError`
-    naming ``local_dir`` for a missing dir, a link, an incomplete tree or a
-    corrupt ``saved_model.pb``.
+    The sizes leave ``MANIFEST.json`` out. Raises :class:`ModelNotFoundError`
+    when nothing is at ``local_dir``, and :class:`InvalidModelError` naming it
+    for a file, a link, an incomplete tree or a corrupt ``saved_model.pb``.
+    The one SavedModel check of a local directory: publish, ``verify``, the
+    node cache before its commit, and the scorer's local models.
     """
+    if not os.path.lexists(local_dir):
+        raise ModelNotFoundError(f"model {local_dir} does not exist", path=local_dir, reason="not found")
+    if os.path.isfile(local_dir):
+        raise InvalidModelError(
+            f"model {local_dir} is a file, not a SavedModel directory", path=local_dir, reason="not a dir"
+        )
     sizes, empty = walk_local(local_dir)
     check_complete(sizes, local_dir)
     check_graph_file(local_dir)

@@ -12,22 +12,44 @@ dimension. Only ``saved_model.pb`` is parsed (the protobuf message, through
 TensorFlow's generated classes): variables are never read, so this is cheap
 even for large models. TensorFlow is imported inside the function, through
 :func:`import_tensorflow`, which every TensorFlow import of both packages uses.
+
+This module is the one home of signatures: reading them from a SavedModel
+(:func:`read_signatures`), from a model directory's ``MANIFEST.json`` else its
+``saved_model.pb`` (:func:`model_signatures`), from a pinned store version
+without downloading more than ``saved_model.pb`` (:func:`version_signatures`),
+for publish where TensorFlow may be missing (:func:`publish_signatures`), and
+rendering them like ``saved_model_cli show --all`` (:func:`format_signatures`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hdfs_models.errors import InvalidModelError, MissingExtraError
+from hdfs_models._manifest import MANIFEST_NAME
+from hdfs_models._savedmodel import SAVED_MODEL_PB, local_model_dir
+from hdfs_models._versions import PinnedVersion
+from hdfs_models.errors import HdfsModelsError, InvalidModelError, MissingExtraError
+from hdfs_models.store import open_store, translate_errors
 
-__all__ = ["import_tensorflow", "read_signatures"]
+__all__ = [
+    "format_signatures",
+    "import_tensorflow",
+    "model_signatures",
+    "publish_signatures",
+    "read_signatures",
+    "version_signatures",
+]
+
+log = logging.getLogger(__name__)
 
 _INTERNAL = "__saved_model_init_op"
 _import_lock = threading.Lock()
@@ -147,3 +169,86 @@ def _tensor_info(tf: Any, info: Any) -> dict[str, Any]:
     shape = info.tensor_shape
     dims = None if shape.unknown_rank else [int(d.size) for d in shape.dim]
     return {"dtype": tf.dtypes.as_dtype(info.dtype).name, "shape": dims}
+
+
+def model_signatures(local_dir: str) -> dict[str, Any]:
+    """Signatures of the model in ``local_dir``: its ``MANIFEST.json``'s when it lists any, else ``saved_model.pb``'s.
+
+    Returns ``{}`` for a SavedModel without serving signatures. Raises
+    :class:`InvalidModelError` naming the file for an unreadable manifest or
+    ``saved_model.pb``.
+    """
+    manifest = os.path.join(local_dir, MANIFEST_NAME)
+    if os.path.isfile(manifest):
+        with open(manifest, "rb") as fh:
+            try:
+                listed = json.loads(fh.read()).get("signatures")
+            except (ValueError, AttributeError) as exc:
+                raise InvalidModelError(
+                    f"{manifest} is not valid JSON: {exc}", path=manifest, reason="bad manifest"
+                ) from exc
+        if listed:
+            return dict(listed)
+    return read_signatures(local_dir)
+
+
+def version_signatures(pinned: PinnedVersion, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Signatures of a pinned version: from its manifest, else from its ``saved_model.pb`` alone.
+
+    A local version dir is read in place; from any other store only
+    ``saved_model.pb`` is copied (to a temp dir, removed afterwards), never
+    the variables.
+    """
+    if pinned.signatures:
+        return dict(pinned.signatures)
+    local = local_model_dir(pinned.url)
+    if local is not None:
+        return model_signatures(local)
+    fs, path = open_store(pinned.url, storage_options)
+    with tempfile.TemporaryDirectory(prefix="hdfs-models-signatures-") as tmp:
+        with translate_errors(pinned.url, f"reading {SAVED_MODEL_PB}"):
+            fs.get_file(f"{path.rstrip('/')}/{SAVED_MODEL_PB}", os.path.join(tmp, SAVED_MODEL_PB))
+        return read_signatures(tmp)
+
+
+def publish_signatures(local_dir: str) -> dict[str, Any]:
+    """What publish records: :func:`read_signatures`, or ``{}`` (logged) when TensorFlow is not importable."""
+    try:
+        return dict(read_signatures(local_dir))
+    except ImportError as exc:
+        log.info("publishing %s without signatures (TensorFlow not importable: %s)", local_dir, exc)
+        return {}
+    except HdfsModelsError:
+        raise
+    except Exception as exc:  # TensorFlow raises many types for an unreadable model
+        raise InvalidModelError(
+            f"{local_dir}: TensorFlow could not read the SavedModel's signatures: {exc}",
+            path=local_dir,
+            reason="unreadable SavedModel",
+        ) from exc
+
+
+def _shape_text(shape: list[int] | None) -> str:
+    if shape is None:
+        return "unknown rank"
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def format_signatures(signatures: Mapping[str, Any]) -> str:
+    """A signatures dict as text, laid out like ``saved_model_cli show --all``. Pure."""
+    if not signatures:
+        return "no serving signatures"
+    lines: list[str] = []
+    for name in sorted(signatures):
+        sig = signatures[name]
+        lines.append(f"signature_def['{name}']:")
+        for kind in ("inputs", "outputs"):
+            lines.append(f"  The given SavedModel SignatureDef contains the following {kind[:-1]}(s):")
+            for tensor, info in sorted(sig.get(kind, {}).items()):
+                lines += [
+                    f"    {kind}['{tensor}'] tensor_info:",
+                    f"        dtype: {info.get('dtype')}",
+                    f"        shape: {_shape_text(info.get('shape'))}",
+                ]
+        lines.append(f"  Method name is: {sig.get('method_name', '')}")
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ import os
 import stat
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "LocalTree",
@@ -31,6 +31,7 @@ __all__ = [
     "compare_tree",
     "fsync_dir",
     "rename_noreplace",
+    "store_rename_noreplace",
     "sha256_file",
     "walk_tree",
 ]
@@ -209,3 +210,29 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def store_rename_noreplace(fs: Any, src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst`` on an fsspec store, failing (FileExistsError or other) when ``dst`` exists.
+
+    Atomic and refusing an existing target on local disks (:func:`rename_noreplace`),
+    HDFS through hdfs-native and WebHDFS (``renameoptions=NONE``); other stores
+    get a check-then-move, best effort under concurrency. The one store rename
+    of the package (publish, the archive cache).
+    """
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        rename_noreplace(src, dst)  # FileExistsError on an existing version, even an empty one
+        return
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("webhdfs", "swebhdfs"):
+        # rename2 with options: refuses an existing target instead of moving into it.
+        fs._call("RENAME", method="put", path=src, destination=dst, renameoptions="NONE")
+        return
+    if protocol in ("hdfs", "viewfs"):
+        fs.mv(src, dst)  # hdfs-native: rename with overwrite=False
+        return
+    if fs.exists(dst):
+        raise FileExistsError(dst)
+    fs.mv(src, dst, recursive=True)

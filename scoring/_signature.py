@@ -15,7 +15,7 @@ from typing import Any
 
 from scoring.errors import SignatureError
 
-__all__ = ["NUMERIC_DTYPES", "Signature", "TensorSpec", "format_signatures", "parse_signature"]
+__all__ = ["NUMERIC_DTYPES", "Signature", "TensorSpec", "parse_signature"]
 
 # TensorFlow dtype names the scorer can feed from numeric Arrow data.
 NUMERIC_DTYPES = frozenset(
@@ -130,15 +130,3 @@ def _specs(raw: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
             )
         )
     return tuple(specs)
-
-
-def format_signatures(signatures: Mapping[str, Any]) -> str:
-    """Readable text of a signatures dict, like ``saved_model_cli show --all``."""
-    lines = []
-    for name in sorted(signatures):
-        sig = parse_signature(signatures, name, "signatures")
-        lines.append(f"signature {name!r} ({sig.method_name or 'no method'}):")
-        for title, specs in (("inputs", sig.inputs), ("outputs", sig.outputs)):
-            lines.append(f"  {title}:")
-            lines.extend(f"    {s.name}: {s.describe()}" for s in specs)
-    return "\n".join(lines)

@@ -14,21 +14,14 @@ and otherwise parsed from ``saved_model.pb`` (no variables are loaded).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol, Union, runtime_checkable
 
-from hdfs_models import (
-    MANIFEST_NAME,
-    InvalidModelError,
-    ModelNotFoundError,
-    PinnedVersion,
-    discard,
-    localize,
-    read_signatures,
-    resolve,
-)
+from hdfs_models._savedmodel import check_local_model
+from hdfs_models._signatures import model_signatures, version_signatures
+from hdfs_models._versions import PinnedVersion, resolve
+from hdfs_models.cache import discard, localize
 from scoring.errors import SignatureError
 
 __all__ = [
@@ -39,11 +32,9 @@ __all__ = [
     "Source",
     "SupportsLocalPath",
     "UrlSource",
-    "check_local_dir",
     "dir_version",
     "inspect_signatures",
     "model_source",
-    "read_local_signatures",
 ]
 
 
@@ -92,11 +83,11 @@ class LocalSource:
         return dir_version(self.path)
 
     def signatures(self) -> dict[str, Any]:
-        check_local_dir(self.path)
-        return read_local_signatures(self.path)
+        check_local_model(self.path)
+        return _some(model_signatures(self.path), self.path)
 
     def localize(self) -> Localized:
-        check_local_dir(self.path)
+        check_local_model(self.path)
         stat = os.stat(os.path.join(self.path, "saved_model.pb"))
         key = f"{os.path.realpath(self.path)}@{stat.st_mtime_ns}:{stat.st_size}"
         return Localized(self.path, dir_version(self.path), key)
@@ -121,10 +112,9 @@ class UrlSource:
         return None if self.pinned is None else int(self.pinned.version)
 
     def signatures(self) -> dict[str, Any]:
-        if self.pinned is not None and self.pinned.signatures:
-            return dict(self.pinned.signatures)
-        with localize(self.url, pinned=self.pinned) as local:  # the driver reads and lets go (C9)
-            return read_local_signatures(local.path)
+        """From the pinned manifest, else from the version's ``saved_model.pb`` alone (no variables)."""
+        pinned = self.pinned if self.pinned is not None else resolve(self.url)
+        return _some(version_signatures(pinned), pinned.url)
 
     def localize(self) -> Localized:
         local = localize(self.url, pinned=self.pinned)
@@ -155,7 +145,8 @@ class HandleSource:
             sigs = getattr(owner, "signatures", None)
             if sigs:
                 return dict(sigs)
-        return read_local_signatures(self.handle.local_path())
+        path = self.handle.local_path()
+        return _some(model_signatures(path), path)
 
     def localize(self) -> Localized:
         path = self.handle.local_path()
@@ -188,38 +179,11 @@ def model_source(model: ModelRef) -> Source:
     return UrlSource(model, resolve(model))
 
 
-def check_local_dir(path: str) -> None:
-    """ModelNotFoundError / InvalidModelError naming ``path`` before TensorFlow is touched."""
-    if not os.path.exists(path):
-        raise ModelNotFoundError(f"model {path} does not exist", path=path, reason="not found")
-    if not os.path.isdir(path):
-        raise InvalidModelError(f"model {path} is a file, not a SavedModel directory", path=path, reason="not a dir")
-    for required in ("saved_model.pb", "variables"):
-        if not os.path.exists(os.path.join(path, required)):
-            raise InvalidModelError(
-                f"model {path} has no {required}: not a SavedModel directory",
-                path=path,
-                reason=f"missing {required}",
-            )
-
-
-def read_local_signatures(local_dir: str) -> dict[str, Any]:
-    """From ``local_dir/MANIFEST.json`` when it lists signatures, else from saved_model.pb."""
-    manifest = os.path.join(local_dir, MANIFEST_NAME)
-    if os.path.isfile(manifest):
-        with open(manifest, "rb") as f:
-            try:
-                sigs = json.loads(f.read()).get("signatures")
-            except (ValueError, AttributeError) as exc:
-                raise SignatureError(
-                    f"{manifest} is not valid JSON: {exc}", path=manifest, reason="bad manifest"
-                ) from exc
-        if sigs:
-            return dict(sigs)
-    sigs = read_signatures(local_dir)
-    if not sigs:
-        raise SignatureError(f"{local_dir} holds no serving signature", path=local_dir, reason="no signatures")
-    return sigs
+def _some(signatures: dict[str, Any], where: str) -> dict[str, Any]:
+    """``signatures``, or SignatureError naming ``where`` when the model has none."""
+    if not signatures:
+        raise SignatureError(f"{where} holds no serving signature", path=where, reason="no signatures")
+    return signatures
 
 
 def inspect_signatures(model: ModelRef) -> dict[str, Any]:

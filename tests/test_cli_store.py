@@ -10,8 +10,7 @@ import uuid
 import fsspec
 import pytest
 
-import hdfs_models._publish as publish_mod
-import hdfs_models.cli._store as cli_store
+import hdfs_models._signatures as signatures_mod
 from hdfs_models import cli, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.testing import write_fake_model
@@ -27,15 +26,14 @@ SIGS = {
 
 @pytest.fixture
 def fake_signatures(monkeypatch):
-    """A stand-in for read_signatures (no TensorFlow) where publish and inspect call it; records the dirs read."""
+    """A stand-in for read_signatures (no TensorFlow) in the one module that reads signatures; records the dirs read."""
     fake = types.SimpleNamespace(seen=[])
 
     def read_signatures(local_dir):
         fake.seen.append(sorted(os.listdir(local_dir)))
         return SIGS
 
-    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
-    monkeypatch.setattr(cli_store, "read_signatures", read_signatures)
+    monkeypatch.setattr(signatures_mod, "read_signatures", read_signatures)  # the one reader
     return fake
 
 

@@ -13,6 +13,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 import hdfs_models._publish as publish_mod
+import hdfs_models._signatures as signatures_mod
 from hdfs_models import list_versions, publish, resolve
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models.errors import InvalidModelError, PublishError, StoreError, StorePermissionError, UnsafeNameError
@@ -156,7 +157,7 @@ def test_rename_failure_without_a_clash_is_reported(model, tmp_path, monkeypatch
     def broken(fs, src, dst):
         raise OSError(5, "I/O error on rename")
 
-    monkeypatch.setattr(publish_mod, "_rename_no_replace", broken)
+    monkeypatch.setattr(publish_mod, "store_rename_noreplace", broken)
     with pytest.raises(StoreError, match="renaming into version 1: .*I/O error on rename"):
         publish(model, str(tmp_path / "m"), signatures=False)
     assert os.listdir(tmp_path / "m") == []
@@ -164,7 +165,7 @@ def test_rename_failure_without_a_clash_is_reported(model, tmp_path, monkeypatch
 
 def test_clash_that_never_ends_gives_publish_error(model, tmp_path, monkeypatch):
     monkeypatch.setattr(publish_mod, "_MAX_ATTEMPTS", 3)
-    monkeypatch.setattr(publish_mod, "_rename_no_replace", _always_taken)
+    monkeypatch.setattr(publish_mod, "store_rename_noreplace", _always_taken)
     with pytest.raises(PublishError, match="no free version number after 3 tries"):
         publish(model, str(tmp_path / "m"), signatures=False)
     assert sorted(os.listdir(tmp_path / "m")) == ["1", "2", "3"]  # temp dir removed
@@ -218,8 +219,8 @@ def test_missing_signature_reader_publishes_without_signatures(model, tmp_path, 
     def read_signatures(local_dir):
         raise ImportError("reading signatures needs TensorFlow: pip install 'hdfs-models[tf]'")
 
-    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
-    with caplog.at_level(logging.INFO, logger="hdfs_models._publish"):
+    monkeypatch.setattr(signatures_mod, "read_signatures", read_signatures)
+    with caplog.at_level(logging.INFO, logger="hdfs_models._signatures"):
         pinned = publish(model, str(tmp_path / "m"))
     assert pinned.signatures == {}
     assert "without signatures" in caplog.text
@@ -229,7 +230,7 @@ def test_unreadable_signatures_refuse_the_model(model, tmp_path, monkeypatch):
     def read_signatures(local_dir):
         raise RuntimeError("Op type not registered 'MyCustomOp'")
 
-    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
+    monkeypatch.setattr(signatures_mod, "read_signatures", read_signatures)
     with pytest.raises(InvalidModelError, match="could not read the SavedModel's signatures: Op type not registered"):
         publish(model, str(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
@@ -312,7 +313,7 @@ def test_incomplete_model_is_refused_before_tensorflow_is_touched(model, tmp_pat
     def read_signatures(local_dir):
         raise AssertionError("TensorFlow was touched")
 
-    monkeypatch.setattr(publish_mod, "read_signatures", read_signatures)
+    monkeypatch.setattr(signatures_mod, "read_signatures", read_signatures)
     os.remove(os.path.join(model, "variables", "variables.index"))
     with pytest.raises(InvalidModelError, match="missing variables/variables.index"):
         publish(model, str(tmp_path / "m"))

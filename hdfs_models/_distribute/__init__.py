@@ -37,7 +37,7 @@ from typing import Any
 from hdfs_models._distribute._handle import ModelHandle, link_or_copy, reset_verified
 from hdfs_models._names import sanitize_name
 from hdfs_models._runtime import require_spark
-from hdfs_models._tree import walk_tree
+from hdfs_models._tree import store_rename_noreplace, walk_tree
 from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.archive import pack
 from hdfs_models.errors import DistributionError
@@ -227,8 +227,9 @@ def ensure_archive(pinned: PinnedVersion, storage_options: Mapping[str, Any] | N
 
 
 def _rename_or_reuse(fs: Any, tmp_path: str, path: str, target: str) -> None:
+    """Move the uploaded archive into place without replacing one another job put there first."""
     try:
-        fs.mv(tmp_path, path)
+        store_rename_noreplace(fs, tmp_path, path)
     except Exception:
         if not fs.exists(path):
             raise

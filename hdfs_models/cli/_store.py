@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME, Manifest, walk_local
 from hdfs_models._publish import publish
-from hdfs_models._savedmodel import SAVED_MODEL_PB, check_local_model, local_model_dir
-from hdfs_models._signatures import read_signatures
+from hdfs_models._savedmodel import check_local_model, local_model_dir
+from hdfs_models._signatures import format_signatures, version_signatures
 from hdfs_models._tree import compare_tree, sha256_file
 from hdfs_models._versions import PinnedVersion, list_tree, list_versions, resolve
 from hdfs_models.cli._frame import add_command, add_store_options, progress_bar, storage_options
@@ -249,44 +248,12 @@ def _render_verify(result: dict[str, Any]) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> dict[str, Any]:
-    options = storage_options(args)
-    pinned = resolve(args.target, args.version, storage_options=options)
-    if pinned.signatures:
-        return {"url": pinned.url, "version": pinned.version, "source": "manifest", "signatures": pinned.signatures}
-    if local_model_dir(pinned.url) is not None:
-        return {
-            "url": pinned.url,
-            "version": pinned.version,
-            "source": "saved_model.pb",
-            "signatures": read_signatures(pinned.url),
-        }
-    fs, path = open_store(pinned.url, options)
-    with tempfile.TemporaryDirectory(prefix="hdfs-models-inspect-") as tmp:
-        with translate_errors(pinned.url, "reading saved_model.pb"):
-            fs.get_file(f"{path.rstrip('/')}/{SAVED_MODEL_PB}", os.path.join(tmp, SAVED_MODEL_PB))
-        signatures = read_signatures(tmp)
-    return {"url": pinned.url, "version": pinned.version, "source": "saved_model.pb", "signatures": signatures}
-
-
-def _shape(shape: list[int] | None) -> str:
-    if shape is None:
-        return "unknown rank"
-    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    pinned = resolve(args.target, args.version, storage_options=storage_options(args))
+    source = "manifest" if pinned.signatures else "saved_model.pb"
+    signatures = version_signatures(pinned, storage_options(args))
+    return {"url": pinned.url, "version": pinned.version, "source": source, "signatures": signatures}
 
 
 def _render_inspect(result: dict[str, Any]) -> str:
-    lines = [f"{result['url']} (version {result['version']}, signatures from {result['source']})"]
-    if not result["signatures"]:
-        lines.append("no serving signatures")
-    for name, sig in result["signatures"].items():
-        lines.append(f"\nsignature_def['{name}']:")
-        for kind in ("inputs", "outputs"):
-            lines.append(f"  The given SavedModel SignatureDef contains the following {kind[:-1]}(s):")
-            for tensor, info in sig.get(kind, {}).items():
-                lines += [
-                    f"    {kind}['{tensor}'] tensor_info:",
-                    f"        dtype: {info.get('dtype')}",
-                    f"        shape: {_shape(info.get('shape'))}",
-                ]
-        lines.append(f"  Method name is: {sig.get('method_name', '')}")
-    return "\n".join(lines)
+    head = f"{result['url']} (version {result['version']}, signatures from {result['source']})"
+    return f"{head}\n\n{format_signatures(result['signatures'])}"

@@ -97,15 +97,10 @@ class MiniDFS(KerberosMixin):
     ) -> None:
         self.hadoop_version = resolve_hadoop_version(hadoop_version)
         self.datanodes_count = datanodes
-        self.replication = replication
-        self.block_size = block_size
-        self.permissions = permissions
-        self.ha = ha
-        self.startup_timeout = startup_timeout
-        self.command_timeout = command_timeout
+        self.replication, self.block_size, self.permissions, self.ha = replication, block_size, permissions, ha
+        self.startup_timeout, self.command_timeout = startup_timeout, command_timeout
         self.java_opts = java_opts
-        self.kerberized = kerberos
-        self.protection = protection
+        self.kerberized, self.protection = kerberos, protection
         self.users = tuple(users)
         self.yarn_nodemanagers = yarn_nodemanagers
         self._own_base = base_dir is None
