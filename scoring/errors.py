@@ -3,7 +3,7 @@
 Every error names the column, signature or path involved and the reason, and
 pickles (errors raised on executors reach the driver)::
 
-    ScoringError(hdfs_models.errors.DetailedError(Exception))
+    ScoringError(hdfs_models.HdfsModelsError)   one error tree: ``except HdfsModelsError`` catches both
     ├── SignatureError(LookupError)           signature / input / output not found in the model
     ├── SignatureMismatchError(ValueError)    DataFrame columns do not fit the signature
     │   ├── ShapeMismatchError                 a row has the wrong number of values
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hdfs_models.errors import DetailedError
+from hdfs_models.errors import HdfsModelsError
 
 __all__ = [
     "ColumnTypeError",
@@ -35,21 +35,20 @@ __all__ = [
 ]
 
 
-class ScoringError(DetailedError):
+class ScoringError(HdfsModelsError):
     """Base class of every error raised by :mod:`scoring`.
 
-    Attributes (``None`` when they do not apply): ``message``, ``column``,
-    ``path`` (model path or URL, or the job's table or path), ``reason`` (a
+    An :class:`hdfs_models.HdfsModelsError`. Attributes (``None`` when they do
+    not apply): ``message``, ``column``, ``url`` (a model URL), ``path``
+    (model path or URL, or the job's table or path), ``reason`` (a
     short cause), ``signature`` (signature name), ``row`` (position counted
     from the start of the partition or batch), ``expected`` and ``got`` (what
     the signature wants and what the data holds), and ``details`` (any further
     keyword arguments).
     """
 
-    _fields = ("column", "path", "reason", "signature", "row", "expected", "got")
+    _fields = ("url", "path", "reason", "column", "signature", "row", "expected", "got")
     column: str | None
-    path: str | None
-    reason: str | None
     signature: str | None
     row: int | None
     expected: int | str | None
@@ -60,6 +59,7 @@ class ScoringError(DetailedError):
         message: str,
         *,
         column: str | None = None,
+        url: str | None = None,
         path: str | None = None,
         reason: str | None = None,
         signature: str | None = None,
@@ -69,7 +69,7 @@ class ScoringError(DetailedError):
         **details: Any,
     ) -> None:
         super().__init__(
-            message, column=column, path=path, reason=reason, signature=signature, row=row,
+            message, url=url, path=path, reason=reason, column=column, signature=signature, row=row,
             expected=expected, got=got, **details,
         )  # fmt: skip
 

@@ -59,3 +59,20 @@ def test_declared_error_fields_read_none_when_not_given():
     assert issubclass(hdfs_models.MissingExtraError, ImportError)
     assert not issubclass(hdfs_models.MissingExtraError, ValueError)
     assert issubclass(hdfs_models.ExtraFilesWarning, hdfs_models.HdfsModelsWarning)
+
+
+def test_one_error_tree_scoring_errors_are_hdfs_models_errors():
+    import pickle
+
+    assert issubclass(scoring.ScoringError, hdfs_models.HdfsModelsError)
+    err = scoring.SignatureError("no input 'x'", url="hdfs://nn/m/1", column="x", reason="no such input")
+    back = pickle.loads(pickle.dumps(err))
+    assert (type(back), back.url, back.column, back.reason, back.path) == (
+        scoring.SignatureError,
+        "hdfs://nn/m/1",
+        "x",
+        "no such input",
+        None,
+    )
+    with pytest.raises(hdfs_models.HdfsModelsError, match="not numeric"):
+        raise scoring.ColumnTypeError("column f is not numeric", column="f")
