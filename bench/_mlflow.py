@@ -65,7 +65,7 @@ def extra_contenders(no_bf16: bool, no_mlflow: bool) -> tuple[tuple[str, ...], d
     """(scorer_bf16 and mlflow where they can run here, {left-out contender: why})."""
     import importlib.util
 
-    from scoring._precision import read_cpu
+    from hdfs_models._runtime import read_cpu
 
     extra, notes = [], {}
     cpu = read_cpu()

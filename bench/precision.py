@@ -7,7 +7,7 @@ that way, then runs :func:`scoring.compare_precision` (the helper behind
 agreement and the largest probability difference, and over the 1,000 held-out
 digits with their labels for each precision's accuracy.
 
-Targets (BENCHMARKS.md "Reduced precision"): agreement >= 99.8%, held-out
+Targets (bench/README.md "Reduced precision"): agreement >= 99.8%, held-out
 accuracy within 0.3 points of float32.
 
     python bench/precision.py [--model DIR] [--epochs 8] [--quick]

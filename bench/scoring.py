@@ -1,4 +1,4 @@
-"""Scoring benchmark (BENCHMARKS.md "Scoring"): one run, same input and cores.
+"""Scoring benchmark (bench/README.md "Scoring"): one run, same input and cores.
 
 For each model (``cnn``, ``mlp`` — see ``bench/_models.py``) and a Parquet
 input of ``id`` + ``features`` array<float>[784] (MNIST digits tiled):
@@ -160,7 +160,7 @@ def raw_tf(
     x = column.flatten().to_numpy().reshape(-1, 784)
     read_s = time.perf_counter() - start
     start = time.perf_counter()
-    from scoring._precision import with_precision
+    from scoring._device import with_precision
 
     fn = with_precision(tf.saved_model.load(model_dir).signatures["serving_default"], precision)
     load_s = time.perf_counter() - start
@@ -347,7 +347,7 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     return result
 
 
-# BENCHMARKS.md: scorer/row_udf is reported only; the binary contenders have no targets of their own.
+# bench/README.md: scorer/row_udf is reported only; the binary contenders have no targets of their own.
 TARGETS = {
     "cnn": {
         "scorer/min(raw,data_path)": 0.95,

@@ -114,7 +114,7 @@ class HdfsModelsError(DetailedError):
     error it raises, with ``local_path``).
     """
 
-    _fields = ("url", "path", "reason")
+    _fields: tuple[str, ...] = ("url", "path", "reason")
     url: str | None
     path: str | None
     reason: str | None

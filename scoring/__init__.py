@@ -6,10 +6,10 @@ Importing this package imports neither TensorFlow, pyspark nor pyarrow.
 
 from __future__ import annotations
 
-from scoring._compare import PrecisionReport, compare_precision
-from scoring._pack import pack_tensors
-from scoring._scorer import Scorer
 from hdfs_models._signatures import format_signatures
+from scoring._arrow import pack_tensors
+from scoring._faces import PrecisionReport, compare_precision
+from scoring._scorer import Scorer
 from scoring._signature import Signature, TensorSpec
 from scoring._source import inspect_signatures
 from scoring.errors import (

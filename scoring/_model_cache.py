@@ -15,7 +15,7 @@ per worker and reused, not once per task or per partition. This relies on:
 
 Entries are keyed by :attr:`Localized.key` (digest + local path, or path +
 mtime for plain directories), the signature, the precision the worker runs
-(:mod:`scoring._precision`) and the device (:mod:`scoring._gpu`): a worker
+(:mod:`scoring._device`) and the device (:mod:`scoring._device`): a worker
 may hold one model as float32 and bfloat16, or on two GPUs. A new key is loaded before the least recently
 used entry is dropped, so a version switch never leaves a worker without a
 model. When the last model loaded from a node-cache entry is dropped, the
@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hdfs_models import import_tensorflow, release
-from scoring._gpu import CPU, Placement
-from scoring._precision import with_precision
+from scoring._device import CPU, Placement, with_precision
 from scoring.errors import ModelLoadError, SignatureError
 
 __all__ = ["LoadedModel", "cache_info", "clear", "get_model", "load_count"]

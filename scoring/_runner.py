@@ -5,37 +5,49 @@ on the executor it localizes the model, takes it from the
 per-worker cache, converts input columns with :mod:`scoring._arrow`, calls
 the signature's concrete function in chunks of ``batch_size`` rows, and
 builds the output Arrow arrays straight from numpy.
+
+Read the next input batch on a background thread while TensorFlow computes.
+
+In a mapInArrow task the Python worker alternates: read a batch from the JVM,
+compute, write the result. Without read-ahead the JVM blocks on a full socket
+while TensorFlow runs, and TensorFlow waits while the JVM decodes the next
+batch, so each side idles part of the time. One thread reading ``depth``
+batches ahead overlaps the two (TensorFlow and Arrow IPC reads release the
+GIL). Exceptions from the source are re-raised in the consumer, in order.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from hdfs_models import cache_stats
 from scoring._arrow import column_to_tensor
-from scoring._gpu import bind_task
+from scoring._device import bind_task, resolve_precision
 from scoring._metrics import TaskRecorder, task_key
 from scoring._model_cache import LoadedModel, cache_info, get_model
 from scoring._plan import ColumnType, OutputColumn, Plan, Request
-from scoring._precision import resolve_precision
-from scoring._prefetch import prefetch
 from scoring._source import Source
 from scoring.errors import ColumnTypeError, ModelLoadError
 
-__all__ = ["Runner", "arrow_type", "spark_data_type", "spark_type"]
+__all__ = ["Runner", "arrow_type", "prefetch", "spark_data_type", "spark_type"]
 
 log = logging.getLogger(__name__)
+
 
 _SPARK_TYPES = {
     "float16": "float", "bfloat16": "float", "float32": "float", "float64": "double",
     "int8": "byte", "int16": "short", "int32": "int", "int64": "long",
     "uint8": "short", "uint16": "int", "uint32": "long", "bool": "boolean",
 }  # fmt: skip
+
+
 _NUMPY_OUT = {"float": "float32", "double": "float64", "byte": "int8", "short": "int16",
               "int": "int32", "long": "int64", "boolean": "bool"}  # fmt: skip
 
@@ -248,3 +260,56 @@ def _to_arrow(out: OutputColumn, values: np.ndarray, n: int) -> Any:
     dtype = np.dtype(target.value_type.to_pandas_dtype())
     offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, pa.array(flat.reshape(-1).astype(dtype, copy=False)), type=target)
+
+
+T = TypeVar("T")
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(source: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Yield the items of ``source``, reading up to ``depth`` items ahead on a thread.
+
+    ``depth`` < 1 disables read-ahead. When the consumer stops early, the
+    reader stops after at most ``depth + 1`` further items.
+    """
+    if depth < 1:
+        yield from source
+        return
+    items: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put(_Failure(exc))
+
+    reader = threading.Thread(target=read, name="scoring-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join(timeout=5)

@@ -25,6 +25,8 @@ from dataclasses import replace
 from typing import Any
 
 from hdfs_models._runtime import require_spark
+from scoring._device import check_precision
+from scoring._faces import make_udf, score_rows
 from scoring._metrics import MetricsParam, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
 from scoring._plan import (
@@ -36,12 +38,9 @@ from scoring._plan import (
     describe_spark_field,
     select_output,
 )
-from scoring._precision import check_precision
-from scoring._rows import score_rows
 from scoring._runner import Runner, spark_data_type
 from scoring._signature import Signature, parse_signature
 from scoring._source import ModelRef, model_source
-from scoring._udf import make_udf
 
 __all__ = ["Scorer"]
 
@@ -65,9 +64,9 @@ class Scorer:
     while TensorFlow computes (0: none). ``precision``: ``"float32"``,
     ``"bfloat16"`` (oneDNN auto mixed precision; a PrecisionError on an
     executor whose CPU lacks AVX512-BF16/AMX) or ``"auto"`` (bfloat16 where the
-    CPU has it); decided on each executor (:mod:`scoring._precision`). When
+    CPU has it); decided on each executor (:mod:`scoring._device`). When
     Spark assigns tasks GPUs, each worker runs on its task's GPU
-    (:mod:`scoring._gpu`). The signature is read once, here, on the driver.
+    (:mod:`scoring._device`). The signature is read once, here, on the driver.
     """
 
     def __init__(

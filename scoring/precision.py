@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scoring._arrow import column_to_tensor
-from scoring._compare import compare_precision
+from scoring._faces import compare_precision
 from scoring._signature import parse_signature
 from scoring._source import model_source
 from scoring.job import one_line, parse_features
@@ -60,7 +60,7 @@ def _sample(args: argparse.Namespace, spec_of: Any) -> tuple[dict[str, Any], Any
 
 
 def run(args: argparse.Namespace) -> Any:
-    """Compare and return the :class:`~scoring._compare.PrecisionReport`."""
+    """Compare and return the :class:`~scoring._faces.PrecisionReport`."""
     source = model_source(args.model)
     sig = parse_signature(source.signatures(), args.signature, source.describe())
 

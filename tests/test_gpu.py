@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from scoring import GpuAssignmentError
-from scoring._gpu import CPU, Choice, bind_task, choose, physical_gpus, reset, task_gpu_addresses
+from scoring._device import CPU, Choice, bind_task, choose, physical_gpus, reset, task_gpu_addresses
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +97,7 @@ def test_a_two_gpu_task_then_tasks_on_either_gpu():
 def test_a_reused_worker_asked_for_another_gpu_stays_on_its_own_and_says_so_once(caplog):
     env: dict[str, str] = {}
     bind_task(task("0"), env, tf_gpu_count=lambda: 1)
-    with caplog.at_level(logging.WARNING, logger="scoring._gpu"):
+    with caplog.at_level(logging.WARNING, logger="scoring._device"):
         for _ in range(3):
             placement = bind_task(task("1"), env, tf_gpu_count=lambda: 1)
     assert env["CUDA_VISIBLE_DEVICES"] == "0"
@@ -108,7 +108,7 @@ def test_a_reused_worker_asked_for_another_gpu_stays_on_its_own_and_says_so_once
 
 def test_gpu_task_with_tensorflow_seeing_no_gpu_runs_on_cpu(caplog):
     env: dict[str, str] = {}
-    with caplog.at_level(logging.WARNING, logger="scoring._gpu"):
+    with caplog.at_level(logging.WARNING, logger="scoring._device"):
         assert bind_task(task("0"), env, tf_gpu_count=lambda: 0) is CPU
         assert bind_task(task("0"), env, tf_gpu_count=lambda: 0) is CPU
     assert env["CUDA_VISIBLE_DEVICES"] == "0"  # bound anyway: a CUDA build would see only that GPU

@@ -144,7 +144,7 @@ def test_scoring_dependencies_point_one_way():
     the core (hdfs_models without its commands) never imports scoring. scoring may use
     hdfs_models internals: one distribution, released together (DESIGN.md, layers)."""
     graph = _graph("scoring")
-    for face in ("scoring._rows", "scoring._udf", "scoring._runner"):
+    for face in ("scoring._faces", "scoring._runner"):
         assert graph[face] and "scoring._scorer" not in graph[face], face
     assert graph["scoring._signature"] <= {"scoring.errors"}
     upward = [

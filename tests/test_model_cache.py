@@ -129,7 +129,7 @@ def test_corrupt_cached_entry_is_discarded_and_fetched_again_l2(model, tmp_path,
 def test_precision_and_device_are_part_of_the_key(model):
     import numpy as np
 
-    from scoring._gpu import Placement
+    from scoring._device import Placement
 
     plain = cache.get_model("k", model, "serving_default", capacity=3)
     low = cache.get_model("k", model, "serving_default", precision="bfloat16", capacity=3)

@@ -5,9 +5,10 @@ import logging
 import numpy as np
 import pytest
 
+from hdfs_models._runtime import CpuInfo, read_cpu
 from hdfs_models.testing.pytest_plugin import require_module
 from scoring import PrecisionError
-from scoring._precision import CpuInfo, check_precision, read_cpu, resolve_precision, with_precision
+from scoring._device import check_precision, resolve_precision, with_precision
 
 SAPPHIRE = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -81,11 +82,11 @@ def test_bfloat16_needs_onednn_and_a_cpu_device():
 
 
 def test_auto_falls_back_to_float32_and_says_so_once(caplog, monkeypatch):
-    monkeypatch.setattr("scoring._precision._said_auto", [])
-    with caplog.at_level(logging.WARNING, logger="scoring._precision"):
+    monkeypatch.setattr("scoring._device._said_auto", [])
+    with caplog.at_level(logging.WARNING, logger="scoring._device"):
         for _ in range(3):
             assert resolve_precision("auto", cpu=PLAIN_CPU, env={}) == "float32"
-    lines = [r.getMessage() for r in caplog.records if r.name == "scoring._precision"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "scoring._device"]
     assert len(lines) == 1, lines
     assert "precision='auto' runs float32" in lines[0] and "Gold 6148" in lines[0]
 

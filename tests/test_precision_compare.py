@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from hdfs_models._runtime import CpuInfo, read_cpu
 from hdfs_models.testing.pytest_plugin import require_module
 from scoring import PrecisionError, SignatureError
-from scoring._precision import CpuInfo, read_cpu
 
 require_module("tensorflow", "tf")
 pa = require_module("pyarrow", "arrow")
@@ -35,11 +35,11 @@ def sample():
 
 @pytest.fixture
 def plain_cpu(monkeypatch):
-    monkeypatch.setattr("scoring._precision.this_cpu", lambda: PLAIN)
+    monkeypatch.setattr("scoring._device.this_cpu", lambda: PLAIN)
 
 
 def test_auto_on_a_plain_cpu_compares_float32_with_itself(dense, sample, plain_cpu):
-    from scoring._compare import compare_precision
+    from scoring._faces import compare_precision
     from scoring.testing import predict_in_process
 
     x, labels = sample
@@ -52,7 +52,7 @@ def test_auto_on_a_plain_cpu_compares_float32_with_itself(dense, sample, plain_c
 
 
 def test_bfloat16_on_a_plain_cpu_is_a_precision_error(dense, sample, plain_cpu):
-    from scoring._compare import compare_precision
+    from scoring._faces import compare_precision
 
     with pytest.raises(PrecisionError, match="Plain CPU 9000"):
         compare_precision(dense, sample[0], precision="bfloat16")
@@ -60,7 +60,7 @@ def test_bfloat16_on_a_plain_cpu_is_a_precision_error(dense, sample, plain_cpu):
 
 @needs_bf16
 def test_bfloat16_report(dense, sample):
-    from scoring._compare import compare_precision
+    from scoring._faces import compare_precision
     from scoring.testing import predict_in_process
 
     x, labels = sample
@@ -74,7 +74,7 @@ def test_bfloat16_report(dense, sample):
 
 
 def test_several_outputs_need_a_name_and_labels_must_match(tmp_path):
-    from scoring._compare import compare_precision
+    from scoring._faces import compare_precision
     from scoring.testing import save_multi
 
     multi = save_multi(str(tmp_path / "1"))

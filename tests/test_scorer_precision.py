@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from hdfs_models._runtime import CpuInfo, read_cpu
 from hdfs_models.testing.pytest_plugin import require_module
 from scoring import PrecisionError, Scorer
 from scoring import _model_cache as cache
-from scoring._precision import CpuInfo, read_cpu
 
 require_module("tensorflow", "tf")
 pa = require_module("pyarrow", "arrow")
@@ -49,7 +49,7 @@ def test_unknown_precision_fails_on_the_driver(model):
 
 
 def test_bfloat16_on_a_worker_without_it_is_a_precision_error(model, batch, monkeypatch):
-    monkeypatch.setattr("scoring._precision.this_cpu", lambda: PLAIN)
+    monkeypatch.setattr("scoring._device.this_cpu", lambda: PLAIN)
     scorer = Scorer(model, keep_cols=["id"], returns="probabilities", precision="bfloat16")
     with pytest.raises(PrecisionError, match=r"Plain CPU 9000\) has neither avx512_bf16 nor amx_bf16"):
         _scores(scorer, batch[1])
@@ -59,7 +59,7 @@ def test_bfloat16_on_a_worker_without_it_is_a_precision_error(model, batch, monk
 def test_auto_on_a_worker_without_it_scores_float32(model, batch, monkeypatch):
     from scoring.testing import predict_in_process
 
-    monkeypatch.setattr("scoring._precision.this_cpu", lambda: PLAIN)
+    monkeypatch.setattr("scoring._device.this_cpu", lambda: PLAIN)
     x, b = batch
     got = _scores(Scorer(model, keep_cols=["id"], returns="probabilities", precision="auto"), b)
     np.testing.assert_array_equal(got, predict_in_process(model, features=x)["probabilities"])

@@ -1,11 +1,11 @@
-"""Read-ahead of input batches (scoring._prefetch): order, errors, early stop."""
+"""Read-ahead of input batches (scoring._runner): order, errors, early stop."""
 
 import threading
 import time
 
 import pytest
 
-from scoring._prefetch import prefetch
+from scoring._runner import prefetch
 
 
 @pytest.mark.parametrize("depth", [0, 1, 3])

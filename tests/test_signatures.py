@@ -82,7 +82,9 @@ def test_dir_without_saved_model_pb_or_variables(models, tmp_path):
         inspect_signatures(str(tmp_path))
     copy = shutil.copytree(models["dense"], tmp_path / "novars")
     shutil.rmtree(copy / "variables")
-    with pytest.raises(InvalidModelError, match=r"novars: not a complete SavedModel: missing variables/variables.index"):
+    with pytest.raises(
+        InvalidModelError, match=r"novars: not a complete SavedModel: missing variables/variables.index"
+    ):
         inspect_signatures(str(copy))
 
 
