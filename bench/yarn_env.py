@@ -67,7 +67,7 @@ def run_job(cluster: Any, scratch: str, archive: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from hdfs_models import publish
-    from scoring.testing import predict_in_process, save_dense, write_features
+    from hdfs_models.testing import predict_in_process, save_dense, write_features
 
     model = save_dense(os.path.join(scratch, "model"), n_in=12, seed=3)
     base = f"{cluster.url}/models/bench-env/dense"

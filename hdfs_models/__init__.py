@@ -9,8 +9,7 @@ from __future__ import annotations
 from hdfs_models._distribute import ModelHandle, distribute
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest
 from hdfs_models._publish import publish
-from hdfs_models._runtime import BFLOAT16_FLAGS, CpuInfo, read_cpu
-from hdfs_models._signatures import import_tensorflow, read_signatures
+from hdfs_models._signatures import read_signatures
 from hdfs_models._version import __version__
 from hdfs_models._versions import PinnedVersion, list_versions, resolve
 from hdfs_models.archive import pack, unpack
@@ -49,11 +48,9 @@ from hdfs_models.errors import (
 from hdfs_models.store import open_store
 
 __all__ = [
-    "BFLOAT16_FLAGS",
     "CacheError",
     "CacheOptions",
     "CacheStats",
-    "CpuInfo",
     "DistributionError",
     "ExtraFilesWarning",
     "FileEntry",
@@ -83,13 +80,11 @@ __all__ = [
     "discard",
     "distribute",
     "evict",
-    "import_tensorflow",
     "list_versions",
     "localize",
     "open_store",
     "pack",
     "publish",
-    "read_cpu",
     "read_signatures",
     "release",
     "resolve",

@@ -33,7 +33,7 @@ N_IN, ROWS = 12, 64
 def model_dirs(tmp_path_factory):
     """Two different tiny TF models saved locally (seeds 1 and 7)."""
     require_module("tensorflow", "tf")
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     root = tmp_path_factory.mktemp("saved")
     return [save_dense(str(root / f"seed{s}"), n_in=N_IN, seed=s) for s in (1, 7)]
@@ -64,7 +64,7 @@ def score(spark, model):
 def expected(model_dir):
     import numpy as np
 
-    from scoring.testing import predict_in_process
+    from hdfs_models.testing import predict_in_process
 
     x = np.array([[float((i * 7 + j) % 11) / 10.0 for j in range(N_IN)] for i in range(ROWS)], dtype="float32")
     return predict_in_process(model_dir, features=x)["probabilities"]

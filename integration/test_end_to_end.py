@@ -137,7 +137,7 @@ def _wait_for_rows(spark, path: str, rows: int, timeout: float = 180.0) -> None:
 
 
 class _SwitchSeen(logging.Handler):
-    """Sets ``event`` when the watching job's driver switches to ``version`` (scoring._watch logs it)."""
+    """Sets ``event`` when the watching job's driver switches to ``version`` (hdfs_models.cli._watch logs it)."""
 
     def __init__(self, version: int) -> None:
         super().__init__(logging.INFO)
@@ -156,8 +156,8 @@ def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
     import pandas as pd
 
     from hdfs_models import publish
+    from hdfs_models.testing import predict_in_process, save_dense
     from scoring.job import run
-    from scoring.testing import predict_in_process, save_dense
 
     spark = spark_cluster
     models = {
@@ -177,7 +177,7 @@ def test_hot_update_to_a_different_model_h6(spark_cluster, minidfs, tmp_path):
         _write_parquet_atomically(pd.DataFrame({"id": ids, "features": list(x)}), str(incoming), f"part-{k}.parquet")
 
     switched = _SwitchSeen(2)
-    watch_log = logging.getLogger("scoring._watch")
+    watch_log = logging.getLogger("hdfs_models.cli._watch")
     level = watch_log.level
     watch_log.addHandler(switched)
     watch_log.setLevel(logging.INFO)

@@ -6,7 +6,7 @@ get both and every task one (``spark.task.resource.gpu.amount=1``). The
 executors also inherit ``CUDA_VISIBLE_DEVICES=4,6``, so addresses are positions
 in that list: a task given "1" must be bound to physical GPU 6.
 
-No GPU is needed: the probe runs :func:`scoring._gpu.bind_task` in each task
+No GPU is needed: the probe runs :func:`scoring._device.bind_task` in each task
 with TensorFlow's GPU count given as 2 (tensorflow-cpu sees none), and reports
 what the task was assigned, what the process's CUDA_VISIBLE_DEVICES became,
 and the placement chosen. Then a Scorer runs on the same cluster with the real
@@ -53,7 +53,7 @@ def _make_probe():
     """The per-task probe, built here so cloudpickle ships it by value (executors cannot import tests)."""
 
     def _probe(_index, rows):
-        from scoring._gpu import bind_task, task_gpu_addresses
+        from scoring._device import bind_task, task_gpu_addresses
 
         list(rows)
         started = time.time()
@@ -92,8 +92,8 @@ def test_each_task_is_bound_to_the_gpu_spark_assigned_it(gpu_cluster):
 def test_scorer_tasks_bind_their_gpu_and_score_on_cpu_when_tensorflow_sees_none(gpu_cluster, tmp_path):
     import numpy as np
 
+    from hdfs_models.testing import predict_in_process, save_dense
     from scoring import Scorer
-    from scoring.testing import predict_in_process, save_dense
 
     model = save_dense(str(tmp_path / "3"), n_in=8)
     x = np.random.default_rng(2).normal(size=(64, 8)).astype(np.float32)

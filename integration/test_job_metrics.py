@@ -27,7 +27,7 @@ ROWS = 2000
 def published(minidfs, tmp_path_factory):
     require_module("tensorflow", "tf")
     from hdfs_models import publish
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     local = save_dense(str(tmp_path_factory.mktemp("dense") / "export"))
     base = f"{minidfs.url}/tmp/metrics-{uuid.uuid4().hex[:8]}/models/dense"

@@ -43,7 +43,7 @@ def _cli(env: dict[str, str], *argv: str) -> dict:
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
     require_module("tensorflow", "tf")
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     return save_dense(str(tmp_path_factory.mktemp("dense") / "model"), n_in=N_IN)
 
@@ -137,9 +137,9 @@ def _identity_probe():
 def test_executors_holding_only_alices_token_score_like_tensorflow(secure_minidfs, dense, published, tmp_path):
     """Scoring on local-cluster: the driver has alice's ticket, executors only her token file."""
     require_module("pyspark", "spark")
+    from hdfs_models.testing import predict_in_process
     from hdfs_models.testing.spark import LOCAL_CLUSTER, spark_session, stop_spark
     from scoring import Scorer
-    from scoring.testing import predict_in_process
 
     token = secure_minidfs.token_env("alice")
     executor_env = {f"spark.executorEnv.{k}": v for k, v in token.items() if v}

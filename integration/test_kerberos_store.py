@@ -238,7 +238,7 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strat
     require_module("pyspark", "spark")
     import pyarrow.parquet as pq
 
-    from scoring.testing import predict_in_process, save_dense, write_features
+    from hdfs_models.testing import predict_in_process, save_dense, write_features
 
     model = save_dense(str(tmp_path / "dense"), n_in=6)
     env = secure_minidfs.kerberos_env("alice")

@@ -21,7 +21,7 @@ N_IN, ROWS, PARTS = 12, 600, 12
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     return save_dense(str(tmp_path_factory.mktemp("scorer-cluster") / "4"), n_in=N_IN)
 
@@ -50,8 +50,8 @@ def _tasks_with_loads(scorer):
 
 
 def test_model_loads_once_per_python_worker_not_per_task(spark_cluster, model_dir, features):
+    from hdfs_models.testing import predict_in_process
     from scoring import Scorer
-    from scoring.testing import predict_in_process
 
     scorer = Scorer(model_dir, keep_cols=["id"], batch_size=16)
     df = _df(spark_cluster, features)
@@ -74,8 +74,8 @@ def test_model_loads_once_per_python_worker_not_per_task(spark_cluster, model_di
 
 def test_model_url_on_minidfs_is_pinned_and_tags_rows(spark_cluster, minidfs, model_dir, features):
     from hdfs_models._publish import publish
+    from hdfs_models.testing import predict_in_process
     from scoring import Scorer
-    from scoring.testing import predict_in_process
 
     base = f"{minidfs.url}/models/{uuid.uuid4().hex}/dense"
     first = publish(model_dir, base)

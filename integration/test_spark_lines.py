@@ -31,7 +31,7 @@ ROWS = 96
 def saved(tmp_path_factory):
     """The two-input, three-output model (probabilities, score, label) and a dense one."""
     require_module("tensorflow", "tf")
-    from scoring.testing import save_dense, save_multi
+    from hdfs_models.testing import save_dense, save_multi
 
     root = tmp_path_factory.mktemp("lines")
     return {"multi": save_multi(str(root / "multi")), "dense": save_dense(str(root / "dense"), n_in=12)}
@@ -69,7 +69,7 @@ def _df(spark):
 
 @pytest.fixture(scope="module")
 def reference(saved):
-    from scoring.testing import predict_in_process
+    from hdfs_models.testing import predict_in_process
 
     x = _inputs()
     return predict_in_process(saved["multi"], image=x["image"].reshape(-1, 2, 3, 1), extra=x["extra"])
@@ -142,7 +142,7 @@ def test_score_partition_on_an_rdd(spark_cluster, bases, reference, tmp_path):
 def test_python_m_scoring_job_with_parquet(minidfs, saved, tmp_path):
     """``python -m scoring.job`` as a user runs it: its own Spark, the model on MiniDFS, Parquet in and out."""
     pq = require_module("pyarrow.parquet", "spark")
-    from scoring.testing import predict_in_process, write_features
+    from hdfs_models.testing import predict_in_process, write_features
 
     base = f"{minidfs.url}/lines/{uuid.uuid4().hex[:8]}/dense"
     publish(saved["dense"], base)
@@ -189,8 +189,8 @@ def test_python_m_scoring_job_with_parquet(minidfs, saved, tmp_path):
 
 def test_job_with_hive_tables(spark_cluster, minidfs, saved):
     """The job from one Hive table into another (embedded Derby metastore), in this session."""
+    from hdfs_models.testing import predict_in_process
     from scoring.job import build_parser, run
-    from scoring.testing import predict_in_process
 
     base = f"{minidfs.url}/lines/{uuid.uuid4().hex[:8]}/dense"
     publish(saved["dense"], base)

@@ -49,7 +49,7 @@ def _run(code, *args):
 def test_no_absl_info_lines_from_driver_or_workers(tmp_path):
     require_module("tensorflow", "tf")
     require_module("pyspark", "spark")
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     model = save_dense(str(tmp_path / "3"))
     plain = _run("import tensorflow as tf; tf.constant(1.0) + 1").stderr

@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from hdfs_models import evict, localize, publish, resolve
+from hdfs_models.testing import write_features
 from hdfs_models.testing.pytest_plugin import require_module
-from scoring.testing import write_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.yarn]
 
@@ -52,7 +52,7 @@ def cluster(minidfs_yarn):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, cluster):
     """Three tiny TF models, each published as version 1 under its own HDFS base."""
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     root = tmp_path_factory.mktemp("yarn-models")
     out = {}
@@ -70,7 +70,7 @@ def features() -> np.ndarray:
 
 def check_predictions(table, model_dir: str) -> None:
     """Every row scored once, by version 1, equal to TensorFlow in this process."""
-    from scoring.testing import predict_in_process
+    from hdfs_models.testing import predict_in_process
 
     reference = predict_in_process(model_dir, features=features())["probabilities"]
     rows = table.to_pydict()

@@ -82,7 +82,7 @@ def packed_env(tmp_path_factory, cluster):
 @pytest.fixture(scope="module")
 def scored_input(cluster, tmp_path_factory):
     """A published dense model and a Parquet input on HDFS; the reference predictions."""
-    from scoring.testing import predict_in_process, save_dense, write_features
+    from hdfs_models.testing import predict_in_process, save_dense, write_features
 
     root = tmp_path_factory.mktemp("yarn-compat")
     local = save_dense(str(root / "dense"), n_in=N_IN, seed=5)

@@ -27,9 +27,8 @@ import time
 import pytest
 
 from hdfs_models import publish, resolve
-from hdfs_models.testing import tree_digest
+from hdfs_models.testing import tree_digest, write_features
 from hdfs_models.testing.kerberos import become
-from scoring.testing import write_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.yarn]
 
@@ -84,7 +83,7 @@ def secure_submit_settings(cluster, env: dict[str, str]) -> dict[str, str]:
 
 def test_secure_yarn_job_reads_the_model_with_delegation_tokens_only_y4(cluster, tmp_path):
     """Y4: SUCCEEDED as alice; executors downloaded her 0700 model with her tokens, no ticket."""
-    from scoring.testing import predict_in_process, save_dense
+    from hdfs_models.testing import predict_in_process, save_dense
 
     local = save_dense(str(tmp_path / "model"), n_in=N_IN, seed=3)
     base = f"{cluster.url}/user/alice/private/models/dense"

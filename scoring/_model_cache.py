@@ -36,7 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hdfs_models import import_tensorflow, release
+from hdfs_models._signatures import import_tensorflow
+from hdfs_models.cache import release
 from scoring._device import CPU, Placement, with_precision
 from scoring.errors import ModelLoadError, SignatureError
 

@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 class Scorer:
     """Batched scorer for one serving signature of one model version.
 
+    Every option after ``model`` is keyword-only, and a built Scorer is
+    immutable (setting an attribute raises ``AttributeError``): the
+    signature and the output columns are derived from the options once, here.
+
     ``model``: local SavedModel dir, model URL (localized on each executor
     through ``hdfs_models``; pinned on the driver), or a handle with
     ``local_path()``/``version``/``digest``. ``input_cols``: None (columns named
@@ -72,6 +76,7 @@ class Scorer:
     def __init__(
         self,
         model: ModelRef,
+        *,
         input_cols: str | Mapping[str, str] | None = None,
         signature: str = "serving_default",
         returns: str = "class",
@@ -79,7 +84,6 @@ class Scorer:
         keep_cols: Sequence[str] = (),
         version_col: str | None = "model_version",
         threads: int | None = None,
-        *,
         output_tensor: str | None = None,
         prediction_col: str = "prediction",
         cache_capacity: int = DEFAULT_CAPACITY,
@@ -93,7 +97,7 @@ class Scorer:
             keep_cols = (keep_cols,)
         self._source = model_source(model)
         self.signature: Signature = parse_signature(self._source.signatures(), signature, self._source.describe())
-        self.input_cols = input_cols
+        self.input_cols = dict(input_cols) if isinstance(input_cols, Mapping) else input_cols  # a copy: fixed
         self.output_columns: tuple[OutputColumn, ...] = select_output(
             self.signature, returns, output_tensor, prediction_col
         )
@@ -106,6 +110,15 @@ class Scorer:
         self.read_ahead = read_ahead
         self.precision = check_precision(precision)
         self._metrics: Any = None  # the Spark accumulator of task records, made by the first transform
+        self._built = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Settings are fixed once built (the signature and output columns were derived from them)."""
+        if getattr(self, "_built", False):
+            raise AttributeError(
+                f"Scorer is immutable once built: {name!r} cannot be set; build a new Scorer with {name}=..."
+            )
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return f"Scorer({self._source.describe()!r}, signature={self.signature.name!r}, returns={self.returns!r})"
@@ -170,7 +183,8 @@ class Scorer:
             except Exception:  # Spark Connect has no SparkContext, hence no accumulators
                 log.info("no SparkContext behind this DataFrame: Scorer.metrics() stays empty")
                 return None
-            self._metrics = context.accumulator({}, MetricsParam())
+            # the one piece of state a built Scorer gains: where its tasks report (not a setting)
+            object.__setattr__(self, "_metrics", context.accumulator({}, MetricsParam()))
         return self._metrics
 
     def metric_records(self) -> list[dict[str, Any]]:

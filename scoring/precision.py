@@ -1,96 +1,22 @@
-"""``python -m scoring.precision``: what bfloat16 costs a model, on a Parquet sample.
+"""``python -m scoring.precision``: a thin entry point to ``hdfs-models precision``.
 
-    python -m scoring.precision MODEL --input-path sample.parquet --features features \\
-        [--labels label] [--rows 5000] [--precision bfloat16] [--output-tensor probabilities] [--json]
-
-Reads the first ``--rows`` rows of the Parquet file or directory (pyarrow, no
-Spark), scores them in float32 and in ``--precision`` in this process, and
-prints the class agreement, the largest output difference, the accuracy of
-each when ``--labels`` names a label column, and each one's speed. MODEL is a
-local SavedModel dir or a model URL (``hdfs://.../models/mnist``: its latest
-version). Exit codes: 0 ok, 1 error (one line), 2 usage.
+The command (:mod:`hdfs_models.cli._precision`) scores a Parquet sample in
+float32 and bfloat16 and reports what the reduced precision costs.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from scoring._arrow import column_to_tensor
-from scoring._faces import compare_precision
-from scoring._signature import parse_signature
-from scoring._source import model_source
-from scoring.job import one_line, parse_features
+from hdfs_models.cli import main as _command
 
-__all__ = ["build_parser", "main"]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
-    p = argparse.ArgumentParser(prog="scoring.precision", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    p.add_argument("model", help="SavedModel dir or model URL")
-    p.add_argument("--input-path", required=True, help="Parquet file or directory holding the sample")
-    p.add_argument("--features", required=True, help="feature column (or sig_input=col,... for several inputs)")
-    p.add_argument("--labels", default=None, help="label column: also report each precision's accuracy")
-    p.add_argument("--rows", type=int, default=5000, help="rows to compare (default 5000)")
-    p.add_argument("--precision", default="bfloat16", choices=["bfloat16", "auto"])
-    p.add_argument("--output-tensor", default=None, help="output tensor to compare (when the signature has several)")
-    p.add_argument("--signature", default="serving_default")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    return p
-
-
-def _sample(args: argparse.Namespace, spec_of: Any) -> tuple[dict[str, Any], Any]:
-    import pyarrow.parquet as pq
-
-    wanted = parse_features(args.features)
-    columns = {wanted: wanted} if isinstance(wanted, str) else dict(wanted)
-    table = pq.read_table(args.input_path, columns=[*columns.values(), *([args.labels] if args.labels else [])])
-    table = table.slice(0, args.rows)
-    if isinstance(wanted, str):
-        columns = {spec_of(None).name: wanted}
-    features = {name: column_to_tensor(table.column(col), spec_of(name), col) for name, col in columns.items()}
-    labels = table.column(args.labels).to_numpy() if args.labels else None
-    return features, labels
-
-
-def run(args: argparse.Namespace) -> Any:
-    """Compare and return the :class:`~scoring._faces.PrecisionReport`."""
-    source = model_source(args.model)
-    sig = parse_signature(source.signatures(), args.signature, source.describe())
-
-    def spec_of(name: str | None) -> Any:
-        if name is None:
-            if len(sig.inputs) != 1:
-                raise SystemExit(f"scoring.precision: {sig.name!r} has inputs {sig.input_names}: "
-                                 "use --features input=column,...")  # fmt: skip
-            return sig.inputs[0]
-        return sig.input(name)
-
-    features, labels = _sample(args, spec_of)
-    return compare_precision(args.model, features, precision=args.precision, signature=args.signature,
-                             output_tensor=args.output_tensor, labels=labels, batch_size=args.batch_size)  # fmt: skip
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m scoring.precision``."""
-    args = build_parser().parse_args(argv)
-    if args.rows < 1 or args.batch_size < 1:
-        print("scoring.precision: error: --rows and --batch-size must be at least 1", file=sys.stderr)
-        return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        report = run(args)
-    except (OSError, ValueError, LookupError, ImportError, RuntimeError) as exc:
-        print(f"scoring.precision: error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    print(json.dumps(report.as_dict(), sort_keys=True) if args.json else report)
-    return 0
+    """``hdfs-models precision`` with ``argv`` (default: this process's arguments); returns the exit code."""
+    return _command(["precision", *(sys.argv[1:] if argv is None else argv)], prog="scoring.precision")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def test_store_commands_pass_storage_options(monkeypatch, capsys, tmp_path, modu
 
     seen = {}
 
-    class Stop(Exception):
+    class Stop(BaseException):  # not an Exception: the frame turns every Exception into one line
         pass
 
     def record(*args, **kwargs):

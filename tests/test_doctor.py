@@ -322,7 +322,7 @@ def test_bfloat16_from_cpuinfo():
         bfloat16(cpu("flags\t\t: fpu sse avx512f avx512_bf16 amx_bf16\n")).detail
         == "native bfloat16 (amx_bf16, avx512_bf16)"
     )
-    # Arm BF16 is not what the scorer accepts (hdfs_models.read_cpu): one rule for both
+    # Arm BF16 is not what the scorer accepts (hdfs_models._runtime.read_cpu): one rule for both
     assert bfloat16(cpu("Features\t: fp asimd bf16 i8mm\n")).status == "warn"
     check = bfloat16(cpu("flags\t\t: fpu sse avx2\n"))
     assert check.status == "warn" and "no native bfloat16" in check.detail

@@ -139,19 +139,135 @@ def test_one_manifest_name_literal(package):
     assert literals == (["hdfs_models/_manifest.py"] if package == "hdfs_models" else [])
 
 
-def test_scoring_dependencies_point_one_way():
-    """The RDD and column faces take a runner (not the Scorer); parsing signatures reads nothing;
-    the core (hdfs_models without its commands) never imports scoring. scoring may use
-    hdfs_models internals: one distribution, released together (DESIGN.md, layers)."""
+# -- the layer rule (issue 19): core < scorer library < applications ------------------------------
+
+#: The applications: every command (the doctor, the batch job with --watch, the precision
+#: comparison included) and the two thin files that hand their arguments to a command.
+APPLICATIONS = ("hdfs_models.cli", "hdfs_models._doctor", "scoring.job", "scoring.precision")
+
+
+def _layer(module: str) -> str:
+    if any(module == a or module.startswith(a + ".") for a in APPLICATIONS):
+        return "application"
+    return "core" if module.split(".")[0] == "hdfs_models" else "scorer"
+
+
+def layer_violations(imports: dict[str, set[str]]) -> list[str]:
+    """Imports pointing down the wrong way: the core never imports scoring or an application,
+    the scorer library never imports an application. ``imports``: module -> modules it imports."""
+    rank = {"core": 0, "scorer": 1, "application": 2}
+    return sorted(
+        f"{module} ({_layer(module)}) imports {target} ({_layer(target)})"
+        for module, targets in imports.items()
+        for target in targets
+        if target.split(".")[0] in PACKAGES and rank[_layer(target)] > rank[_layer(module)]
+    )
+
+
+def _all_imports() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for name, path in _modules(package).items():
+            out[name] = {target for target, _, _ in _imports(name, path)}
+    return out
+
+
+def test_layer_rule_core_then_scorer_then_applications():
+    """scoring may use hdfs_models internals (one distribution, released together); nothing below
+    an application imports one, and the core never imports scoring (DESIGN.md, layers)."""
+    assert layer_violations(_all_imports()) == []
+
+
+def test_layer_rule_reports_each_kind_of_violation():
+    assert layer_violations(
+        {
+            "hdfs_models._publish": {"scoring._source"},  # core -> scorer
+            "hdfs_models.cache._localize": {"hdfs_models.cli._score"},  # core -> application
+            "scoring._runner": {"scoring.job", "hdfs_models._tree"},  # scorer -> application (and a fine one)
+            "hdfs_models.cli._score": {"scoring._scorer", "hdfs_models._versions"},  # fine: applications on top
+        }
+    ) == [
+        "hdfs_models._publish (core) imports scoring._source (scorer)",
+        "hdfs_models.cache._localize (core) imports hdfs_models.cli._score (application)",
+        "scoring._runner (scorer) imports scoring.job (application)",
+    ]
+
+
+def test_faces_take_a_runner_and_parsing_signatures_reads_nothing():
     graph = _graph("scoring")
     for face in ("scoring._faces", "scoring._runner"):
         assert graph[face] and "scoring._scorer" not in graph[face], face
     assert graph["scoring._signature"] <= {"scoring.errors"}
-    upward = [
-        f"{name}: imports {target}"
-        for name, path in _modules("hdfs_models").items()
-        if not name.startswith("hdfs_models.cli")
-        for target, _, _ in _imports(name, path)
-        if target.split(".")[0] == "scoring"
+
+
+# -- sizes (issue 19) -----------------------------------------------------------------------------
+
+SCORER_LIBRARY_MAX = 12
+CACHE_MODULES_MAX = 5
+
+
+def scorer_library(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] == "scoring" and _layer(m) == "scorer")
+
+
+def test_the_scorer_library_has_at_most_12_modules():
+    library = scorer_library(list(_modules("scoring")))
+    assert "scoring._scorer" in library and "scoring.job" not in library
+    assert len(library) <= SCORER_LIBRARY_MAX, library
+
+
+def test_the_node_cache_has_at_most_5_modules():
+    cache = sorted(p.name for p in (ROOT / "hdfs_models" / "cache").glob("*.py"))
+    assert "__init__.py" in cache and len(cache) <= CACHE_MODULES_MAX, cache
+
+
+def test_size_checks_fail_on_a_violation():
+    thirteen = [f"scoring._m{i}" for i in range(13)] + ["scoring.job", "hdfs_models.cli._score"]
+    assert len(scorer_library(thirteen)) == 13 > SCORER_LIBRARY_MAX
+
+
+# -- the public surface (issue 19): names are added or removed on purpose, never plumbing ---------
+
+PUBLIC = {
+    "hdfs_models": [
+        "CacheError", "CacheOptions", "CacheStats", "DistributionError", "ExtraFilesWarning", "FileEntry",
+        "HdfsModelsError", "HdfsModelsWarning", "IncompleteVersionError", "IntegrityError", "InvalidModelError",
+        "LocalModel", "LockTimeoutError", "MANIFEST_NAME", "Manifest", "MissingExtraError", "ModelHandle",
+        "ModelNotFoundError", "PinnedVersion", "PublishError", "SourceChangedError", "StoreAuthError", "StoreError",
+        "StorePermissionError", "UnsafeArchiveError", "UnsafeNameError", "UnsupportedProtocolError",
+        "UnsupportedSparkError", "cache_stats", "discard", "distribute", "evict", "list_versions", "localize",
+        "open_store", "pack", "publish", "read_signatures", "release", "resolve", "unpack", "__version__",
+    ],
+    "scoring": [
+        "ColumnTypeError", "GpuAssignmentError", "JobIOError", "ModelLoadError", "NullValueError", "PrecisionError",
+        "PrecisionReport", "Scorer", "ScoringError", "ShapeMismatchError", "Signature", "SignatureError",
+        "SignatureMismatchError", "TensorSpec", "compare_precision", "format_signatures", "inspect_signatures",
+        "pack_tensors",
+    ],
+}  # fmt: skip
+#: Plumbing that once leaked into hdfs_models.__all__ (docs/changes.md): never public again.
+PLUMBING = {"BFLOAT16_FLAGS", "CpuInfo", "read_cpu", "import_tensorflow"}
+
+
+def surface_problems(package: str, exported: list[str]) -> list[str]:
+    problems = [f"{package}.{name} is plumbing" for name in exported if name in PLUMBING]
+    problems += [f"{package}.{name} is new: add it to PUBLIC" for name in exported if name not in PUBLIC[package]]
+    problems += [f"{package}.{name} is gone" for name in PUBLIC[package] if name not in exported]
+    return problems
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_public_surface_is_exactly_the_documented_names(package):
+    import importlib
+
+    assert surface_problems(package, list(importlib.import_module(package).__all__)) == []
+
+
+def test_public_surface_check_fails_on_plumbing_additions_and_removals():
+    exported = [n for n in PUBLIC["hdfs_models"] if n != "localize"] + ["read_cpu"]
+    assert surface_problems("hdfs_models", exported) == [
+        "hdfs_models.read_cpu is plumbing",
+        "hdfs_models.read_cpu is new: add it to PUBLIC",
+        "hdfs_models.localize is gone",
     ]
-    assert upward == []
+    assert not PLUMBING & set(PUBLIC["hdfs_models"]) and not PLUMBING & set(PUBLIC["scoring"])

@@ -100,8 +100,8 @@ def test_empty_summary_and_task_key():
 def test_scorer_metrics_after_an_action(spark, tmp_path):
     require_module("tensorflow", "tf")
     require_module("pyarrow", "arrow")
+    from hdfs_models.testing import save_dense
     from scoring import Scorer
-    from scoring.testing import save_dense
 
     model = save_dense(str(tmp_path / "5"))
     rows = [(i, [float(i % 7)] * 12) for i in range(300)]

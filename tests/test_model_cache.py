@@ -9,9 +9,9 @@ from hdfs_models.testing.pytest_plugin import require_module
 
 require_module("tensorflow", "tf")
 
+from hdfs_models.testing import save_dense  # noqa: E402
 from scoring import ModelLoadError, SignatureError  # noqa: E402
 from scoring import _model_cache as cache  # noqa: E402
-from scoring.testing import save_dense  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

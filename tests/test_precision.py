@@ -100,7 +100,7 @@ def test_with_precision_takes_only_a_resolved_precision():
 def dense_fn(tmp_path_factory):
     tf = require_module("tensorflow", "tf")
 
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     path = save_dense(str(tmp_path_factory.mktemp("precision") / "1"), n_in=64, n_out=10, hidden=256)
     loaded = tf.saved_model.load(path)

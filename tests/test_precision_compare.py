@@ -20,14 +20,14 @@ N_IN, ROWS = 64, 700
 
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory):
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     return save_dense(str(tmp_path_factory.mktemp("compare") / "1"), n_in=N_IN, n_out=10, hidden=256)
 
 
 @pytest.fixture(scope="module")
 def sample():
-    from scoring.testing import predict_in_process  # noqa: F401 - TF imported once here
+    from hdfs_models.testing import predict_in_process  # noqa: F401 - TF imported once here
 
     x = np.random.default_rng(3).normal(scale=0.05, size=(ROWS, N_IN)).astype(np.float32)
     return x, np.arange(ROWS) % 10
@@ -39,8 +39,8 @@ def plain_cpu(monkeypatch):
 
 
 def test_auto_on_a_plain_cpu_compares_float32_with_itself(dense, sample, plain_cpu):
+    from hdfs_models.testing import predict_in_process
     from scoring._faces import compare_precision
-    from scoring.testing import predict_in_process
 
     x, labels = sample
     report = compare_precision(dense, x, precision="auto", labels=labels, batch_size=256)
@@ -60,8 +60,8 @@ def test_bfloat16_on_a_plain_cpu_is_a_precision_error(dense, sample, plain_cpu):
 
 @needs_bf16
 def test_bfloat16_report(dense, sample):
+    from hdfs_models.testing import predict_in_process
     from scoring._faces import compare_precision
-    from scoring.testing import predict_in_process
 
     x, labels = sample
     report = compare_precision(dense, {"features": x}, labels=labels, batch_size=256)
@@ -74,8 +74,8 @@ def test_bfloat16_report(dense, sample):
 
 
 def test_several_outputs_need_a_name_and_labels_must_match(tmp_path):
+    from hdfs_models.testing import save_multi
     from scoring._faces import compare_precision
-    from scoring.testing import save_multi
 
     multi = save_multi(str(tmp_path / "1"))
     feats = {"image": np.zeros((4, 2, 3, 1), np.float32), "extra": np.zeros((4, 2), np.float64)}

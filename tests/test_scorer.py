@@ -10,8 +10,8 @@ from hdfs_models.testing.pytest_plugin import require_module
 require_module("tensorflow", "tf")
 require_module("pyspark", "spark")
 
+from hdfs_models.testing import predict_in_process, save_dense, save_multi  # noqa: E402
 from scoring import Scorer  # noqa: E402
-from scoring.testing import predict_in_process, save_dense, save_multi  # noqa: E402
 
 N = 300
 
@@ -182,3 +182,15 @@ def test_lone_input_fed_from_the_only_column_outside_keep_cols(spark, tmp_path, 
     np.testing.assert_allclose(_by_id(rows, "prediction"), want, atol=1e-6)
     with pytest.raises(SignatureMismatchError, match=r"2 columns could feed it: \['feature', 'id'\]"):
         Scorer(path).transform(df)
+
+
+def test_options_are_keyword_only_and_a_built_scorer_is_immutable(models):
+    with pytest.raises(TypeError, match="positional"):
+        Scorer(models["dense"], "features")  # type: ignore[misc]
+    mapping = {"features": "f"}
+    scorer = Scorer(models["dense"], input_cols=mapping, batch_size=8)
+    mapping["features"] = "other"  # the caller's dict is not the scorer's
+    assert scorer.input_cols == {"features": "f"}
+    with pytest.raises(AttributeError, match="immutable once built: 'batch_size'"):
+        scorer.batch_size = 16
+    assert scorer.batch_size == 8

@@ -13,6 +13,7 @@ from hdfs_models.testing.pytest_plugin import require_module
 require_module("tensorflow", "tf")
 require_module("pyspark", "spark")
 
+from hdfs_models.testing import save_dense, save_multi  # noqa: E402
 from scoring import (  # noqa: E402
     ColumnTypeError,
     NullValueError,
@@ -21,7 +22,6 @@ from scoring import (  # noqa: E402
     SignatureError,
     SignatureMismatchError,
 )
-from scoring.testing import save_dense, save_multi  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ require_module("tensorflow", "tf")
 pa = require_module("pyarrow", "arrow")
 
 from hdfs_models import distribute, publish  # noqa: E402
+from hdfs_models.testing import predict_in_process, save_dense  # noqa: E402
 from scoring import Scorer, _model_cache  # noqa: E402
-from scoring.testing import predict_in_process, save_dense  # noqa: E402
 
 VERSIONS = 10
 MAX_VERSIONS = 2

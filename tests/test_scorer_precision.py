@@ -25,7 +25,7 @@ def fresh_cache():
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from scoring.testing import save_dense
+    from hdfs_models.testing import save_dense
 
     return save_dense(str(tmp_path_factory.mktemp("scorer-precision") / "2"), n_in=N_IN, n_out=10, hidden=256)
 
@@ -57,7 +57,7 @@ def test_bfloat16_on_a_worker_without_it_is_a_precision_error(model, batch, monk
 
 
 def test_auto_on_a_worker_without_it_scores_float32(model, batch, monkeypatch):
-    from scoring.testing import predict_in_process
+    from hdfs_models.testing import predict_in_process
 
     monkeypatch.setattr("scoring._device.this_cpu", lambda: PLAIN)
     x, b = batch
@@ -68,7 +68,7 @@ def test_auto_on_a_worker_without_it_scores_float32(model, batch, monkeypatch):
 
 @pytest.mark.skipif(not read_cpu().bfloat16, reason=NO_BF16)
 def test_bfloat16_scorer_next_to_a_float32_one_in_the_same_worker(model, batch):
-    from scoring.testing import predict_in_process
+    from hdfs_models.testing import predict_in_process
 
     x, b = batch
     want = predict_in_process(model, features=x)["probabilities"]

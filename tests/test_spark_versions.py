@@ -52,9 +52,9 @@ def test_below_the_floor_names_the_version_and_where_it_came_from(old_spark):
 
 def test_scorer_distribute_and_job_refuse_an_old_spark(old_spark, tmp_path, capsys):
     require_module("tensorflow", "tf")
+    from hdfs_models.testing import save_dense
     from scoring import Scorer
     from scoring.job import main
-    from scoring.testing import save_dense
 
     base = str(tmp_path / "store" / "dense")
     publish(save_dense(str(tmp_path / "m")), base)
@@ -77,7 +77,7 @@ def test_scorer_distribute_and_job_refuse_an_old_spark(old_spark, tmp_path, caps
         )
         == 1
     )
-    assert "scoring.job needs Spark 3.5.0 or newer" in capsys.readouterr().err
+    assert "scoring.job: error: hdfs-models score needs Spark 3.5.0 or newer" in capsys.readouterr().err
 
 
 # -- the Hadoop the test harness runs -------------------------------------------------------

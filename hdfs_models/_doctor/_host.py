@@ -133,7 +133,7 @@ def package_versions(world: World) -> list[Check]:
 
 def bfloat16(world: World, cpuinfo: str = "/proc/cpuinfo") -> Check:
     """Whether this CPU does bfloat16 arithmetic natively, by the rule scoring's
-    ``precision="bfloat16"`` uses (:func:`hdfs_models.read_cpu`: AVX512-BF16 or AMX)."""
+    ``precision="bfloat16"`` uses (:func:`hdfs_models._runtime.read_cpu`: AVX512-BF16 or AMX)."""
     try:
         text = world.read_bytes(cpuinfo).decode("utf-8", "replace")
     except OSError as exc:

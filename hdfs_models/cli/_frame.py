@@ -1,18 +1,33 @@
-"""The frame every ``hdfs-models`` command uses: registration and the progress bar.
+"""The frame every ``hdfs-models`` command uses: registration, one-line errors, the progress bar.
 
 Each command module exposes ``register(subparsers)`` and calls
 :func:`add_command`; its handler takes the parsed arguments and returns a
 JSON-able result, printed as JSON with ``--json`` or as text by ``render``.
+A handler reports a usage problem by raising :class:`UsageError` (exit 2);
+any other exception becomes one line, :func:`one_line` (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Handler", "ProgressBar", "Renderer", "add_command", "add_store_options", "progress_bar", "storage_options"]
+from hdfs_models.errors import HdfsModelsError
+
+__all__ = [
+    "Handler",
+    "ProgressBar",
+    "Renderer",
+    "UsageError",
+    "add_command",
+    "add_store_options",
+    "one_line",
+    "progress_bar",
+    "storage_options",
+]
 
 Handler = Callable[[argparse.Namespace], Any]
 Renderer = Callable[[Any], str]
@@ -34,8 +49,32 @@ def add_command(
     """
     parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=help)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument(
+        "-v", "--verbose", dest="command_verbose", action="count", default=0, help="log more (-vv for debug)"
+    )
     parser.set_defaults(_handler=handler, _render=render, _status=status)
     return parser
+
+
+class UsageError(ValueError):
+    """A command's arguments cannot work together; the frame prints it on one line and exits 2."""
+
+
+# Errors raised on Spark executors reach the driver as text inside a Py4J/PythonException;
+# the last "SomeError: message" line of that traceback is the cause worth a line.
+_CAUSE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+
+
+def one_line(exc: BaseException) -> str:
+    """The cause of ``exc`` as one line: our own errors as they are, the executor's error when Spark wrapped one."""
+    if isinstance(exc, HdfsModelsError):
+        return " ".join(str(exc).split())
+    lines = [m for m in (_CAUSE.match(line) for line in str(exc).splitlines()) if m]
+    own = [m for m in lines if not m.group(1).startswith(("Py4J", "Spark", "Python"))]
+    chosen = own or lines
+    if chosen:
+        return f"{chosen[-1].group(1)}: {' '.join(chosen[-1].group(2).split())}"
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 class ProgressBar:

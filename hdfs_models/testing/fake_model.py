@@ -4,7 +4,7 @@
 ``MetaGraphDef`` tagged ``serve``, no signatures); the variables are
 seeded random bytes. Enough for everything hdfs-models checks (completeness,
 the graph's wire format, sizes and digests); TensorFlow could parse the graph
-but there is nothing to run. For models that run, use ``scoring.testing``.
+but there is nothing to run. For models that run, use :mod:`hdfs_models.testing.models`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scoring._scorer import Scorer
+from scoring import Scorer
 
 __all__ = ["Watcher", "run_watch"]
 
