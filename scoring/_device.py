@@ -311,28 +311,36 @@ def _no_bfloat16_reason(cpu: CpuInfo, device: str, env: Mapping[str, str]) -> st
     return None
 
 
-def with_precision(function: Callable[..., Any], precision: str) -> Callable[..., Any]:
-    """``function`` (a concrete function taking keyword tensors) run in ``precision``.
+def with_precision(function: Callable[..., Any], precision: str, device: str = "cpu") -> Callable[..., Any]:
+    """``function`` (a concrete function taking keyword tensors) run in ``precision`` on ``device``.
 
     ``precision`` is a resolved one (``"float32"`` or ``"bfloat16"``). Both
     variants set the rewrite option explicitly, so a float32 model stays
     float32 even where someone switched the option on process-wide.
+    ``device``: ``"cpu"`` or a TensorFlow GPU (``"/GPU:0"``), entered around
+    each call (a worker bound to two GPUs serves tasks on either).
     """
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"with_precision takes a resolved precision (float32, bfloat16), not {precision!r}")
-    return _Rewritten(function, precision == "bfloat16")
+    return _Rewritten(function, precision == "bfloat16", device)
 
 
 class _Rewritten:
-    """Calls a function with grappler's oneDNN bfloat16 rewrite switched on or off."""
+    """Calls a function on its device with grappler's oneDNN bfloat16 rewrite switched on or off."""
 
-    def __init__(self, function: Callable[..., Any], bfloat16: bool) -> None:
+    def __init__(self, function: Callable[..., Any], bfloat16: bool, device: str = "cpu") -> None:
         self.function = function
         self.bfloat16 = bfloat16
+        self.device = device
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tf = import_tensorflow()
+        if self.device == "cpu":
+            return self._rewritten(tf, *args, **kwargs)
+        with tf.device(self.device):
+            return self._rewritten(tf, *args, **kwargs)
 
+    def _rewritten(self, tf: Any, *args: Any, **kwargs: Any) -> Any:
         with _call_lock:
             before = bool(tf.config.optimizer.get_experimental_options().get(_OPTION, False))
             if before == self.bfloat16:
@@ -344,4 +352,5 @@ class _Rewritten:
                 tf.config.optimizer.set_experimental_options({_OPTION: before})
 
     def __repr__(self) -> str:
-        return f"<{'bfloat16' if self.bfloat16 else 'float32'} {self.function!r}>"
+        where = "" if self.device == "cpu" else f" on {self.device}"
+        return f"<{'bfloat16' if self.bfloat16 else 'float32'}{where} {self.function!r}>"

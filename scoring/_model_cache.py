@@ -141,23 +141,8 @@ def _load(key: str, path: str, signature: str, precision: str, placement: Placem
     _stats["loads"] += 1
     _stats["load_seconds"] += elapsed
     log.info("loaded model %s (pid %d, %s, %s) in %.2fs", path, os.getpid(), precision, placement.device, elapsed)
-    function = with_precision(loaded.signatures[signature], precision)
-    if placement.device != "cpu":
-        function = _OnDevice(function, placement.device)
+    function = with_precision(loaded.signatures[signature], precision, placement.device)
     return LoadedModel(key, path, signature, function, loaded, elapsed, precision, placement.device)
-
-
-class _OnDevice:
-    """Runs a function under ``tf.device`` (a worker bound to two GPUs serves tasks on either)."""
-
-    def __init__(self, function: Callable[..., Any], device: str) -> None:
-        self.function = function
-        self.device = device
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        tf = import_tensorflow()
-        with tf.device(self.device):
-            return self.function(*args, **kwargs)
 
 
 def task_cpus(context_factory: Callable[[], Any] | None = None) -> int:
