@@ -7,6 +7,13 @@ new :class:`scoring.Scorer` (shipped by the same strategy), and the per-worker
 model cache loads it before it drops the old one. Every output row carries
 ``model_version``. Each input file is read once (the stream's checkpoint), and
 each micro-batch is appended atomically, so no row is lost or scored twice.
+
+A check that fails (the store unreachable, a NameNode failover that outlasts
+the client's retries, an expired ticket, a base with no complete version, a
+new version that cannot be shipped) never ends the job once it scores: it
+keeps the version it has, logs one warning per failed check, and switches
+as soon as a check works again (RELIABILITY P1). Only the very first
+resolution must succeed: without a version there is nothing to score with.
 """
 
 from __future__ import annotations
@@ -42,18 +49,34 @@ class Watcher:
     checked_at: float = float("-inf")
     versions_seen: list[int] = field(default_factory=list)
 
+    failed_checks: int = 0
+
     def current(self) -> Scorer:
         """The scorer for this micro-batch, re-resolving ``latest`` once the interval has passed."""
         now = self.clock()
-        scorer = self.scorer
-        if scorer is None or now - self.checked_at >= self.interval:
+        if self.scorer is None:
             self.checked_at = now
-            version = self.latest()
-            if scorer is None or version != self.version:
-                log.info("scoring with model version %s (was %s)", version, self.version)
-                scorer = self.scorer = self.make_scorer(version)
-                self.version = version
-                self.versions_seen.append(version)
+            return self._switch(self.latest())  # no version yet: a failure here ends the job
+        if now - self.checked_at >= self.interval:
+            self.checked_at = now
+            try:
+                version = self.latest()
+                if version != self.version:
+                    self._switch(version)
+            except Exception as exc:  # P1: any failed check keeps the version that scores
+                self.failed_checks += 1
+                log.warning(
+                    "model check failed; still scoring with version %s (failed checks: %d): %s",
+                    self.version, self.failed_checks, " ".join(str(exc).split())[:300] or type(exc).__name__,
+                )  # fmt: skip
+        return self.scorer
+
+    def _switch(self, version: int) -> Scorer:
+        """Ship ``version`` and score with it from now on (the old scorer stays if this fails)."""
+        scorer = self.make_scorer(version)
+        log.info("scoring with model version %s (was %s)", version, self.version)
+        self.scorer, self.version = scorer, version
+        self.versions_seen.append(version)
         return scorer
 
 
