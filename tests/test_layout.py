@@ -203,7 +203,6 @@ def test_faces_take_a_runner_and_parsing_signatures_reads_nothing():
 # -- sizes (issue 19) -----------------------------------------------------------------------------
 
 SCORER_LIBRARY_MAX = 12
-CACHE_MODULES_MAX = 5
 
 
 def scorer_library(modules: list[str]) -> list[str]:
@@ -214,11 +213,6 @@ def test_the_scorer_library_has_at_most_12_modules():
     library = scorer_library(list(_modules("scoring")))
     assert "scoring._scorer" in library and "scoring.job" not in library
     assert len(library) <= SCORER_LIBRARY_MAX, library
-
-
-def test_the_node_cache_has_at_most_5_modules():
-    cache = sorted(p.name for p in (ROOT / "hdfs_models" / "cache").glob("*.py"))
-    assert "__init__.py" in cache and len(cache) <= CACHE_MODULES_MAX, cache
 
 
 def test_size_checks_fail_on_a_violation():
