@@ -1,4 +1,4 @@
-"""What this process runs on: the CPU and the Spark, each decided in one place.
+"""What this process runs on: the CPU, the Spark and its settings, each decided in one place.
 
 **The CPU**, read from ``/proc/cpuinfo``: the one place both the doctor and
 scoring's precision decision ask whether bfloat16 is native here.
@@ -11,12 +11,20 @@ float32 itself, so those two flags are the whole rule.
 ``pyspark.zip`` comes first on every container's ``PYTHONPATH``, so the
 version that matters is the one imported at run time, never the one a
 requirement pinned. What differs between the supported lines is decided here.
+
+**Settings.** Every knob that a caller may pass and an ``HDFS_MODELS_*``
+variable may set is decided by :func:`setting`: explicit > environment >
+default, with an unparsable variable named in the error. The node cache's
+options and root and the test launcher's Hadoop version use it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hdfs_models.errors import UnsupportedSparkError
 
@@ -27,6 +35,7 @@ __all__ = [
     "parse_spark_version",
     "read_cpu",
     "require_spark",
+    "setting",
     "spark_version",
 ]
 
@@ -121,3 +130,31 @@ def require_spark(what: str) -> tuple[int, int, int] | None:
             needed=needed,
         )
     return found
+
+
+def setting(
+    explicit: Any,
+    variable: str,
+    default: Any,
+    *,
+    parse: Callable[[str], Any] = str,
+    env: Mapping[str, str] | None = None,
+) -> Any:
+    """The one resolver of a knob: ``explicit`` > ``env[variable]`` > ``default``.
+
+    ``explicit`` counts when it is not ``None`` and not ``""``; so does the
+    variable. The variable's text goes through ``parse``; a ``ValueError``
+    there becomes one naming the variable and its value
+    (``HDFS_MODELS_DEADLINE='soon': could not convert ...``). ``env`` defaults
+    to ``os.environ``, read at call time (never at import).
+    """
+    if explicit is not None and explicit != "":
+        return explicit
+    env = os.environ if env is None else env
+    text = env.get(variable)
+    if text is None or text == "":
+        return default
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{variable}={text!r}: {exc}") from exc

@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any
 
 from hdfs_models._runtime import require_spark
+from hdfs_models.cache import CacheOptions
 from scoring._device import check_precision
 from scoring._faces import make_udf, score_rows
 from scoring._metrics import MetricsParam, summarize
@@ -70,7 +71,11 @@ class Scorer:
     executor whose CPU lacks AVX512-BF16/AMX) or ``"auto"`` (bfloat16 where the
     CPU has it); decided on each executor (:mod:`scoring._device`). When
     Spark assigns tasks GPUs, each worker runs on its task's GPU
-    (:mod:`scoring._device`). The signature is read once, here, on the driver.
+    (:mod:`scoring._device`). ``cache``: a :class:`~hdfs_models.CacheOptions`
+    for a model URL, carried to every executor's node cache (root, limits,
+    trust, lock timeout; ``None``: each executor's ``HDFS_MODELS_*``); a
+    handle brings its own (``distribute(..., options=)``). The signature is
+    read once, here, on the driver.
     """
 
     def __init__(
@@ -89,13 +94,14 @@ class Scorer:
         cache_capacity: int = DEFAULT_CAPACITY,
         read_ahead: int = 1,
         precision: str = "float32",
+        cache: CacheOptions | None = None,
     ) -> None:
         require_spark("Scorer")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         if isinstance(keep_cols, str):
             keep_cols = (keep_cols,)
-        self._source = model_source(model)
+        self._source = model_source(model, cache)
         self.signature: Signature = parse_signature(self._source.signatures(), signature, self._source.describe())
         self.input_cols = dict(input_cols) if isinstance(input_cols, Mapping) else input_cols  # a copy: fixed
         self.output_columns: tuple[OutputColumn, ...] = select_output(

@@ -21,7 +21,7 @@ from typing import Any, Protocol, Union, runtime_checkable
 from hdfs_models._savedmodel import check_local_model
 from hdfs_models._signatures import model_signatures, version_signatures
 from hdfs_models._versions import PinnedVersion, resolve
-from hdfs_models.cache import discard, localize
+from hdfs_models.cache import CacheOptions, discard, localize
 from scoring.errors import SignatureError
 
 __all__ = [
@@ -102,6 +102,7 @@ class UrlSource:
 
     url: str
     pinned: PinnedVersion | None = None
+    options: CacheOptions | None = None  # None: each executor's HDFS_MODELS_* and defaults
 
     def describe(self) -> str:
         return self.url
@@ -117,7 +118,7 @@ class UrlSource:
         return _some(version_signatures(pinned), pinned.url)
 
     def localize(self) -> Localized:
-        local = localize(self.url, pinned=self.pinned)
+        local = localize(self.url, pinned=self.pinned, options=self.options)
         return Localized(local.path, local.version, f"{local.digest}:{local.path}")
 
     def discard(self, local: Localized) -> None:
@@ -164,8 +165,29 @@ class HandleSource:
 Source = LocalSource | UrlSource | HandleSource
 
 
-def model_source(model: ModelRef) -> Source:
-    """Classify ``model`` (local path, ``file://`` or other URL, or handle) on the driver."""
+def model_source(model: ModelRef, cache: CacheOptions | None = None) -> Source:
+    """Classify ``model`` (local path, ``file://`` or other URL, or handle) on the driver.
+
+    ``cache``: how executors localize a model URL. A local directory is not
+    cached, and a handle carries its own options (``distribute(options=)``),
+    so for those ``cache`` is a ``ValueError`` rather than silently ignored.
+    """
+    if cache is not None and not isinstance(cache, CacheOptions):
+        raise TypeError(f"cache must be a CacheOptions, not {type(cache).__name__}")
+    source = _classify(model)
+    if cache is None:
+        return source
+    if not isinstance(source, UrlSource):
+        where = (
+            "a handle carries its own: distribute(..., options=)"
+            if isinstance(source, HandleSource)
+            else ("a local directory is used in place, never cached")
+        )
+        raise ValueError(f"cache= applies to a model URL, not to {source.describe()}: {where}")
+    return UrlSource(source.url, source.pinned, cache)
+
+
+def _classify(model: ModelRef) -> Source:
     if isinstance(model, SupportsLocalPath):
         return HandleSource(model)
     if isinstance(model, os.PathLike):

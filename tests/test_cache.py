@@ -13,7 +13,7 @@ import fsspec
 import pytest
 from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
 
-import hdfs_models.cache._download as download_module
+import hdfs_models._download as download_module
 from hdfs_models import (
     CacheError,
     CacheStats,
@@ -478,7 +478,7 @@ def test_dead_downloads_are_swept_live_ones_kept_c4(published, cache):
 
 
 def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch):
-    import hdfs_models.cache._disk as store
+    import hdfs_models.cache._layout as store
 
     winner = {}
     real_rename = store.rename_noreplace
@@ -496,7 +496,7 @@ def test_loser_of_a_commit_race_uses_the_winner_c5(published, cache, monkeypatch
 
 
 def test_commit_never_replaces_what_is_at_the_entry_even_an_empty_dir_c5(tmp_path):
-    from hdfs_models.cache._disk import commit_entry
+    from hdfs_models.cache._layout import commit_entry
 
     tmp, entry = tmp_path / ".tmp-m-1-0123456789abcdef-1-x", tmp_path / "m-1-0123456789abcdef"
     tmp.mkdir()

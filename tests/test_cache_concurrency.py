@@ -212,7 +212,7 @@ def test_eviction_spares_an_entry_another_process_uses_c6(model, tmp_path):
 
 
 def _hold_lock(path, ready, stop):
-    from hdfs_models.cache._lock import FileLock
+    from hdfs_models._tree import FileLock
 
     lock = FileLock(path)
     lock.acquire()

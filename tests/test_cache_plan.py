@@ -2,10 +2,8 @@
 
 import pytest
 
-from hdfs_models._manifest import FileEntry
-from hdfs_models.cache._evict import EntryInfo, select_evictions
-from hdfs_models.cache._layout import entry_key, parse_temp_name, temp_name
-from hdfs_models.cache._plan import changed_files, extra_files, plan_download, verify_file
+from hdfs_models._manifest import FileEntry, changed_files, extra_files, plan_download, verify_file
+from hdfs_models.cache._layout import EntryInfo, entry_key, parse_temp_name, select_evictions, temp_name
 from hdfs_models.errors import IntegrityError, UnsafeNameError
 
 DIGEST = "9439eda466b3c9f41a504c9b9810a9e1707a89123b6bd5748b094323ee39da06"

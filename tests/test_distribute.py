@@ -25,6 +25,7 @@ from hdfs_models._distribute import (
     spark_uri,
 )
 from hdfs_models.archive import pack
+from hdfs_models.cache import cache_stats
 from hdfs_models.errors import DistributionError, ModelNotFoundError
 from hdfs_models.testing import tree_digest
 
@@ -91,8 +92,11 @@ def test_fetch_handle_is_small_picklable_and_pinned(tmp_path, base):
     assert len(data) < 4096 and b"LocalFileSystem" not in data
     make_model(os.path.join(base, "4"), name="mnist", version=4)  # published after pinning
     back = pickle.loads(data)
+    before = cache_stats()
     path = back.local_path()
-    assert back.local_path() == path and len(_distribute._handle._fetched_models) == 1  # once per process
+    first = cache_stats()
+    assert back.local_path() == path and cache_stats() == first  # once per process: no second localize
+    assert (first.misses - before.misses, first.hits - before.hits) == (1, 0)
     assert path.startswith(str(tmp_path / "cache"))
     assert tree_digest(path) == tree_digest(os.path.join(base, "3"))
     assert back.digest == handle.digest and back.version == 3

@@ -215,9 +215,24 @@ def test_the_scorer_library_has_at_most_12_modules():
     assert len(library) <= SCORER_LIBRARY_MAX, library
 
 
+CACHE_MAX = 5
+
+
+def cache_modules(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if m == "hdfs_models.cache" or m.startswith("hdfs_models.cache."))
+
+
+def test_the_node_cache_is_at_most_5_modules():
+    cache = cache_modules(list(_modules("hdfs_models")))
+    assert "hdfs_models.cache._localize" in cache
+    assert len(cache) <= CACHE_MAX, cache
+
+
 def test_size_checks_fail_on_a_violation():
     thirteen = [f"scoring._m{i}" for i in range(13)] + ["scoring.job", "hdfs_models.cli._score"]
     assert len(scorer_library(thirteen)) == 13 > SCORER_LIBRARY_MAX
+    six = ["hdfs_models.cache"] + [f"hdfs_models.cache._m{i}" for i in range(5)] + ["hdfs_models._download"]
+    assert len(cache_modules(six)) == 6 > CACHE_MAX
 
 
 # -- the public surface (issue 19): names are added or removed on purpose, never plumbing ---------

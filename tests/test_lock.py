@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hdfs_models.cache._lock import FileLock
+from hdfs_models._tree import FileLock
 from hdfs_models.errors import CacheError, LockTimeoutError
 
 

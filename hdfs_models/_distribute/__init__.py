@@ -40,6 +40,7 @@ from hdfs_models._runtime import require_spark
 from hdfs_models._tree import store_rename_noreplace, walk_tree
 from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.archive import pack
+from hdfs_models.cache import CacheOptions
 from hdfs_models.errors import DistributionError
 from hdfs_models.store import join_url, open_store, translate_errors
 
@@ -97,6 +98,7 @@ def distribute(
     strategy: str = "fetch",
     cache_dir: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    options: CacheOptions | None = None,
 ) -> ModelHandle:
     """Pin ``version`` of the model at ``url`` and ship it to ``spark``'s executors.
 
@@ -104,7 +106,11 @@ def distribute(
     ``strategy``: ``fetch``, ``archive`` or ``files`` (module docstring);
     ``submitted`` handles come from :meth:`ModelHandle.submitted`.
     ``cache_dir``: the node cache root for ``fetch`` (default: see
-    :func:`hdfs_models.localize`). Returns a picklable :class:`ModelHandle`.
+    :func:`hdfs_models.localize`); ``options``: a
+    :class:`~hdfs_models.CacheOptions` the handle carries to every executor
+    (limits, trust, lock timeout, retries; ``cache_dir`` wins over
+    ``options.cache_dir``). Without them each executor uses its own
+    ``HDFS_MODELS_*`` variables. Returns a picklable :class:`ModelHandle`.
     """
     if strategy not in STRATEGIES[:3]:
         hint = " (use ModelHandle.submitted(alias))" if strategy == "submitted" else ""
@@ -113,7 +119,9 @@ def distribute(
     log.info("distributing %s version %d (%s) by %s", pinned.url, pinned.version, pinned.digest[:16], strategy)
     if strategy == "fetch":
         root = os.fspath(cache_dir) if cache_dir is not None else None
-        return ModelHandle("fetch", url=pinned.url, pinned=pinned, cache_dir=root)
+        if options is not None and not isinstance(options, CacheOptions):
+            raise TypeError(f"options must be a CacheOptions, not {type(options).__name__}")
+        return ModelHandle("fetch", url=pinned.url, pinned=pinned, cache_dir=root, options=options)
     require_spark("distribute")
     sc = getattr(spark, "sparkContext", spark)
     if strategy == "files":

@@ -22,14 +22,13 @@ from hdfs_models._tree import compare_tree
 from hdfs_models._versions import PinnedVersion
 from hdfs_models.archive._read import Extracted
 from hdfs_models.archive._unpack import audit_tree, scan_tree, verify_extracted
-from hdfs_models.cache import holds, localize
+from hdfs_models.cache import CacheOptions, hold
 from hdfs_models.errors import DistributionError, IntegrityError, MissingExtraError, ModelNotFoundError
 
 __all__ = ["ModelHandle", "link_or_copy", "reset_verified"]
 
 _verified_lock = threading.Lock()
 _verified: dict[tuple[int, str], Any] = {}  # (pid, local dir) -> Manifest, per process
-_fetched_models: dict[tuple[int, str, str | None], Any] = {}  # (pid, digest, cache) -> LocalModel
 _HOW_TO_SHIP = (
     "ship it with `spark-submit --archives model.tar.gz#{alias}` (make the archive with "
     "`hdfs-models pack`) or with hdfs_models.distribute(spark, url, strategy='archive')"
@@ -42,7 +41,10 @@ class ModelHandle:
 
     ``url``: the version dir URL (``None`` for ``submitted``); ``pinned``:
     the :class:`~hdfs_models._versions.PinnedVersion` resolved on the
-    driver (``None`` for ``submitted``). Pickles without any connection.
+    driver (``None`` for ``submitted``). ``cache_dir`` and ``options`` (a
+    :class:`~hdfs_models.CacheOptions`): how a ``fetch`` handle localizes on
+    each executor (``None``: the executor's ``HDFS_MODELS_*`` and defaults).
+    Pickles without any connection.
     The ``Scorer`` accepts a handle (``local_path()``, ``version``, ``digest``).
     """
 
@@ -52,6 +54,7 @@ class ModelHandle:
     pinned: PinnedVersion | None = field(default=None, repr=False)
     cache_dir: str | None = None
     expected_version: int | None = None
+    options: CacheOptions | None = None
     #: ``files`` of a local directory, shipped one by one as ``<alias>.<i>``: relative paths, in that order
     flat_files: tuple[str, ...] = ()
 
@@ -96,7 +99,8 @@ class ModelHandle:
         if self.strategy == "fetch":
             if self.pinned is None:
                 raise DistributionError("a fetch handle without a pinned version", reason="not pinned")
-            return _fetched(self.pinned, self.cache_dir)
+            # once per process: the claim is kept until the model cache ends it (release, C9)
+            return hold(self.pinned, self.cache_dir, options=self.options)
         return self._shipped()[0]
 
     def _shipped_manifest(self) -> Any:
@@ -121,24 +125,6 @@ def link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:  # another filesystem, or links not allowed: copy
         shutil.copyfile(src, dst)
-
-
-def _fetched(pinned: PinnedVersion, cache_dir: str | None) -> str:
-    """Localize once per process; keep the LocalModel so its in-use claim lasts (no eviction).
-
-    The claim lasts until the process ends it with :func:`hdfs_models.release`
-    (the scoring model cache does when it drops the version); the next call
-    then claims the entry again (a cache hit, or a download if it was evicted).
-    """
-    key = (os.getpid(), str(pinned.digest), cache_dir)
-    with _verified_lock:
-        model = _fetched_models.get(key)
-    # claim again after the worker's model cache ended the claim (hdfs_models.release, C9)
-    if model is None or not os.path.isdir(model.path) or not holds(model.path):
-        model = localize(pinned.url, pinned=pinned, cache_dir=cache_dir)
-        with _verified_lock:
-            _fetched_models[key] = model
-    return str(model.path)
 
 
 def _spark_roots(strategy: str, name: str) -> list[str]:
@@ -300,7 +286,6 @@ def _check_identity(manifest: Any, handle: ModelHandle, path: str) -> None:
 
 
 def reset_verified() -> None:
-    """Forget which shipped trees this process verified or fetched (tests)."""
+    """Forget which shipped trees this process verified (tests)."""
     with _verified_lock:
         _verified.clear()
-        _fetched_models.clear()

@@ -1,29 +1,32 @@
 """The node cache: a model version on local disk once per node, verified, atomically.
 
-One module per concept:
+Three concepts, as in fsspec's cached filesystem (naming, state, behaviour),
+plus the options:
 
 =================  ==========================================================
-``_localize``      :func:`localize`, :class:`LocalModel` (the protocol), the counters
-``_options``       :class:`CacheOptions` and the cache root (explicit > env)
-``_layout``        names under the root: entry keys, lock files, temp dirs
-``_plan``          the download plan of one entry and the checks on it (pure)
-``_fill``          fill one entry: plan, download, verify, commit
-``_download``      fetch a plan's files into a temp dir (parallel, retried)
-``_disk``          the local disk: root, temp dirs, commit, sweep
-``_evict``         which entries go (LRU, not in use) and removing them
-``_access``        who may use it: a store check before a pinned hit, per-user roots
-``_lock``          ``flock`` with a timeout
-``_claims``        which entries this process uses; :func:`release` ends them (C9)
-``_wait``          waiting on another process's download while it progresses (C10)
+``_options``       :class:`CacheOptions`; where the cache lives: the root
+                   (explicit > env > default) and the per-user subtree
+``_layout``        naming and disk: entry keys and temp names, temp dirs, the
+                   commit, the damage check, the sweep, eviction (no store I/O)
+``_state``         this process's claims (:class:`LocalModel`, :func:`release`,
+                   :func:`holds`), the counters, waiting on another process's
+                   download, :func:`discard`
+``_localize``      behaviour: :func:`localize`, :func:`hold`, the store check
+                   before a pinned hit, the fill of one entry
 =================  ==========================================================
+
+Below the cache, and knowing nothing of it: the plan of a version's files
+(:mod:`hdfs_models._manifest`), the parallel retried copy
+(:mod:`hdfs_models._download`) and ``flock`` with a timeout
+(:class:`hdfs_models._tree.FileLock`).
 """
 
 from __future__ import annotations
 
-from hdfs_models.cache._claims import holds, release
-from hdfs_models.cache._evict import discard, evict
-from hdfs_models.cache._localize import CacheStats, LocalModel, cache_stats, localize
+from hdfs_models.cache._layout import evict
+from hdfs_models.cache._localize import hold, localize
 from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
+from hdfs_models.cache._state import CacheStats, LocalModel, cache_stats, discard, holds, release
 
 __all__ = [
     "CacheOptions",
@@ -33,6 +36,7 @@ __all__ = [
     "cache_stats",
     "discard",
     "evict",
+    "hold",
     "holds",
     "localize",
     "release",

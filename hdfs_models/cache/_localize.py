@@ -1,8 +1,9 @@
-""":func:`localize` a model version onto local disk once per node, and :class:`LocalModel`.
+""":func:`localize` a model version onto local disk once per node: the protocol, the fill, the counters.
 
-Protocol (names under the root in :mod:`._layout`)::
+Protocol (names under the root in :mod:`._layout`, locks in :mod:`._state`)::
 
     resolve the version (or take the caller's ``pinned=``)      one listing/manifest read
+    pinned: ask the store, as the caller, for one piece of metadata   (K5; not with trust_cache)
     shared flock <key>.use                                       held by the LocalModel
     <key>/ exists?  → hit, done                                  no further store I/O (L4)
     <key>/ damaged (a file missing or of the wrong size)?  → download it again (H7)
@@ -22,132 +23,63 @@ version twice, but never expose a partial tree (C2, C3).
 Two lock files per entry, because readers hold their shared lock for as
 long as they use the model: a downloader waiting on ``<key>.use`` would wait
 for every reader to finish, so downloads serialise on ``<key>.lock`` instead.
-A :class:`LocalModel` keeps ``<key>.use`` locked shared until
-:meth:`LocalModel.release` or process exit (the kernel drops it if the
-process dies); eviction only removes entries whose ``<key>.use`` it can lock
-exclusively without waiting, so an entry in use is never deleted. Claims are
-counted per process in :mod:`._claims`, where :func:`~._claims.release` ends
-all of a process's claims on an entry at once (C9).
+
+The node cache is not an authority (docs/security.md): before it serves a
+*pinned* version, which would otherwise cost no store I/O at all,
+:func:`authorize` asks the store as the caller for the version's
+``MANIFEST.json`` (or the version dir without one). A caller the store
+refuses gets the store's :class:`StorePermissionError` /
+:class:`StoreAuthError`, and nothing is written locally. ``trust_cache=True``
+skips it (offline reruns). A version resolved by ``localize`` itself needs no
+extra call: the resolution already read the store as the caller.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import concurrent.futures
 import logging
 import os
-import threading
 import time
-from collections.abc import Mapping
-from types import TracebackType
-from typing import Any
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from hdfs_models._progress import Progress
-from hdfs_models._versions import PinnedVersion, resolve
-from hdfs_models.cache._access import authorize, ensure_user_root, user_root
-from hdfs_models.cache._claims import Lease, claim
-from hdfs_models.cache._disk import entry_damage, sweep_temps
-from hdfs_models.cache._evict import evict_entries, remove_entry
-from hdfs_models.cache._fill import fill_entry
-from hdfs_models.cache._layout import LOCK_SUFFIX, USE_SUFFIX, entry_key
-from hdfs_models.cache._lock import FileLock
-from hdfs_models.cache._options import CacheOptions, cache_root, resolve_options
-from hdfs_models.cache._wait import wait_for_download
-from hdfs_models.errors import CacheError, HdfsModelsError
-from hdfs_models.store import Filesystem
+from hdfs_models._download import DownloadJob, download_tree
+from hdfs_models._manifest import MANIFEST_NAME, changed_files, extra_files, plan_download
+from hdfs_models._progress import Progress, ProgressCounter
+from hdfs_models._retry import Deadline, RetryPolicy
+from hdfs_models._savedmodel import check_complete
+from hdfs_models._tree import FileLock
+from hdfs_models._versions import PinnedVersion, list_tree, resolve
+from hdfs_models.cache._layout import (
+    LOCK_SUFFIX,
+    USE_SUFFIX,
+    commit_entry,
+    entry_damage,
+    entry_key,
+    evict_entries,
+    make_temp,
+    remove_entry,
+    remove_tree,
+    seal_tree,
+    sweep_temps,
+    write_manifest,
+)
+from hdfs_models.cache._options import CacheOptions, cache_root, ensure_user_root, merge_options, user_root
+from hdfs_models.cache._state import Lease, LocalModel, claim, count, holds, touch_use, wait_for_download
+from hdfs_models.errors import (
+    CacheError,
+    ExtraFilesWarning,
+    HdfsModelsError,
+    IntegrityError,
+    ModelNotFoundError,
+    SourceChangedError,
+)
+from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 
-__all__ = ["CacheStats", "LocalModel", "cache_stats", "localize"]
+__all__ = ["authorize", "fill_entry", "hold", "localize"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalModel:
-    """A localized model version: ``path`` is a complete, verified SavedModel dir.
-
-    While this object is not released, the entry is *in use*: eviction
-    (:func:`~hdfs_models.evict`, ``max_versions``/``max_bytes``) skips it. The claim is a
-    shared ``flock`` on ``<key>.use`` held until :meth:`release` (or ``with``
-    exit) or the end of the process; dropping the object does not release it.
-    Pickling gives a copy without the claim.
-    """
-
-    path: str
-    name: str
-    version: int
-    digest: str
-    url: str
-    _lease: Lease = dataclasses.field(default_factory=lambda: Lease(None), repr=False, compare=False)
-
-    def release(self) -> None:
-        """Give up this object's claim on the entry (idempotent)."""
-        self._lease.release()
-
-    close = release
-
-    def __enter__(self) -> LocalModel:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-
-@dataclasses.dataclass(frozen=True)
-class CacheStats:
-    """What :func:`localize` did in this process: every call ends as a hit, a miss or an error.
-
-    ``hits``: the entry was there (or another process finished it while this
-    one waited); ``misses``: this process downloaded it (``bytes_downloaded``
-    counts those bytes, ``download_seconds`` their time); ``errors``: the
-    call raised. Subtract two snapshots for what happened in between.
-    """
-
-    localize_calls: int = 0
-    hits: int = 0
-    misses: int = 0
-    errors: int = 0
-    bytes_downloaded: int = 0
-    download_seconds: float = 0.0
-
-    def __sub__(self, other: CacheStats) -> CacheStats:
-        return CacheStats(*(getattr(self, f.name) - getattr(other, f.name) for f in dataclasses.fields(self)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-_stats_lock = threading.Lock()
-_stats = CacheStats()
-
-
-def cache_stats() -> CacheStats:
-    """A snapshot of this process's node-cache counters (see :class:`CacheStats`)."""
-    with _stats_lock:
-        return _stats
-
-
-def _count(hits: int = 0, misses: int = 0, errors: int = 0, nbytes: int = 0, seconds: float = 0.0) -> None:
-    global _stats
-    with _stats_lock:
-        _stats = CacheStats(
-            _stats.localize_calls + 1,
-            _stats.hits + hits,
-            _stats.misses + misses,
-            _stats.errors + errors,
-            _stats.bytes_downloaded + nbytes,
-            _stats.download_seconds + seconds,
-        )
-
-
-def _touch(path: str) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass  # last-use time is a hint for LRU; a read-only root keeps entries anyway
 
 
 def localize(
@@ -159,7 +91,8 @@ def localize(
     filesystem: Filesystem | None = None,
     pinned: PinnedVersion | None = None,
     progress: Progress | None = None,
-    **options: Any,
+    options: CacheOptions | None = None,
+    **fields: Any,
 ) -> LocalModel:
     """Make one model version available on local disk, once per node; return it.
 
@@ -167,10 +100,12 @@ def localize(
     is ``"latest"`` or an integer. ``pinned`` (a :class:`~hdfs_models.PinnedVersion`
     from :func:`~hdfs_models.resolve`, e.g. resolved on the Spark driver)
     skips the resolution, so a cached version costs no store I/O at all.
-    ``options`` are :class:`~hdfs_models.CacheOptions` fields
-    (unknown names raise ``TypeError``); ``progress(done_bytes, total_bytes)``
+    ``options``: a :class:`~hdfs_models.CacheOptions` (explicit as a whole);
+    ``fields``: :class:`~hdfs_models.CacheOptions` fields, over ``options``
+    when both are given, else over ``HDFS_MODELS_*`` (unknown names raise
+    ``TypeError``); ``progress(done_bytes, total_bytes)``
     is called as bytes arrive (:data:`~hdfs_models._progress.Progress`).
-    The cache root is ``cache_dir`` > ``HDFS_MODELS_CACHE`` >
+    The cache root is ``cache_dir`` > ``options.cache_dir`` > ``HDFS_MODELS_CACHE`` >
     YARN ``LOCAL_DIRS`` (or ``LOCAL_USER_DIRS``, by ``HDFS_MODELS_CACHE_SCOPE``) >
     ``SPARK_LOCAL_DIRS`` > ``~/.cache/hdfs-models`` (:func:`~hdfs_models.cache._options.cache_root`).
 
@@ -178,8 +113,8 @@ def localize(
     downloads, ``attempts``. Nothing partial is ever visible under the root.
     """
     start = time.monotonic()
-    opts = resolve_options(options)
-    configured = cache_root(cache_dir)
+    opts = merge_options(options, fields)
+    configured = cache_root(cache_dir if cache_dir is not None else opts.cache_dir)
     try:
         root = user_root(configured)
         if pinned is None:
@@ -189,17 +124,36 @@ def localize(
             # K5: the cache serves no one the store would refuse; H4: a deleted version keeps serving
             authorize(pinned, filesystem, cached if os.path.isdir(cached) else None)
     except BaseException:
-        _count(errors=1)
+        count(errors=1)
         raise
     key = entry_key(pinned.name, pinned.version, pinned.digest)
     entry = os.path.join(root, key)
     try:
         return _localize_pinned(pinned, configured, key, opts, filesystem, progress, start)
     except BaseException as exc:
-        _count(errors=1)
+        count(errors=1)
         if isinstance(exc, HdfsModelsError):
             _annotate(exc, pinned.url, pinned.version, entry, start)
         raise
+
+
+def hold(pinned: PinnedVersion, cache_dir: str | None = None, *, options: CacheOptions | None = None) -> str:
+    """The local path of ``pinned``'s entry, localized once per process and claimed until :func:`release`.
+
+    For callers that ask again and again in one long-lived process (a
+    ``fetch`` :class:`~hdfs_models.ModelHandle` on an executor, once per
+    task): while this process holds its claim on the entry (the one registry
+    of entries in use, :mod:`._state`) and the entry is there, it is returned
+    with no store I/O and no lock. Otherwise it is localized (a hit, or a
+    download after :func:`release` let eviction take it) and the claim is
+    kept: the :class:`LocalModel` is never released here.
+    """
+    opts = merge_options(options, {})
+    root = user_root(cache_root(cache_dir if cache_dir is not None else opts.cache_dir))
+    entry = os.path.join(root, entry_key(pinned.name, pinned.version, pinned.digest))
+    if holds(entry) and os.path.isdir(entry):
+        return entry
+    return localize(pinned.url, pinned=pinned, cache_dir=cache_dir, options=opts).path
 
 
 def _localize_pinned(
@@ -222,7 +176,7 @@ def _localize_pinned(
             downloaded = _download_once(pinned, root, key, opts, filesystem, progress, start)
         else:
             downloaded = None
-            _touch(entry + USE_SUFFIX)
+            touch_use(entry + USE_SUFFIX)
             logger.info(
                 "cache hit: %s v%s at %s (%.1f ms)",
                 pinned.name,
@@ -234,9 +188,9 @@ def _localize_pinned(
         lease.release()
         raise
     if downloaded is None:
-        _count(hits=1)
+        count(hits=1)
     else:
-        _count(misses=1, nbytes=downloaded, seconds=time.monotonic() - start)
+        count(misses=1, nbytes=downloaded, seconds=time.monotonic() - start)
     if downloaded is not None and (opts.max_versions is not None or opts.max_bytes is not None):
         evict_entries(root, opts.max_versions, opts.max_bytes)  # only a download adds an entry
     return _model(pinned, entry, lease)
@@ -303,3 +257,122 @@ def _annotate(exc: HdfsModelsError, url: str, version: int, path: str, start: fl
     exc.details.setdefault("local_path", path)
     exc.details.setdefault("elapsed", time.monotonic() - start)
     exc.details.setdefault("attempts", exc.details.get("attempts", 1))
+
+
+def authorize(pinned: PinnedVersion, filesystem: Filesystem | None = None, cached: str | None = None) -> None:
+    """One metadata call to the store as the caller: may it read ``pinned``? Raises the store's error.
+
+    ``cached``: the caller's cache entry for ``pinned`` when it exists. A
+    version deleted from the store since it was pinned (not found, as
+    opposed to refused) then keeps serving the job that pinned it from that
+    entry (RELIABILITY H4): the entry lies in this user's own root (K6), so
+    this user downloaded it while the store allowed it, and a new
+    resolution of the deleted version still fails.
+    """
+    target = join_url(pinned.url, MANIFEST_NAME) if pinned.manifest is not None else pinned.url
+    fs, path = open_store(target, pinned.storage_options, filesystem)
+    try:
+        with translate_errors(target, "checking access to the cached version"):
+            fs.info(path)
+    except ModelNotFoundError:
+        if cached is None:
+            raise
+        logger.warning("%s is gone from the store; the pinned job keeps using the cached copy %s", target, cached)
+
+
+T = TypeVar("T")
+
+
+def _listing(fs: Any, src: str, url: str) -> dict[str, tuple[int, float | None]]:
+    files, _empty = list_tree(fs, src, url)
+    return {f.path: (f.size, f.mtime) for f in files}
+
+
+def _list_extras(fs: Any, src: str, pinned: PinnedVersion) -> list[str]:
+    """Files on the store that the manifest does not list (one recursive listing)."""
+    return extra_files((f.path for f in pinned.files), _listing(fs, src, pinned.url))
+
+
+def _report_extras(extras: list[str], pinned: PinnedVersion, strict: bool) -> None:
+    """B8: unlisted files → a warning (they are not downloaded), or an error in strict mode."""
+    if not extras:
+        return
+    message = f"{pinned.url}: {len(extras)} file(s) not listed in the manifest: {extras[:5]}"
+    if strict:
+        raise IntegrityError(message + " (strict mode)", url=pinned.url, reason="unlisted files", files=extras)
+    logger.warning("%s; they are not downloaded", message)
+    warnings.warn(message + "; they are not downloaded", ExtraFilesWarning, stacklevel=4)
+
+
+def _in_background(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    """Start ``fn(*args)`` on its own thread; the caller collects ``.result()``."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hdfs-models-listing")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _check_unchanged(fs: Any, src: str, pinned: PinnedVersion, tmp: str) -> None:
+    """F5: a manifest-less version must list the same after the download."""
+    before = {f.path: (f.size, f.mtime) for f in pinned.files}
+    after = _listing(fs, src, pinned.url)
+    changed = changed_files(before, after)
+    if changed:
+        raise SourceChangedError(
+            f"{pinned.url} changed during the download ({len(changed)} path(s), e.g. {changed[:3]}); "
+            "nothing was cached, try again",
+            url=pinned.url,
+            path=tmp,
+            reason="source changed",
+            files=changed,
+        )
+
+
+def fill_entry(
+    pinned: PinnedVersion,
+    root: str,
+    key: str,
+    opts: CacheOptions,
+    *,
+    filesystem: Filesystem | None = None,
+    progress: Progress | None = None,
+) -> tuple[int, bool]:
+    """Download ``pinned`` into ``<root>/<key>``; return (bytes fetched, committed by us).
+
+    Completeness (B3, B4, B10) and name safety (B6) are checked on the plan
+    before any byte is downloaded; integrity per file during the download.
+    """
+    plan = plan_download(((f.path, f.size, f.sha256) for f in pinned.files), pinned.empty_dirs, pinned.url)
+    check_complete(plan.sizes(), pinned.url)
+    fs, src = open_store(pinned.url, pinned.storage_options, filesystem)
+    has_manifest = pinned.manifest is not None
+    # B8 needs one recursive listing: it runs beside the download, not before it.
+    extras = _in_background(_list_extras, fs, src, pinned) if has_manifest else None
+    tmp = make_temp(root, key)
+    try:
+        job = DownloadJob(
+            fs=fs,
+            src=src,
+            url=pinned.url,
+            dest=tmp,
+            cache_root=root,
+            policy=RetryPolicy(attempts=opts.attempts, backoff=opts.backoff, backoff_max=opts.backoff_max),
+            deadline=Deadline(opts.deadline),
+            manifest=has_manifest,
+            file_mode=opts.file_mode,
+            progress=ProgressCounter(progress, plan.total_bytes),
+        )
+        nbytes = download_tree(job, plan, opts.parallelism)
+        if extras is not None:
+            _report_extras(extras.result(), pinned, opts.strict)
+        if pinned.manifest is not None:
+            write_manifest(tmp, pinned.manifest.to_json(), root)
+        else:
+            _check_unchanged(fs, src, pinned, tmp)
+        seal_tree(tmp, plan, pinned.url, root, opts)
+        won = commit_entry(tmp, os.path.join(root, key))
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    return nbytes, won

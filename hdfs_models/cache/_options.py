@@ -1,8 +1,26 @@
-"""Node-cache options and the cache root, resolved explicit > environment > default.
+"""Node-cache options and where the cache lives: the root, resolved explicit > environment > default,
+and one private subtree per Unix user.
 
-Nothing is read at import time: :func:`resolve_options` and :func:`cache_root`
-take the environment as a mapping (``os.environ`` by default), so tests pass
-their own.
+:func:`user_root` keeps each Unix user's entries apart. A root that only its
+owner can write (``~/.cache/hdfs-models``, a YARN container's ``LOCAL_DIRS``)
+is used as is. A root that other users can write or that another user owns
+(a node-wide ``/var/cache/hdfs-models`` with mode 1777) holds one subtree
+``user-<uid>`` per user, mode 0700, verified to be the caller's own
+directory: no user can read, alter or plant another's entries (RELIABILITY
+K6). Roots that hdfs-models creates are mode 0700.
+
+Each knob is resolved by :func:`hdfs_models._runtime.setting`, the project's
+one resolver. Nothing is read at import time: :func:`resolve_options` and
+:func:`cache_root` take the environment as a mapping (``os.environ`` by
+default), so tests pass their own.
+
+A :class:`CacheOptions` object is explicit as a whole: passed to
+:func:`~hdfs_models.localize`, :func:`~hdfs_models.distribute` (it travels
+inside the :class:`~hdfs_models.ModelHandle` to the executors) or
+``Scorer(..., cache=)``, every one of its fields wins over the executor's
+``HDFS_MODELS_*`` variables. Only its ``cache_dir`` may stay ``None``, and
+then each executor finds its own root (``HDFS_MODELS_CACHE``, YARN's
+container dirs, ...), because those differ from node to node.
 
 Environment variables (all optional):
 
@@ -27,10 +45,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["CACHE_SCOPES", "CacheOptions", "cache_root", "resolve_options"]
+from hdfs_models._runtime import setting
+from hdfs_models.errors import CacheError
+
+__all__ = [
+    "CACHE_SCOPES",
+    "CacheOptions",
+    "USER_PREFIX",
+    "cache_root",
+    "ensure_user_root",
+    "resolve_options",
+    "user_root",
+]
 
 #: ``HDFS_MODELS_CACHE_SCOPE`` values on YARN, and the container variable each one uses.
 CACHE_SCOPES = {"application": "LOCAL_DIRS", "user": "LOCAL_USER_DIRS"}
@@ -64,7 +94,8 @@ class CacheOptions:
     rename). ``file_mode``/``dir_mode``: permissions of committed entries.
     ``trust_cache``: serve a pinned version found in the cache without the
     one store call that checks the caller may read it (offline reruns;
-    docs/security.md).
+    docs/security.md). ``cache_dir``: the cache root; ``None`` (the default)
+    lets each process find its own (:func:`cache_root`).
     """
 
     lock_timeout: float = 600.0
@@ -80,6 +111,7 @@ class CacheOptions:
     file_mode: int = 0o644
     dir_mode: int = 0o755
     trust_cache: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -93,6 +125,8 @@ class CacheOptions:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 or None, got {value}")
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
 
 
 def _parse_bool(text: str) -> bool:
@@ -135,21 +169,36 @@ def resolve_options(
     """
     if isinstance(explicit, CacheOptions):
         return explicit
-    explicit = dict(explicit or {})
+    explicit = _known(explicit or {})
+    values = dict(explicit)
+    unset = object()
+    for name, (variable, parse) in _ENV.items():
+        if name not in explicit:
+            value = setting(None, variable, unset, parse=parse, env=env)
+            if value is not unset:
+                values[name] = value
+    return CacheOptions(**values)
+
+
+def _known(fields: Mapping[str, Any]) -> dict[str, Any]:
     known = {field.name for field in dataclasses.fields(CacheOptions)}
-    unknown = sorted(set(explicit) - known)
+    unknown = sorted(set(fields) - known)
     if unknown:
         raise TypeError(f"unknown cache option(s) {unknown}; known: {sorted(known)}")
-    values: dict[str, Any] = {}
-    for name, (variable, parse) in _ENV.items():
-        if name in explicit or variable not in env:
-            continue
-        try:
-            values[name] = parse(env[variable])
-        except ValueError as exc:
-            raise ValueError(f"{variable}={env[variable]!r}: {exc}") from exc
-    values.update(explicit)
-    return CacheOptions(**values)
+    return dict(fields)
+
+
+def merge_options(options: CacheOptions | None, fields: Mapping[str, Any]) -> CacheOptions:
+    """``options`` with ``fields`` over it; without ``options``, ``fields`` over the environment.
+
+    A ``TypeError`` for an ``options`` that is not a :class:`CacheOptions` or
+    an unknown field name.
+    """
+    if options is None:
+        return resolve_options(fields)
+    if not isinstance(options, CacheOptions):
+        raise TypeError(f"options must be a CacheOptions, not {type(options).__name__}")
+    return dataclasses.replace(options, **_known(fields)) if fields else options
 
 
 def _first_dir(value: str | None) -> str | None:
@@ -188,10 +237,9 @@ def cache_root(explicit: str | os.PathLike[str] | None = None, env: Mapping[str,
     (directory entries + ``/hdfs-models``). Inside YARN, ``SPARK_LOCAL_DIRS``
     is one executor's ``blockmgr-*`` dir, so it would give each executor its own cache.
     """
-    if explicit is not None and os.fspath(explicit) != "":
-        return os.path.abspath(os.fspath(explicit))
-    if env.get("HDFS_MODELS_CACHE"):
-        return os.path.abspath(env["HDFS_MODELS_CACHE"])
+    chosen = setting(None if explicit is None else os.fspath(explicit), "HDFS_MODELS_CACHE", None, env=env)
+    if chosen is not None:
+        return os.path.abspath(chosen)
     yarn = _yarn_dir(env)
     if yarn:
         return os.path.abspath(os.path.join(yarn, "hdfs-models"))
@@ -200,3 +248,70 @@ def cache_root(explicit: str | os.PathLike[str] | None = None, env: Mapping[str,
         return os.path.abspath(os.path.join(first, "hdfs-models"))
     home = env.get("HOME") or os.path.expanduser("~")
     return os.path.abspath(os.path.join(home, ".cache", "hdfs-models"))
+
+
+USER_PREFIX = "user-"
+
+
+def _shared(st: os.stat_result, uid: int) -> bool:
+    """Another user owns the root, or others may write in it."""
+    return st.st_uid != uid or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def user_root(root: str, uid: int | None = None) -> str:
+    """Where this user's entries live under ``root`` (no I/O beyond one stat; nothing created)."""
+    uid = os.geteuid() if uid is None else uid
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        return root  # it will be created, private, by this user
+    except OSError as exc:
+        raise CacheError(
+            f"cache root {root} cannot be examined ({exc.strerror})", path=root, reason="stat failed"
+        ) from exc
+    return os.path.join(root, f"{USER_PREFIX}{uid}") if _shared(st, uid) else root
+
+
+def ensure_user_root(root: str) -> str:
+    """Create ``root`` (0700) or this user's subtree in it (0700) and return the directory to use.
+
+    A subtree that is not a real directory owned by the caller with no
+    group/other permissions is a :class:`CacheError` naming it: another
+    user may have planted it.
+    """
+    if not os.path.lexists(root):
+        _mkdir(os.path.dirname(root) or "/", 0o755, parents=True)
+        _mkdir(root, 0o700)
+    if not os.path.isdir(root):
+        raise CacheError(f"cache root {root} is not a directory", path=root, reason="not a directory")
+    path = user_root(root)
+    if path == root:
+        return root
+    _mkdir(path, 0o700)
+    st = os.lstat(path)
+    uid = os.geteuid()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+        raise CacheError(
+            f"cache subtree {path} is not a private directory of uid {uid} (owner uid {st.st_uid}, "
+            f"mode {stat.filemode(st.st_mode)}); remove it or use another cache root",
+            path=path,
+            reason="not private",
+        )
+    return path
+
+
+def _mkdir(path: str, mode: int, parents: bool = False) -> None:
+    try:
+        if parents:
+            os.makedirs(path, mode=mode, exist_ok=True)
+        else:
+            os.mkdir(path, mode)
+            os.chmod(path, mode)  # mkdir's mode is masked by the umask
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise CacheError(
+            f"cache root {path} is not usable: cannot create it ({exc.strerror})",
+            path=path,
+            reason=exc.strerror or "create failed",
+        ) from exc

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
+from hdfs_models._runtime import setting
 from hdfs_models.errors import HdfsModelsError
 
 __all__ = [
@@ -89,8 +90,7 @@ def _cache_root() -> Path:
 
 def resolve_hadoop_version(version: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """``version`` > ``HDFS_MODELS_HADOOP_VERSION`` > :data:`DEFAULT_HADOOP_VERSION`; checked, not looked up."""
-    env = os.environ if env is None else env
-    chosen = version or env.get("HDFS_MODELS_HADOOP_VERSION") or DEFAULT_HADOOP_VERSION
+    chosen = setting(version, "HDFS_MODELS_HADOOP_VERSION", DEFAULT_HADOOP_VERSION, env=env)
     parts = chosen.split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts) or parts[0] != "3":
         raise MiniDFSError(

@@ -1,5 +1,6 @@
-"""The copy shell of the node cache: fetch a planned tree into a private temp dir.
+"""Fetch a version's planned files from the store into a private local dir, verified.
 
+The plan (what to fetch and the checks on it) is :class:`~hdfs_models._manifest.Plan`.
 Each file is streamed into a fresh temp name (``<file>.part<attempt>``),
 hashed while it is written, fsynced, checked against the plan's size and
 sha256, and only then renamed to its final name inside the temp dir. Files
@@ -8,6 +9,9 @@ failure that survives its retries cancels the others. Local write failures
 (disk full, read-only) are :class:`CacheError` and are never retried; store
 failures are retried with backoff within the shared deadline; a size or
 digest mismatch, or a file missing from the store, is retried once.
+
+The node cache (:mod:`hdfs_models.cache`) runs it while it holds an entry's
+download lock and commits the result.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-from hdfs_models._manifest import FileEntry
+from hdfs_models._manifest import FileEntry, Plan, verify_file
 from hdfs_models._progress import ProgressCounter
 from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
-from hdfs_models.cache._plan import Plan, verify_file
 from hdfs_models.errors import (
     CacheError,
     HdfsModelsError,
@@ -43,6 +46,8 @@ __all__ = ["CHUNK", "Cancelled", "DownloadJob", "download_tree"]
 logger = logging.getLogger(__name__)
 
 CHUNK = 4 * 1024 * 1024
+
+
 _QUEUE_CHUNKS = 4  # at most 16 MiB in flight per file
 
 
@@ -121,7 +126,11 @@ def _open_part(path: str) -> IO[bytes]:
 
 
 _WRITEBACK_EVERY = 16 * 1024 * 1024
+
+
 _SYNC_FILE_RANGE_WRITE = 2
+
+
 _libc: Any = None
 
 
