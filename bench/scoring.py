@@ -30,14 +30,26 @@ before any timing, so each contender's time includes its model loads but not
 the TensorFlow import; every Spark contender first runs once on the slice
 (its workers load its model), so timed rounds compare steady states. Each
 figure is the median of ``--repeats`` runs.
-Model load time per worker and peak RSS per worker are probed from the
-scorer's workers after a scorer warm-up on the slice (``scorer_workers``) and
-again after every contender ran (``workers_after_all``: the same workers also
-held predict_batch_udf's copy of the model, so that RSS is an upper bound).
-Contenders alternate within each repeat round (noise is shared, not
-concentrated on one contender).
+Each contender runs in Python workers of its own (:func:`pooled`): its
+workers hold only its model, and TensorFlow's thread pools are what that
+contender makes of them (the peers leave them at TensorFlow's defaults, the
+scorer sets intra-op threads to the task's CPUs and inter-op to 1). In one
+shared pool the first contender to touch TensorFlow would set them for all.
+Before each timed run the contender scores the slice (untimed): Spark stops
+Python workers idle for a minute, and each run must start warm.
+Model load time, peak RSS and TensorFlow's (intra, inter) threads per worker
+are probed from the scorer's workers after a warm-up on the slice
+(``scorer_workers``), again after every contender ran (``workers_after_all``),
+and from predict_batch_udf's (``peer_workers``). Contenders alternate within
+each repeat round (noise is shared, not concentrated on one contender).
 
-Usage: ``python bench/scoring.py [--quick] [--models cnn,mlp] [--rows N]``.
+Sweeps: ``--threads 1,2`` and ``--read-ahead 1,0,2`` add one scorer contender
+per setting (``scorer[threads=2]``, each in its own pool, so each gets its own
+TensorFlow threads), printed one line per setting with its range over the
+rounds. The CPU model, family/model and the flags that decide TensorFlow's
+kernels are printed first and recorded in the JSON.
+
+Usage: ``python bench/scoring.py [--quick] [--models cnn,mlp] [--rows N] [--threads 1,2] [--read-ahead 1,0]``.
 Prints a table, then the JSON object as the last line (also written to
 ``bench/results/scoring-<UTC date>T<time>[-quick].json``).
 """
@@ -84,18 +96,32 @@ ROW_UDF = {"cnn": 3_000, "mlp": 10_000}
 ROW_UDF_QUICK = {"cnn": 600, "mlp": 2_000}
 
 
+#: The CPU flags that decide TensorFlow's kernels here (recorded with every figure).
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine() -> dict[str, Any]:
-    """nproc, CPU model, Python and library versions."""
-    cpu = platform.processor()
+    """nproc, CPU model, family/model/stepping and the flags in :data:`CPU_FLAGS`, library versions."""
+    from hdfs_models._runtime import read_cpu
+
+    cpu = read_cpu()
+    ident: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "cpu family", "model", "stepping") and key not in ident:
+                    ident[key] = value.strip()
+                if not line.strip():
+                    break  # the first CPU is enough
+    except OSError:
         pass
     import pyspark
     import tensorflow as tf
 
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+    return {"nproc": os.cpu_count(), "cpu": cpu.model or platform.processor(), "cpu_id": ident,
+            "cpu_flags": [flag for flag in CPU_FLAGS if flag in cpu.flags], "python": platform.python_version(),
             "tensorflow": tf.__version__, "pyspark": pyspark.__version__,
             "load_avg_start": os.getloadavg()}  # fmt: skip
 
@@ -128,8 +154,45 @@ def packed_copy(spark: Any, path: str, dest: str) -> str:
     return dest
 
 
-def timed_rounds(runs: dict[str, Callable[[], Any]], rows: dict[str, int], repeats: int) -> dict[str, Any]:
+POOL_VAR = "HDFS_MODELS_BENCH_POOL"
+
+
+def pooled(spark: Any, pool: str, job: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``job(df)`` run in Python workers of its own (pool ``pool``).
+
+    Spark keys its Python worker pools by the environment a UDF captures when
+    it is made (``SparkContext.environment``), so each contender gets workers
+    that hold only its model and its own TensorFlow thread settings.
+    TensorFlow's are process-wide: in a shared worker the first contender to
+    touch TensorFlow (the scorer sets intra-op threads to the task's CPUs and
+    inter-op to 1) would decide them for every other contender.
+    """
+
+    def run(df: Any) -> None:
+        env = spark.sparkContext.environment
+        before = env.get(POOL_VAR)
+        env[POOL_VAR] = pool
+        try:
+            job(df)
+        finally:
+            if before is None:
+                env.pop(POOL_VAR, None)
+            else:
+                env[POOL_VAR] = before
+
+    return run
+
+
+def timed_rounds(
+    runs: dict[str, Callable[[], Any]],
+    rows: dict[str, int],
+    repeats: int,
+    warm: dict[str, Callable[[], Any]] | None = None,
+) -> dict[str, Any]:
     """Median rows/s of each contender; contenders alternate within each round.
+
+    ``warm[name]()`` (untimed) runs right before each of ``name``'s timed runs:
+    the slice, so that its pool's workers are up and hold its model.
 
     Alternating spreads a shared machine's load changes over every contender
     instead of penalising whichever happened to run during a burst.
@@ -137,6 +200,8 @@ def timed_rounds(runs: dict[str, Callable[[], Any]], rows: dict[str, int], repea
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for round_no in range(repeats):
         for name, fn in runs.items():
+            if warm and name in warm:
+                warm[name]()  # Spark stops Python workers idle for a minute: start each run warm
             start = time.perf_counter()
             fn()
             rates[name].append(rows[name] / (time.perf_counter() - start))
@@ -174,9 +239,20 @@ def raw_tf(
 
 
 def spark_jobs(
-    spark: Any, model_dir: str, data: str, out: str, batch: int, read_ahead: int, extra: tuple[str, ...] = ()
+    spark: Any,
+    model_dir: str,
+    data: str,
+    out: str,
+    batch: int,
+    read_ahead: int,
+    extra: tuple[str, ...] = (),
+    sweeps: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, Callable[[Any], None]]:
-    """Each Spark contender as ``job(df)`` writing Parquet to ``out`` (``extra``: scorer_bf16, mlflow)."""
+    """Each Spark contender as ``job(df)`` writing Parquet to ``out``, each in its own worker pool.
+
+    ``extra``: scorer_bf16, mlflow, binary. ``sweeps``: ``{"threads": (1, 2), "read_ahead": (0, 2)}``
+    adds one scorer contender per value, named ``scorer[threads=2]``.
+    """
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.functions import col, udf
 
@@ -232,7 +308,12 @@ def spark_jobs(
         jobs["data_path_binary"] = jobs["data_path"]
     if "mlflow" in extra:
         jobs["mlflow"] = _peer.mlflow_job(spark, _peer.save_mlflow_model(model_dir, out + "-mlflow-model"), write)
-    return jobs
+    for knob, values in (sweeps or {}).items():
+        for value in values:
+            options = {"read_ahead": read_ahead, knob: value}
+            swept = Scorer(model_dir, keep_cols=["id"], batch_size=batch, **options)
+            jobs[f"scorer[{knob}={value}]"] = functools.partial(lambda df, sc: write(sc.transform(df)), sc=swept)
+    return {name: pooled(spark, name, job) for name, job in jobs.items()}
 
 
 def _on_sql_workers(spark: Any, body: Callable[[], dict[str, Any]], tasks: int = 16) -> list[dict[str, Any]]:
@@ -255,8 +336,9 @@ def _on_sql_workers(spark: Any, body: Callable[[], dict[str, Any]], tasks: int =
     return [_json.loads(r.info) for r in rows]
 
 
-def probe_workers(spark: Any, model_dir: str | None = None) -> list[dict[str, Any]]:
-    """pid, peak RSS (MiB) and, for ``model_dir``, the scorer's load seconds per worker.
+def probe_workers(spark: Any, model_dir: str | None = None, pool: str | None = None) -> list[dict[str, Any]]:
+    """pid, peak RSS (MiB), TensorFlow's (intra, inter) threads and, for ``model_dir``, the
+    scorer's load seconds per worker of ``pool`` (:func:`pooled`; None: the default pool).
 
     Only the workers holding ``model_dir`` in the scorer's cache are kept (all
     of them when ``model_dir`` is None or none does). RSS is the process peak.
@@ -265,15 +347,24 @@ def probe_workers(spark: Any, model_dir: str | None = None) -> list[dict[str, An
     def probe() -> dict[str, Any]:
         import resource
 
+        import tensorflow as tf
+
         from scoring._model_cache import cache_info
 
         info = cache_info()
         mine = [m["load_seconds"] for m in info["models"].values() if m["path"] == model_dir]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {"pid": info["pid"], "loads_total": info["loads"], "peak_rss_mib": round(rss, 1),
-                "model_load_s": round(mine[0], 3) if mine else None}  # fmt: skip
+                "model_load_s": round(mine[0], 3) if mine else None,
+                "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
+                               tf.config.threading.get_inter_op_parallelism_threads()]}  # fmt: skip
 
-    workers = {d["pid"]: d for d in _on_sql_workers(spark, probe)}.values()
+    found: list[dict[str, Any]] = []
+    if pool is None:
+        found = _on_sql_workers(spark, probe)
+    else:
+        pooled(spark, pool, lambda _: found.extend(_on_sql_workers(spark, probe)))(None)
+    workers = {d["pid"]: d for d in found}.values()
     loaded = [d for d in workers if d["model_load_s"] is not None] or list(workers)
     return sorted(loaded, key=lambda d: d["pid"])
 
@@ -299,27 +390,35 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     out = os.path.join(work, f"{kind}-out")
     result: dict[str, Any] = {"rows": rows, "row_udf_rows": slice_rows, "notes": dict(NOTES)}
     run, setup = raw_tf(model_dir, data, args.batch_size)
-    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size, args.read_ahead, args.extra)
+    jobs = spark_jobs(spark, model_dir, data, out, args.batch_size, args.read_ahead, args.extra, args.sweeps)
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
-    inputs = dict.fromkeys(("data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow"), (df, df_small))
+    swept = [name for name in jobs if name.startswith("scorer[")]
+    inputs = dict.fromkeys(
+        ("data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow", *swept), (df, df_small)
+    )
     if "binary" in args.extra:
         packed = [spark.read.parquet(packed_copy(spark, path, path + "-binary")) for path in (data, small)]
         inputs.update(dict.fromkeys(("data_path_binary", "scorer_binary"), tuple(packed)))
     jobs["scorer"](df_small)  # loads the model in each worker; the probe reads load time, RSS
-    result["scorer_workers"] = probe_workers(spark, model_dir)
+    result["scorer_workers"] = probe_workers(spark, model_dir, pool="scorer")
     runs: dict[str, Callable[[], Any]] = {"raw": run}
+    warm: dict[str, Callable[[], Any]] = {}
     if "scorer_bf16" in args.extra:
         runs["raw_bf16"] = raw_tf(model_dir, data, args.batch_size, "bfloat16")[0]
     for name, (full, part) in inputs.items():
         if name in jobs:
             jobs[name](part)  # every contender's workers hold its model before timing
             runs[name] = functools.partial(jobs[name], full)
+            warm[name] = functools.partial(jobs[name], part)
     if "mlflow" in jobs:
         result["notes"]["mlflow_direct_log"] = _peer.DIRECT_LOG_ERROR.get("error")
-    result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats))
+    result.update(timed_rounds(runs, dict.fromkeys(runs, rows), args.repeats, warm))
     result["raw"].update(setup)
     result.update(timed_rounds({"row_udf": lambda: jobs["row_udf"](df_small)}, {"row_udf": slice_rows}, 1))
-    result["workers_after_all"] = probe_workers(spark, model_dir)
+    jobs["scorer"](df_small)  # its pool's workers stop after a minute idle: the probe wants them warm
+    result["workers_after_all"] = probe_workers(spark, model_dir, pool="scorer")
+    jobs["predict_batch_udf"](df_small)
+    result["peer_workers"] = probe_workers(spark, pool="predict_batch_udf")  # TF threads left at defaults
     scorer = result["scorer"]["rows_per_s"]
     ceiling = min(result["raw"]["rows_per_s"], result["data_path"]["rows_per_s"])
     result["ratios"] = {
@@ -328,6 +427,8 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
         "scorer/row_udf": round(scorer / result["row_udf"]["rows_per_s"], 1),
     }
     rate = {name: result[name]["rows_per_s"] for name in runs}
+    for name in swept:
+        result["ratios"][f"{name}/scorer"] = round(rate[name] / scorer, 3)
     if "scorer_bf16" in rate:
         result["ratios"]["scorer_bf16/scorer"] = round(rate["scorer_bf16"] / scorer, 3)
         bf16_ceiling = min(rate["raw_bf16"], rate["data_path"])
@@ -363,7 +464,11 @@ NOTES: dict[str, str] = {}  # why a contender was left out (filled by main)
 
 def table(results: dict[str, Any]) -> str:
     """A short human-readable summary."""
-    lines = [f"{'model':5} {'contender':18} {'rows/s':>10}"]
+    cpu = results["machine"]
+    ident = cpu.get("cpu_id", {})
+    lines = [f"cpu: {cpu['cpu']} (family {ident.get('cpu family', '?')} model {ident.get('model', '?')}), "
+             f"{cpu['nproc']} cores, flags: {' '.join(cpu.get('cpu_flags', [])) or 'none of ' + ','.join(CPU_FLAGS)}",
+             f"{'model':5} {'contender':18} {'rows/s':>10}"]  # fmt: skip
     for kind, res in results["models"].items():
         for name in (
             "raw",
@@ -379,6 +484,9 @@ def table(results: dict[str, Any]) -> str:
         ):
             if name in res:
                 lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
+        for name in sorted(n for n in res if n.startswith("scorer[")):
+            runs = res[name]["runs"]
+            lines.append(f"{kind:5} sweep {name:22} {res[name]['rows_per_s']:10.0f}  [{min(runs):.0f}-{max(runs):.0f}]")
         for ratio, value in res["ratios"].items():
             target = TARGETS[kind].get(ratio)
             mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
@@ -398,7 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="rows per model (default by model)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--read-ahead", type=int, default=1, help="Scorer(read_ahead=...)")
+    parser.add_argument("--read-ahead", default="1",
+                        help="Scorer(read_ahead=...); a comma list sweeps: the first value is the scorer's, "
+                             "each value adds a contender scorer[read_ahead=N]")  # fmt: skip
+    parser.add_argument("--threads", default="",
+                        help="comma list of Scorer(threads=...) to sweep, one contender scorer[threads=N] each "
+                             "(the plain scorer keeps its rule: the task's CPUs)")  # fmt: skip
     parser.add_argument("--arrow-batch", type=int, default=None,
                         help="spark.sql.execution.arrow.maxRecordsPerBatch for every contender")  # fmt: skip
     parser.add_argument("--no-bf16", action="store_true", help="leave out raw_bf16 and scorer_bf16")
@@ -407,6 +520,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    read_aheads = tuple(int(v) for v in args.read_ahead.split(",") if v.strip())
+    args.read_ahead = read_aheads[0] if read_aheads else 1
+    args.sweeps = {}
+    if len(read_aheads) > 1:
+        args.sweeps["read_ahead"] = read_aheads
+    if args.threads.strip():
+        args.sweeps["threads"] = tuple(int(v) for v in args.threads.split(",") if v.strip())
     args.extra, notes = _peer.extra_contenders(args.no_bf16, args.no_mlflow)
     args.extra += () if args.no_binary else ("binary",)
     NOTES.update(notes)
