@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from hdfs_models._download import DownloadJob, download_tree
 from hdfs_models._manifest import MANIFEST_NAME, changed_files, extra_files, plan_download
 from hdfs_models._progress import Progress, ProgressCounter
-from hdfs_models._retry import Deadline, RetryPolicy
+from hdfs_models._retry import Deadline, RetryPolicy, retry_transient
 from hdfs_models._savedmodel import check_complete
 from hdfs_models._tree import FileLock
 from hdfs_models._versions import PinnedVersion, list_tree, resolve
@@ -118,11 +118,21 @@ def localize(
     try:
         root = user_root(configured)
         if pinned is None:
-            pinned = resolve(url, version, storage_options=storage_options, filesystem=filesystem)
+            pinned = retry_transient(
+                lambda: resolve(url, version, storage_options=storage_options, filesystem=filesystem),
+                what=f"resolving {url}",
+                window=opts.store_window,
+            )
         elif not opts.trust_cache:
-            cached = os.path.join(root, entry_key(pinned.name, pinned.version, pinned.digest))
-            # K5: the cache serves no one the store would refuse; H4: a deleted version keeps serving
-            authorize(pinned, filesystem, cached if os.path.isdir(cached) else None)
+            known = pinned
+            cached = os.path.join(root, entry_key(known.name, known.version, known.digest))
+            # K5: the cache serves no one the store would refuse; H4: a deleted version keeps serving;
+            # P14: a NameNode's push-back or failover is retried, never a task failure at once
+            retry_transient(
+                lambda: authorize(known, filesystem, cached if os.path.isdir(cached) else None),
+                what=f"checking access to {known.url}",
+                window=opts.store_window,
+            )
     except BaseException:
         count(errors=1)
         raise

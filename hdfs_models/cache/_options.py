@@ -38,6 +38,7 @@ Environment variables (all optional):
 ``HDFS_MODELS_LOCKING``        ``0``/``false``: no flock (duplicates, never corruption)
 ``HDFS_MODELS_FILE_MODE``      octal mode of cached files, e.g. ``644``
 ``HDFS_MODELS_TRUST_CACHE``    ``1``/``true``: serve pinned hits without asking the store
+``HDFS_MODELS_STORE_WINDOW``   seconds metadata calls retry a NameNode's push-back or failover (60)
 =============================  ==============================================
 """
 
@@ -112,13 +113,14 @@ class CacheOptions:
     dir_mode: int = 0o755
     trust_cache: bool = False
     cache_dir: str | None = None
+    store_window: float = 60.0
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
         if self.parallelism < 1:
             raise ValueError(f"parallelism must be >= 1, got {self.parallelism}")
-        for name in ("lock_timeout", "deadline", "backoff", "backoff_max"):
+        for name in ("lock_timeout", "deadline", "backoff", "backoff_max", "store_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("max_versions", "max_bytes"):
@@ -154,6 +156,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "locking": ("HDFS_MODELS_LOCKING", _parse_bool),
     "file_mode": ("HDFS_MODELS_FILE_MODE", lambda text: int(text, 8)),
     "trust_cache": ("HDFS_MODELS_TRUST_CACHE", _parse_bool),
+    "store_window": ("HDFS_MODELS_STORE_WINDOW", float),
 }
 
 

@@ -62,6 +62,16 @@ _SUPPORTED_TEXT = (
 )
 # Java exception classes that HDFS clients report for a refused access.
 _HADOOP_ACCESS_DENIED = ("AccessControlException", "AuthorizationException")
+# A NameNode pushing back or failing over, as the Java class names in an error's text. WebHDFS
+# answers a standby NameNode with HTTP 403, which fsspec raises as PermissionError: these
+# markers win over that, so push-back is retried (RELIABILITY P14), never "permission denied".
+_HADOOP_PUSH_BACK = (
+    "StandbyException",
+    "RetriableException",
+    "ObserverRetryOnActiveException",
+    "CallQueueOverflowException",
+    "Server too busy",
+)
 
 # Read by hdfs-native at client creation: config dir (HA, viewfs), user; credentials: _store_auth.
 _HADOOP_ENV = ("HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_USER_NAME", "HADOOP_PROXY_USER")
@@ -321,8 +331,9 @@ def translate_errors(url: str, what: str = "") -> Iterator[None]:
 
     ``FileNotFoundError`` → :class:`ModelNotFoundError`; a Kerberos or token
     failure → :class:`StoreAuthError` (never retried); ``PermissionError``
-    (or an HDFS ``AccessControlException``) → :class:`StorePermissionError`;
-    any other ``OSError``/``RuntimeError`` → :class:`StoreError`. Errors of
+    (or an HDFS ``AccessControlException``) → :class:`StorePermissionError`,
+    except a NameNode's push-back or standby answer (a :class:`StoreError`
+    with reason ``pushed back``, retried by the node cache: P14); any other ``OSError``/``RuntimeError`` → :class:`StoreError`. Errors of
     this package pass through unchanged. ``what`` names the operation.
     """
     prefix = f"{url}: {what + ': ' if what else ''}"
@@ -341,6 +352,9 @@ def _translated(url: str, prefix: str, exc: OSError | RuntimeError) -> HdfsModel
     reason = auth_failure(exc)
     if reason is not None:
         return auth_error(url, exc, reason)
+    text = str(exc)
+    if any(marker in text for marker in _HADOOP_PUSH_BACK):
+        return StoreError(f"{prefix}the NameNode pushed back ({_short(exc)})", url=url, reason="pushed back")
     if isinstance(exc, PermissionError) or _access_denied(exc):
         return StorePermissionError(f"{prefix}permission denied ({_short(exc)})", url=url, reason="permission denied")
     return StoreError(f"{prefix}{_short(exc)}", url=url, reason=type(exc).__name__)
