@@ -14,7 +14,9 @@ Stages (seconds summed over tasks):
 ``localize``   getting the model onto local disk (node cache, Spark files)
 ``load``       importing TensorFlow and loading the model (first task of each Python worker;
                ``model_loads.seconds`` is the loading alone)
-``read``       waiting for the next Arrow batch from the JVM
+``read``       waiting for the next Arrow batch from the JVM; in a direct read
+               (:mod:`scoring._files`), reading the files (``read_bytes``: their
+               compressed bytes)
 ``convert``    Arrow columns → tensors, and outputs → Arrow columns
 ``inference``  the signature's function
 ``write``      handing the output batch back to the JVM
@@ -88,7 +90,7 @@ class TaskRecorder:
         self.clock, self.wall = clock, wall
         self.start, self.started = clock(), wall()
         self.stages = dict.fromkeys(STAGES, 0.0)
-        self.rows_in = self.rows_out = self.batches = 0
+        self.rows_in = self.rows_out = self.batches = self.read_bytes = 0
         self.model_loads, self.load_seconds = 0, 0.0
         self.cache = dict.fromkeys(_CACHE_FIELDS, 0)
         self.version: int | None = None
@@ -125,6 +127,7 @@ class TaskRecorder:
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "batches": self.batches,
+            "read_bytes": self.read_bytes,
             "seconds": self.clock() - self.start,
             "started": self.started,
             "ended": self.wall(),
@@ -153,6 +156,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "rows_in": 0,
         "rows_out": 0,
         "batches": 0,
+        "read_bytes": 0,
         "tasks": len(records),
         "task_seconds": 0.0,
         "versions": {},
@@ -163,6 +167,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for rec in records:
         for name in ("rows_in", "rows_out", "batches"):
             report[name] += rec[name]
+        report["read_bytes"] += rec.get("read_bytes", 0)
         report["task_seconds"] += rec["seconds"]
         version = "unknown" if rec["version"] is None else str(rec["version"])
         report["versions"][version] = report["versions"].get(version, 0) + rec["rows_out"]

@@ -200,11 +200,13 @@ class Runner:
         with rec.stage("convert"):
             return [_to_arrow(out, raw[out.source], n) for out in self._bound().outputs]
 
-    def score_batches(self, batches: Iterable[Any]) -> Iterator[Any]:
+    def score_batches(self, batches: Iterable[Any], reads: Any = None) -> Iterator[Any]:
         """mapInArrow body: RecordBatches in, RecordBatches (keep, outputs, version) out.
 
         With ``metrics`` (an accumulator of :class:`scoring._metrics.MetricsParam`),
         a task that ends without error adds its record (:mod:`scoring._metrics`).
+        ``reads`` (``seconds``, ``bytes``: a direct read's counter) replaces the
+        ``read`` stage's wait for the JVM by the time spent reading files.
         """
         import pyarrow as pa
 
@@ -225,6 +227,8 @@ class Runner:
             rec.rows_in, rec.rows_out, rec.batches = rec.rows_in + n, rec.rows_out + out.num_rows, rec.batches + 1
             with rec.stage("write"):
                 yield out
+        if reads is not None:
+            rec.stages["read"], rec.read_bytes = reads.seconds, reads.bytes
         self._report(rec)
 
     def _report(self, rec: TaskRecorder) -> None:

@@ -2,7 +2,9 @@
 
 Three faces over one core (:class:`scoring._runner.Runner`):
 
-- :meth:`Scorer.transform` — ``df.mapInArrow``; the fastest path.
+- :meth:`Scorer.transform` — ``df.mapInArrow``; the fastest path for any DataFrame.
+- :meth:`Scorer.transform_files` / :meth:`Scorer.transform_table` — Parquet or ORC read in
+  the Python workers (:mod:`scoring._files`), past Spark's Arrow conversion.
 - :meth:`Scorer.score_partition` — for ``rdd.mapPartitions`` over Rows.
 - :meth:`Scorer.udf` — a column function (Arrow UDF) for ``withColumn``.
 
@@ -28,6 +30,7 @@ from hdfs_models._runtime import require_spark
 from hdfs_models.cache import CacheOptions
 from scoring._device import check_precision
 from scoring._faces import make_udf, score_rows
+from scoring._files import DirectTask, default_parallelism, plan_direct_read, table_format
 from scoring._metrics import MetricsParam, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
 from scoring._plan import (
@@ -42,6 +45,7 @@ from scoring._plan import (
 from scoring._runner import Runner, spark_data_type
 from scoring._signature import Signature, parse_signature
 from scoring._source import ModelRef, model_source
+from scoring.errors import InputFileError
 
 __all__ = ["Scorer"]
 
@@ -179,6 +183,50 @@ class Scorer:
             df = df.select(*(_quoted(c) for c in needed))
         runner = replace(runner, metrics=self._accumulator(df))
         return df.mapInArrow(runner.score_batches, schema)
+
+    def transform_files(
+        self,
+        spark: Any,
+        paths: str | Sequence[str],
+        format: str = "parquet",
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Score Parquet or ORC files read in the Python workers, not through Spark's Arrow conversion.
+
+        The same rows and schema as ``transform(spark.read.format(format).load(paths))``,
+        partition columns (``key=value/`` directories) included; row order may
+        differ. Tasks read the files through the store's clients (``hdfs://``
+        with the job's tokens or ticket, any fsspec URL; ``storage_options``
+        for the client) and spread the row groups over at least
+        ``spark.default.parallelism`` tasks. See :mod:`scoring._files`.
+        """
+        source = spark.read.format(format).load(paths if isinstance(paths, str) else list(paths))
+        return self._transform_direct(spark, source, format, storage_options)
+
+    def transform_table(self, spark: Any, table: str, *, storage_options: Mapping[str, Any] | None = None) -> Any:
+        """:meth:`transform_files` over the files of a catalog table stored as Parquet or ORC.
+
+        Partitions come from the metastore's file list, their values from the
+        ``key=value`` directories; a table in another format, or with a partition
+        at a custom location, raises :class:`~scoring.errors.InputFileError`
+        (score it with ``transform(spark.table(table))``).
+        """
+        fmt = table_format(spark, table)
+        if fmt is None:
+            raise InputFileError(f"table {table} is not stored as Parquet or ORC: score spark.table({table!r}) "
+                                 "with transform()", path=table, reason="format")  # fmt: skip
+        return self._transform_direct(spark, spark.table(table), fmt, storage_options)
+
+    def _transform_direct(self, spark: Any, source: Any, fmt: str, storage_options: Mapping[str, Any] | None) -> Any:
+        schema = self.output_schema(source.schema)
+        runner = self._runner().planned([describe_spark_field(f) for f in source.schema.fields])
+        max_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", "10000") or 10_000)
+        read = plan_direct_read(source, fmt, runner, parallelism=default_parallelism(spark),
+                                max_rows=max(1, max_rows), storage_options=storage_options)  # fmt: skip
+        tasks = spark.range(0, len(read.tasks), 1, max(1, len(read.tasks)))
+        runner = replace(runner, metrics=self._accumulator(tasks))
+        return tasks.mapInArrow(DirectTask(runner, read), schema)
 
     # -- what it did (driver) --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ pickles (errors raised on executors reach the driver)::
     ├── GpuAssignmentError(ValueError)        a task's GPU address names no device the executor sees
     ├── PrecisionError(ValueError)            the precision asked for cannot run on this machine
     └── JobIOError(ValueError)                the job's input is missing or its output cannot be written
+        └── InputFileError                     a directly read file disagrees with the others (schema, partitions)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hdfs_models.errors import HdfsModelsError
 __all__ = [
     "ColumnTypeError",
     "GpuAssignmentError",
+    "InputFileError",
     "JobIOError",
     "ModelLoadError",
     "NullValueError",
@@ -108,3 +110,15 @@ class GpuAssignmentError(ScoringError, ValueError):
 
 class JobIOError(ScoringError, ValueError):
     """The job's input is missing, or its output exists or cannot be replaced."""
+
+
+class InputFileError(JobIOError):
+    """A file of a direct read (:meth:`scoring.Scorer.transform_files`) cannot be scored as the others are.
+
+    ``path`` names the file, ``column`` the column, ``reason``: ``schema``
+    (its columns disagree with the first file's), ``type`` (a column does not
+    convert to Spark's type) or ``partition`` (no ``key=value`` directory for
+    a partition column). A file that is gone, corrupt or refused raises the
+    store's errors (``MissingFileError``, ``CorruptFileError``,
+    ``StorePermissionError``), which name it too.
+    """
