@@ -181,6 +181,7 @@ def test_python_m_scoring_job_with_parquet(minidfs, saved, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["rows"] == ROWS and summary["version"] == 1
+    assert summary["read"] == "direct"  # --read auto: a Parquet path is read in the Python workers
     table = pq.read_table(out).to_pandas().sort_values("id")
     assert table["id"].tolist() == list(range(ROWS))
     expected = predict_in_process(saved["dense"], features=x)["probabilities"]
@@ -218,10 +219,22 @@ def test_job_with_hive_tables(spark_cluster, minidfs, saved):
     )
     summary = run(spark, args)
     assert summary["rows"] == ROWS and summary["version"] == 1
+    assert summary["read"] == "direct"  # --read auto: a table stored as Parquet
     out = spark.table("lines_scores").orderBy("id").toPandas()
     assert out["id"].tolist() == list(range(ROWS)) and set(out["model_version"]) == {1}
     expected = predict_in_process(saved["dense"], features=x)["probabilities"]
     np.testing.assert_allclose(np.stack(out["prediction"].to_numpy()), expected, rtol=1e-6, atol=1e-7)
+    # --read spark: Spark reads the same table; the output is the same, schema included
+    spark.sql("DROP TABLE IF EXISTS lines_scores_spark")
+    args.output_table, args.read = "lines_scores_spark", "spark"
+    assert run(spark, args)["read"] == "spark"
+    through_spark = spark.table("lines_scores_spark")
+    assert through_spark.schema == spark.table("lines_scores").schema
+    spark_out = through_spark.orderBy("id").toPandas()
+    assert spark_out["id"].tolist() == out["id"].tolist() and set(spark_out["model_version"]) == {1}
+    np.testing.assert_allclose(  # batches differ between the two reads: equal to float32 rounding
+        np.stack(spark_out["prediction"].to_numpy()), np.stack(out["prediction"].to_numpy()), rtol=1e-6, atol=1e-7
+    )
 
 
 # -- SavedModels written the ways users wrote them -------------------------------------------

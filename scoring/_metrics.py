@@ -14,9 +14,10 @@ Stages (seconds summed over tasks):
 ``localize``   getting the model onto local disk (node cache, Spark files)
 ``load``       importing TensorFlow and loading the model (first task of each Python worker;
                ``model_loads.seconds`` is the loading alone)
-``read``       waiting for the next Arrow batch from the JVM; in a direct read
-               (:mod:`scoring._files`), reading the files (``read_bytes``: their
-               compressed bytes)
+``read``       waiting for the next Arrow batch: from the JVM, or in a direct read
+               (:mod:`scoring._files`) from the files (``read_seconds``: the time
+               spent reading them, overlapped with inference by the read-ahead
+               thread; ``read_bytes``: their compressed bytes)
 ``convert``    Arrow columns → tensors, and outputs → Arrow columns
 ``inference``  the signature's function
 ``write``      handing the output batch back to the JVM
@@ -91,6 +92,7 @@ class TaskRecorder:
         self.start, self.started = clock(), wall()
         self.stages = dict.fromkeys(STAGES, 0.0)
         self.rows_in = self.rows_out = self.batches = self.read_bytes = 0
+        self.read_seconds = 0.0
         self.model_loads, self.load_seconds = 0, 0.0
         self.cache = dict.fromkeys(_CACHE_FIELDS, 0)
         self.version: int | None = None
@@ -128,6 +130,7 @@ class TaskRecorder:
             "rows_out": self.rows_out,
             "batches": self.batches,
             "read_bytes": self.read_bytes,
+            "read_seconds": self.read_seconds,
             "seconds": self.clock() - self.start,
             "started": self.started,
             "ended": self.wall(),
@@ -157,6 +160,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "rows_out": 0,
         "batches": 0,
         "read_bytes": 0,
+        "read_seconds": 0.0,
         "tasks": len(records),
         "task_seconds": 0.0,
         "versions": {},
@@ -168,6 +172,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         for name in ("rows_in", "rows_out", "batches"):
             report[name] += rec[name]
         report["read_bytes"] += rec.get("read_bytes", 0)
+        report["read_seconds"] += rec.get("read_seconds", 0.0)
         report["task_seconds"] += rec["seconds"]
         version = "unknown" if rec["version"] is None else str(rec["version"])
         report["versions"][version] = report["versions"].get(version, 0) + rec["rows_out"]
@@ -189,5 +194,6 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "per_worker": {k: {**w, "seconds": round(w["seconds"], 3)} for k, w in loads.items()},
     }
     report["task_seconds"] = round(report["task_seconds"], 3)
+    report["read_seconds"] = round(report["read_seconds"], 3)
     report["stages"] = {k: round(v, 3) for k, v in report["stages"].items()}
     return report

@@ -205,8 +205,9 @@ class Runner:
 
         With ``metrics`` (an accumulator of :class:`scoring._metrics.MetricsParam`),
         a task that ends without error adds its record (:mod:`scoring._metrics`).
-        ``reads`` (``seconds``, ``bytes``: a direct read's counter) replaces the
-        ``read`` stage's wait for the JVM by the time spent reading files.
+        ``reads`` (``seconds``, ``bytes``: a direct read's counter) adds the
+        time spent reading files (on the read-ahead thread) and their bytes to
+        the record; the ``read`` stage stays the wait for the next batch.
         """
         import pyarrow as pa
 
@@ -228,7 +229,7 @@ class Runner:
             with rec.stage("write"):
                 yield out
         if reads is not None:
-            rec.stages["read"], rec.read_bytes = reads.seconds, reads.bytes
+            rec.read_seconds, rec.read_bytes = reads.seconds, reads.bytes
         self._report(rec)
 
     def _report(self, rec: TaskRecorder) -> None:

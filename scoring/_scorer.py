@@ -205,7 +205,7 @@ class Scorer:
         return self._transform_direct(spark, source, format, storage_options)
 
     def transform_table(self, spark: Any, table: str, *, storage_options: Mapping[str, Any] | None = None) -> Any:
-        """:meth:`transform_files` over the files of a catalog table stored as Parquet or ORC.
+        """Like :meth:`transform_files`, over the files of a catalog table stored as Parquet or ORC.
 
         Partitions come from the metastore's file list, their values from the
         ``key=value`` directories; a table in another format, or with a partition
@@ -252,6 +252,7 @@ class Scorer:
         ``rows_in``, ``batches``, ``tasks``, ``seconds`` (first task start to
         last task end), ``rows_per_second``, ``task_seconds``, ``stages``
         (seconds per stage: localize, load, read, convert, inference, write),
+        ``read_seconds`` and ``read_bytes`` (what direct reads spent reading files),
         ``versions`` (version → rows), ``model_loads`` (``count``,
         ``seconds``, ``per_worker``) and ``cache`` (node-cache
         ``localize_calls``, ``hits``, ``misses``, ``errors``,

@@ -83,7 +83,7 @@ def test_direct_read_gives_the_rows_and_schema_of_spark_s_reader(spark, model, t
     np.testing.assert_allclose([r[4] for r in got], [r[4] for r in want], rtol=1e-5, atol=1e-6)  # batches differ
     metrics = scorer.metrics()
     assert metrics["rows"] == 2 * rows  # both scored; the direct read counted its bytes and seconds
-    assert metrics["read_bytes"] > 0 and metrics["stages"]["read"] > 0
+    assert metrics["read_bytes"] > 0 and metrics["read_seconds"] > 0 and metrics["stages"]["read"] > 0
 
 
 def test_row_groups_spread_over_at_least_the_default_parallelism(spark, model, tmp_path):

@@ -26,6 +26,13 @@ whose CPU has AVX512-BF16 or AMX (an error elsewhere); ``auto`` where available.
 node-cache hits, misses and bytes) with the job's wall time; the Spark UI
 names the scoring job after the model URL and version.
 
+``--read`` picks who reads the input: ``direct`` (the Python workers read the
+Parquet or ORC files with pyarrow, :meth:`scoring.Scorer.transform_files`,
+past Spark's element-by-element Arrow conversion), ``spark``, or ``auto`` (the
+default: direct for Parquet paths and tables stored as Parquet or ORC whose
+partitions sit in ``key=value`` directories, Spark otherwise). The output is
+the same; the summary's ``read`` says which ran.
+
 ``--watch SECONDS`` turns the job into a stream over new Parquet files under
 ``--input-path``: every SECONDS it resolves ``latest`` again and switches to a
 newly published version (loaded before the old one is dropped); every output
@@ -53,7 +60,7 @@ from hdfs_models.cli._score_io import Output, append_output, check_output, count
 from hdfs_models.cli._watch import Watcher, run_watch
 from scoring import Scorer
 from scoring._metrics import summarize
-from scoring.errors import JobIOError
+from scoring.errors import InputFileError, JobIOError
 
 __all__ = ["add_score_arguments", "build_parser", "metrics_report", "parse_features", "register", "run"]
 
@@ -96,6 +103,14 @@ def add_score_arguments(p: argparse.ArgumentParser) -> None:
         default="fetch",
         choices=["fetch", "archive", "files", "submitted"],
         help="how executors get the model (submitted: spark-submit --archives ARCHIVE#alias)",
+    )
+    p.add_argument(
+        "--read",
+        default="auto",
+        choices=["auto", "direct", "spark"],
+        help="direct: the Python workers read the Parquet/ORC files themselves (past Spark's Arrow "
+        "conversion); spark: Spark reads; auto (default): direct for Parquet paths and tables stored "
+        "as Parquet or ORC, spark otherwise (the output is the same)",
     )
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument(
@@ -209,13 +224,30 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     handle, scorer = _scorer(spark, args, args.version)
     spark.sparkContext.setJobDescription(scorer.description)  # the Spark UI names the scoring job
     try:
-        write_output(spark, scorer.transform(df), out)
+        scored, how = _scored(spark, args, scorer, df)
+        write_output(spark, scored, out)
     finally:
         spark.sparkContext.setJobDescription(None)
     rows = count_output(spark, out)
     summary = _summary(rows, started, handle.version, args.model, out.name)
+    summary["read"] = how
     summary["metrics"] = summarize(scorer.metric_records())
     return summary
+
+
+def _scored(spark: Any, args: argparse.Namespace, scorer: Scorer, df: Any) -> tuple[Any, str]:
+    """The scored DataFrame and how its input is read (``--read``): ``direct`` or ``spark``."""
+    if args.read == "spark":
+        return scorer.transform(df), "spark"
+    try:
+        if args.input_table:
+            return scorer.transform_table(spark, args.input_table), "direct"
+        return scorer.transform_files(spark, args.input_path, "parquet"), "direct"
+    except InputFileError as exc:
+        if args.read == "direct" or exc.reason not in ("format", "partition"):
+            raise
+        log.info("--read auto: Spark reads the input (%s)", exc)
+        return scorer.transform(df), "spark"
 
 
 def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float) -> dict[str, Any]:
