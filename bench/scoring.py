@@ -17,6 +17,9 @@ input of ``id`` + ``features`` array<float>[784] (MNIST digits tiled):
 - ``mlflow``: ``mlflow.pyfunc.spark_udf`` over the same SavedModel saved with
   MLflow's TensorFlow flavor (``bench/_mlflow.py`` says how and why so);
   needs the ``bench`` extra, else it is left out with a note.
+- ``scorer_direct``: ``Scorer(...).transform_files`` over the same files: the
+  Python workers read the Parquet row groups themselves with pyarrow (issue
+  21), so Spark's data path is not its ceiling; ``raw`` is;
 - ``data_path_binary`` / ``scorer_binary``: ``data_path`` and ``scorer`` over
   the same rows with ``features`` stored as ``binary`` tensor bytes
   (``scoring.pack_tensors``, written once before timing), which Spark hands
@@ -303,6 +306,8 @@ def spark_jobs(
     if "scorer_bf16" in extra:
         bf16 = Scorer(model_dir, keep_cols=["id"], batch_size=batch, read_ahead=read_ahead, precision="bfloat16")
         jobs["scorer_bf16"] = lambda df: write(bf16.transform(df))
+    if "direct" in extra:  # the files read in the Python workers (issue 21), past Spark's Arrow conversion
+        jobs["scorer_direct"] = lambda df: write(scorer.transform_files(spark, df.inputFiles()))
     if "binary" in extra:
         jobs["scorer_binary"] = jobs["scorer"]  # the same Scorer: its input column is features either way
         jobs["data_path_binary"] = jobs["data_path"]
@@ -380,9 +385,19 @@ def warm_workers(spark: Any) -> None:
     _on_sql_workers(spark, imp, tasks=4)
 
 
+def _rows_for(spec: str | None, kind: str) -> int | None:
+    """``--rows``: ``"N"`` for every model, or ``"cnn=N,mlp=M"`` (a model not named keeps its default)."""
+    if not spec:
+        return None
+    if "=" not in spec:
+        return int(spec)
+    sizes = dict(item.split("=", 1) for item in spec.split(",") if item.strip())
+    return int(sizes[kind]) if kind in sizes else None
+
+
 def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> dict[str, Any]:
     """Every contender for one model."""
-    rows = args.rows or (QUICK if args.quick else FULL)[kind]
+    rows = _rows_for(args.rows, kind) or (QUICK if args.quick else FULL)[kind]
     slice_rows = (ROW_UDF_QUICK if args.quick else ROW_UDF)[kind]
     model_dir = save_model(kind, os.path.join(work, kind, "1"))
     data = write_parquet(os.path.join(work, f"{kind}-data"), rows)
@@ -394,7 +409,8 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
     df, df_small = spark.read.parquet(data), spark.read.parquet(small)
     swept = [name for name in jobs if name.startswith("scorer[")]
     inputs = dict.fromkeys(
-        ("data_path", "scorer", "scorer_bf16", "predict_batch_udf", "mlflow", *swept), (df, df_small)
+        ("data_path", "scorer", "scorer_direct", "scorer_bf16", "predict_batch_udf", "mlflow", *swept),
+        (df, df_small),
     )
     if "binary" in args.extra:
         packed = [spark.read.parquet(packed_copy(spark, path, path + "-binary")) for path in (data, small)]
@@ -437,6 +453,14 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
         result["ratios"]["scorer/mlflow"] = round(scorer / rate["mlflow"], 3)
         if "scorer_bf16" in rate:
             result["ratios"]["scorer_bf16/mlflow"] = round(rate["scorer_bf16"] / rate["mlflow"], 3)
+    if "scorer_direct" in rate:
+        direct = rate["scorer_direct"]
+        result["ratios"]["scorer_direct/data_path"] = round(direct / rate["data_path"], 3)
+        result["ratios"]["scorer_direct/raw"] = round(direct / rate["raw"], 3)
+        result["ratios"]["scorer_direct/scorer"] = round(direct / scorer, 3)
+        result["ratios"]["scorer_direct/predict_batch_udf"] = round(direct / rate["predict_batch_udf"], 3)
+        if "mlflow" in rate:
+            result["ratios"]["scorer_direct/mlflow"] = round(direct / rate["mlflow"], 3)
     if "scorer_binary" in rate:
         result["ratios"]["data_path_binary/data_path"] = round(rate["data_path_binary"] / rate["data_path"], 3)
         binary_ceiling = min(result["raw"]["rows_per_s"], rate["data_path_binary"])
@@ -475,6 +499,7 @@ def table(results: dict[str, Any]) -> str:
             "raw_bf16",
             "data_path",
             "scorer",
+            "scorer_direct",
             "scorer_bf16",
             "predict_batch_udf",
             "mlflow",
@@ -503,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, one repeat (~2 min)")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--rows", type=int, default=None, help="rows per model (default by model)")
+    parser.add_argument("--rows", default=None,
+                        help="rows per model: N for every model, or kind=N,... (default by model)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--read-ahead", default="1",
@@ -517,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-bf16", action="store_true", help="leave out raw_bf16 and scorer_bf16")
     parser.add_argument("--no-mlflow", action="store_true", help="leave out the mlflow contender")
     parser.add_argument("--no-binary", action="store_true", help="leave out data_path_binary and scorer_binary")
+    parser.add_argument("--no-direct", action="store_true", help="leave out scorer_direct (Scorer.transform_files)")
     parser.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -529,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         args.sweeps["threads"] = tuple(int(v) for v in args.threads.split(",") if v.strip())
     args.extra, notes = _peer.extra_contenders(args.no_bf16, args.no_mlflow)
     args.extra += () if args.no_binary else ("binary",)
+    args.extra += () if args.no_direct else ("direct",)
     NOTES.update(notes)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hdfs_models.testing.spark import spark_session, stop_spark

@@ -264,16 +264,18 @@ def _fetch_once(job: DownloadJob, task: FileEntry, attempt: int) -> int:
         raise job.local_error(exc, part) from exc
     with job.progress.attempt() as report:  # a failed attempt's bytes are taken back
         try:
-            with sink:
-                try:
-                    size, sha256 = _read_remote(job, task, sink, part, report)
-                except ModelNotFoundError as exc:
-                    raise _vanished(job, task, part) from exc
-                try:
+            try:
+                with sink:
+                    try:
+                        size, sha256 = _read_remote(job, task, sink, part, report)
+                    except ModelNotFoundError as exc:
+                        raise _vanished(job, task, part) from exc
                     sink.flush()
                     os.fdatasync(sink.fileno())
-                except OSError as exc:
-                    raise job.local_error(exc, part) from exc
+            except OSError as exc:  # the store's errors are translated: a bare one is local (a full disk at close)
+                if isinstance(exc, HdfsModelsError):
+                    raise
+                raise job.local_error(exc, part) from exc
             verify_file(task, size, sha256, url=job.url, path=part)
             os.chmod(part, job.file_mode)
             os.replace(part, final)

@@ -14,6 +14,13 @@ Choose ``older_than`` longer than the longest single-file upload: HDFS
 updates a file's modification time when it is created and when it is
 closed, so a publisher writing one huge file shows no change meanwhile. The
 CLI's default, one hour, covers a 100 GB file at 30 MB/s.
+
+Ages are judged by the store's clock, not this host's (RELIABILITY P7): the
+sweep first writes and removes an empty probe file (``BASE/.clock-<uuid>``)
+and takes its modification time as the store's "now", so a client whose clock
+runs hours ahead never mistakes a live upload for an old one. Only where the
+probe cannot be written (a read-only caller) does it fall back to the local
+clock, with a warning.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from hdfs_models._versions import ARCHIVES_DIR, TEMP_PREFIX, modified_time
+from hdfs_models.errors import HdfsModelsError
 from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
 
-__all__ = ["StaleTemp", "is_temp_name", "stale", "sweep_store"]
+__all__ = ["StaleTemp", "is_temp_name", "stale", "store_time", "sweep_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +80,22 @@ def _newest_mtime(fs: Any, path: str, url: str) -> tuple[float | None, int]:
     return max(t for t in times if t is not None), size
 
 
+def store_time(fs: Any, base_path: str, base: str) -> float | None:
+    """The store's clock: the modification time of an empty probe written under ``base`` and
+    removed at once; ``None`` when the store will not take it or reports no time."""
+    probe = f"{base_path.rstrip('/')}/.clock-{uuid.uuid4().hex}"
+    try:
+        with translate_errors(base, "asking the store for its time"):
+            fs.pipe_file(probe, b"")
+            try:
+                return modified_time(fs.info(probe))
+            finally:
+                fs.rm(probe)
+    except HdfsModelsError as exc:
+        logger.warning("%s: cannot read the store's clock (%s); judging ages by this host's clock", base, exc)
+        return None
+
+
 def _temps(fs: Any, base_path: str, base: str) -> list[str]:
     """Paths of the temps directly under ``base_path`` and under its ``_archives``."""
     with translate_errors(base, "listing the base dir"):
@@ -98,7 +123,8 @@ def sweep_store(
     """Remove the temps under ``base`` untouched for more than ``older_than`` seconds.
 
     Returns every temp found, each marked ``removed`` (or, with ``dry_run``,
-    whether it would be). Store errors are those of
+    whether it would be). Ages count from the store's clock (:func:`store_time`);
+    ``clock`` (this host's) is used only when the store's cannot be read. Store errors are those of
     :func:`~hdfs_models.store.translate_errors` (a missing base is
     :class:`~hdfs_models.errors.ModelNotFoundError`). Raises ``ValueError``
     for a negative bound.
@@ -106,9 +132,13 @@ def sweep_store(
     if older_than < 0:
         raise ValueError(f"older_than must be >= 0 seconds, got {older_than}")
     fs, base_path = open_store(base, storage_options, filesystem)
-    now = clock()
+    temps = _temps(fs, base_path, base)
+    if not temps:
+        return []
+    store_now = store_time(fs, base_path, base)
+    now = clock() if store_now is None else store_now
     out = []
-    for path in _temps(fs, base_path, base):
+    for path in temps:
         url = join_url(base, path[len(base_path.rstrip("/")) + 1 :])
         newest, size = _newest_mtime(fs, path, url)
         age = None if newest is None else max(now - newest, 0.0)

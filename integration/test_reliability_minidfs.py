@@ -404,7 +404,11 @@ def test_killed_publisher_temp_is_swept_only_when_stale_f13(minidfs, base, tmp_p
 
     assert cli.main(["gc", "--store", base, "--older-than", "1h", "--json"]) == 0  # too young: kept
     assert fs.exists(_path(minidfs, base) + "/" + temps[0])
-    swept = sweep_store(base, 3600.0, clock=lambda: time.time() + 7200)  # two hours later
+    # P7: a client clock two hours ahead changes nothing: ages count from the NameNode's clock
+    ahead = sweep_store(base, 3600.0, clock=lambda: time.time() + 7200)
+    assert [(t.url, t.removed) for t in ahead] == [(f"{base}/{temps[0]}", False)] and ahead[0].age < 600
+    time.sleep(1.5)
+    swept = sweep_store(base, 1.0)  # older than the bound by the NameNode's clock: removed
     assert [(t.url, t.removed) for t in swept] == [(f"{base}/{temps[0]}", True)]
     assert [p.rsplit("/", 1)[-1] for p in fs.ls(_path(minidfs, base), detail=False)] == ["1"]
     assert resolve(base).version == 1

@@ -90,7 +90,7 @@ class DirectRead:
 
             for batch in read_groups(part.url, self.format, part.groups, self.file_columns,
                                      storage_options=self.storage_options, on_read=counted):  # fmt: skip
-                for start in range(0, max(batch.num_rows, 1), self.max_rows):
+                for start in range(0, batch.num_rows, self.max_rows):  # an empty group yields nothing
                     yield self._typed(part.url, batch.slice(start, self.max_rows), values)
 
     def _typed(self, url: str, batch: Any, values: Mapping[str, str | None]) -> Any:
@@ -253,11 +253,15 @@ def _task_parts(
 
 
 def default_parallelism(spark: Any) -> int:
-    """``spark.default.parallelism`` as Spark applies it (the SparkContext's, else the setting, else 2)."""
+    """The fewest tasks a direct read makes: ``spark.default.parallelism`` as Spark applies it (the
+    SparkContext's, else the setting, else 2), or ``spark.sql.files.minPartitionNum`` when larger
+    (the setting that asks Spark's file reader for more splits asks this one too)."""
     try:
-        return int(spark.sparkContext.defaultParallelism)
+        parallelism = int(spark.sparkContext.defaultParallelism)
     except Exception:  # Spark Connect: no SparkContext
-        return int(spark.conf.get("spark.default.parallelism", "2") or 2)
+        parallelism = int(spark.conf.get("spark.default.parallelism", "2") or 2)
+    splits = spark.conf.get("spark.sql.files.minPartitionNum", None)
+    return max(parallelism, int(splits) if splits else 0)
 
 
 @dataclass(frozen=True)

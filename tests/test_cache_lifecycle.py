@@ -174,7 +174,7 @@ def test_damaged_entry_is_found_on_the_next_hit_and_downloaded_again_h7(store, t
     assert [op for op, _, _ in read_log(log) if op == "open"] == ["open"]  # the manifest only
 
 
-# -- discard never takes an entry another process holds ----------------------------------------
+# -- discard never deletes an entry another process holds; a corrupt one is moved aside (P8) ------
 
 
 def _hold(base, cache, ready, stop):
@@ -184,8 +184,10 @@ def _hold(base, cache, ready, stop):
     model.release()
 
 
-def test_discard_spares_an_entry_another_process_holds(store, tmp_path):
-    base, _, _ = store
+def test_a_corrupt_entry_another_process_holds_is_moved_aside_and_downloaded_fresh_p8(store, tmp_path):
+    from hdfs_models.cache._state import sweep_condemned
+
+    base, src, _ = store
     cache = str(tmp_path / "cache")
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()
@@ -194,12 +196,21 @@ def test_discard_spares_an_entry_another_process_holds(store, tmp_path):
     try:
         assert ready.wait(JOIN)
         mine = localize(base, cache_dir=cache)  # this process holds it too
-        assert discard(mine.path) is False  # the other process still uses it
-        assert os.path.isdir(mine.path)
+        root = os.path.dirname(mine.path)
+        with open(os.path.join(mine.path, DATA), "r+b") as fh:  # corrupt, same size: no hit check sees it
+            fh.write(b"\xff" * 64)
+        assert discard(mine.path) is True  # the other process still holds it: moved aside, not deleted
+        aside = [n for n in os.listdir(root) if n.startswith(".corrupt-")]
+        assert len(aside) == 1 and os.path.isfile(os.path.join(root, aside[0], "entry", DATA))  # holder's files
+        fresh = localize(base, cache_dir=cache)  # the retried task: a fresh copy, not the corrupt one
+        assert fresh.path == mine.path and _without_manifest(fresh.path) == tree_digest(src)
+        assert sweep_condemned(root) == [] and aside[0] in os.listdir(root)  # still held elsewhere
     finally:
         stop.set()
         holder.join(JOIN)
     assert holder.exitcode == 0
-    assert discard(mine.path) is True  # only this process held it: gone, next localize downloads
-    assert not os.path.exists(mine.path)
+    fresh.release()
+    assert sweep_condemned(root) == [os.path.join(root, aside[0])]  # nobody holds the key: it goes
+    assert not [n for n in os.listdir(root) if n.startswith(".corrupt-")]
+    assert discard(mine.path) is True and not os.path.exists(mine.path)  # no holder: deleted outright
     assert resolve(base).version == 1 and localize(base, cache_dir=cache).path == mine.path

@@ -124,6 +124,10 @@ GSS_NO_CRED = RuntimeError(
 GSS_EXPIRED = RuntimeError(
     'GSSAPIError(..., "Unspecified GSS failure.  Minor code may provide more information: Ticket expired")'
 )
+GSS_SKEW = RuntimeError(
+    'GSSAPIError(..., "Unspecified GSS failure.  Minor code may provide more information: '
+    'Clock skew too great (KRB_AP_ERR_SKEW)")'
+)
 INVALID_TOKEN = RuntimeError(
     "RemoteException: org.apache.hadoop.security.token.SecretManager$InvalidToken: "
     "token (HDFS_DELEGATION_TOKEN token 7 for alice) can't be found in cache\n\tat x"
@@ -135,6 +139,8 @@ INVALID_TOKEN = RuntimeError(
     [
         (GSS_NO_CRED, "no credentials"),
         (GSS_EXPIRED, "expired"),
+        (GSS_SKEW, "clock skew"),
+        (RuntimeError("KrbException: Clock skew too great (37) - PROCESS_TGS"), "clock skew"),
         (INVALID_TOKEN, "token refused"),
         (OSError("401 Client Error: Authentication required for url"), "no credentials"),
         (RuntimeError("AccessControlException: Permission denied: user=bob"), None),
@@ -161,6 +167,15 @@ def test_expired_ticket_says_expired(tmp_path):  # K2
     cache.write_bytes(_ccache(("bob",), "EXAMPLE.COM"))
     err = auth_error("hdfs://nn:8020/m", GSS_EXPIRED, "expired", env={"KRB5CCNAME": str(cache)})
     assert "the Kerberos ticket of bob@EXAMPLE.COM" in str(err) and "has expired; run kinit bob@EXAMPLE.COM" in str(err)
+
+
+def test_clock_skew_is_an_auth_error_that_says_clock_skew(tmp_path):  # P7
+    cache = tmp_path / "cc"
+    cache.write_bytes(_ccache(("bob",), "EXAMPLE.COM"))
+    for options in ({}, {"kerberos_keytab": "/etc/security/bob.keytab"}):
+        err = auth_error("hdfs://nn:8020/m", GSS_SKEW, "clock skew", options, env={"KRB5CCNAME": str(cache)})
+        assert isinstance(err, StoreAuthError) and err.reason == "clock skew"
+        assert "refused bob@EXAMPLE.COM's request for clock skew" in str(err) and "sync this host's clock" in str(err)
 
 
 def test_token_without_a_match_names_the_file_and_what_it_holds(tmp_path):  # K4
@@ -216,6 +231,24 @@ def test_identity_keys_the_client_cache(monkeypatch, tmp_path):  # K8
     monkeypatch.setenv("HADOOP_TOKEN_FILE_LOCATION", "")
     assert open_store("hdfs://127.0.0.1:9/m")[0] is alice  # "" is unset, as in hdfs-native
     assert identity({"KRB5CCNAME": "", "KRB5_CONFIG": "/k"})["KRB5_CONFIG"] == "/k"
+
+
+def test_credentials_renewed_in_place_get_a_new_client_p2(monkeypatch, tmp_path):
+    """A token file rewritten at the same path (a Kubernetes secret refresh) or a new ticket in the
+    same cache (kinit) reaches the next store call: a client that reads it again, no restart."""
+    require_module("hdfs_native", "hdfs")
+    token, ccache = tmp_path / "t.token", tmp_path / "cc"
+    token.write_bytes(writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:9", "carol")))
+    ccache.write_bytes(_ccache(("carol",), "EXAMPLE.COM"))
+    monkeypatch.setenv("HADOOP_TOKEN_FILE_LOCATION", str(token))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{ccache}")
+    first, _ = open_store("hdfs://127.0.0.1:9/m")
+    assert open_store("hdfs://127.0.0.1:9/m")[0] is first  # unchanged files: the same client
+    token.write_bytes(writable_token_file((HDFS_TOKEN_KIND, "127.0.0.1:9", "carol"), (HDFS_TOKEN_KIND, "x:1", "c")))
+    renewed, _ = open_store("hdfs://127.0.0.1:9/m")
+    assert renewed is not first and open_store("hdfs://127.0.0.1:9/m")[0] is renewed
+    ccache.write_bytes(_ccache(("carol",), "EXAMPLE.COM") + b"\0")  # kinit rewrote the cache
+    assert open_store("hdfs://127.0.0.1:9/m")[0] is not renewed
 
 
 def test_host_name_url_dials_the_tokens_address(monkeypatch, tmp_path):  # K3

@@ -82,8 +82,31 @@ def test_sweep_removes_only_temps_untouched_longer_than_the_bound_f13(store):
     old = next(t for t in temps if t.url.endswith("_tmp-old"))
     assert old.bytes == 10 and 2 * HOUR - 60 < old.age < 2 * HOUR + 60
     assert _names(store) == (["1", "_archives", "_logs", "_tmp-busy", "_tmp-young"], [".live.tmp", "1-abc.tar"])
-    assert sweep_store(store, 0.0, clock=lambda: time.time() + 10 * HOUR)  # later, everything is stale
+    assert sweep_store(store, 0.0)  # with no bound, every temp touched before now is stale
     assert _names(store) == (["1", "_archives", "_logs"], ["1-abc.tar"])
+
+
+def test_ages_count_from_the_store_s_clock_not_a_skewed_client_s_p7(store):
+    ahead = sweep_store(store, HOUR, dry_run=True, clock=lambda: time.time() + 5 * HOUR)  # client 5 h ahead
+    assert {t.url.rsplit("/", 1)[-1] for t in ahead if t.removed} == {"_tmp-old", ".dead.tmp"}  # live ones kept
+    young = next(t for t in ahead if t.url.endswith("_tmp-young"))
+    assert 50 < young.age < 120  # 60 s by the store's clock, not 5 h
+    behind = sweep_store(store, HOUR, clock=lambda: time.time() - 5 * HOUR)  # client 5 h behind
+    assert sorted(t.url.rsplit("/", 1)[-1] for t in behind if t.removed) == [".dead.tmp", "_tmp-old"]
+    assert not [n for n in os.listdir(store) if n.startswith(".clock-")]  # the probe is gone
+
+
+def test_a_store_whose_clock_cannot_be_read_falls_back_to_the_local_one(store, caplog):
+    from fsspec.implementations.local import LocalFileSystem
+
+    class ReadOnly(LocalFileSystem):
+        def pipe_file(self, path, value, **kwargs):
+            raise PermissionError(13, "Permission denied", path)
+
+    with caplog.at_level("WARNING", logger="hdfs_models._store_gc"):
+        temps = sweep_store(store, HOUR, dry_run=True, filesystem=ReadOnly(), clock=lambda: time.time() + 5 * HOUR)
+    assert all(t.removed for t in temps)  # judged by the (skewed) local clock, as it says
+    assert "cannot read the store's clock" in caplog.text and "this host's clock" in caplog.text
 
 
 def test_store_without_times_keeps_everything():

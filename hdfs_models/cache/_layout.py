@@ -281,9 +281,11 @@ def select_evictions(
     max_versions: int | None,
     max_bytes: int | None,
     busy: Collection[str] = frozenset(),
+    room: int = 0,
 ) -> list[str]:
     """Keys to evict, least recently used first, until at most ``max_versions``
-    entries and ``max_bytes`` bytes remain (``None``: no limit).
+    entries and ``max_bytes`` bytes remain (``None``: no limit) and at least
+    ``room`` bytes are freed (P6: a full disk).
 
     ``busy`` entries (in use by some process) are never chosen, even if the
     limits cannot be met without them.
@@ -295,7 +297,7 @@ def select_evictions(
     for entry in ordered:
         over_count = max_versions is not None and count > max_versions
         over_bytes = max_bytes is not None and total > max_bytes
-        if not (over_count or over_bytes):
+        if not (over_count or over_bytes or sum(e.size for e in ordered) - total < room):
             break
         if entry.key in busy:
             continue
@@ -336,8 +338,8 @@ def remove_entry(root: str, key: str) -> str:
     return path
 
 
-def evict_entries(root: str, max_versions: int | None, max_bytes: int | None) -> list[str]:
-    """Evict LRU entries until within limits, skipping entries in use (C6).
+def evict_entries(root: str, max_versions: int | None, max_bytes: int | None, room: int = 0) -> list[str]:
+    """Evict LRU entries until within limits and ``room`` bytes freed, skipping entries in use (C6).
 
     An entry is in use when its ``<key>.use`` cannot be locked exclusively
     without waiting. Each chosen entry is renamed to a temp name first (so it
@@ -353,7 +355,7 @@ def evict_entries(root: str, max_versions: int | None, max_bytes: int | None) ->
                 locks[entry.key] = lock
             else:
                 busy.add(entry.key)
-        chosen = select_evictions(entries, max_versions, max_bytes, busy)
+        chosen = select_evictions(entries, max_versions, max_bytes, busy, room)
         for key in set(locks) - set(chosen):
             locks.pop(key).release()  # readers of kept entries need not wait for the deletes
         removed = []

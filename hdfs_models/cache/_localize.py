@@ -12,6 +12,7 @@ Protocol (names under the root in :mod:`._layout`, locks in :mod:`._state`)::
     sweep temp dirs of dead processes                            (C4)
     check completeness of the plan                               before any byte moves (B3, B10)
     download into .tmp-<key>-<pid>-<rand>/ inside the root       verified per file (F1-F4, B7)
+    disk full?  → evict LRU entries nobody holds, download once more  (P6)
     manifest-less: list the source again, compare                (F5)
     fsync, chmod, rename tmp to <key> without replacing         atomic commit; loser uses the winner (C5)
     evict LRU entries nobody holds (max_versions 8 by default)   (C6, C9)
@@ -20,18 +21,15 @@ Correctness comes from the rename, not the locks: with ``locking=False`` (or
 a file system whose flock does nothing) processes may download the same
 version twice, but never expose a partial tree (C2, C3).
 
-Two lock files per entry, because readers hold their shared lock for as
-long as they use the model: a downloader waiting on ``<key>.use`` would wait
-for every reader to finish, so downloads serialise on ``<key>.lock`` instead.
+Two lock files per entry: readers hold ``<key>.use`` while they use the model,
+so downloads serialise on ``<key>.lock`` instead.
 
 The node cache is not an authority (docs/security.md): before it serves a
-*pinned* version, which would otherwise cost no store I/O at all,
-:func:`authorize` asks the store as the caller for the version's
-``MANIFEST.json`` (or the version dir without one). A caller the store
-refuses gets the store's :class:`StorePermissionError` /
-:class:`StoreAuthError`, and nothing is written locally. ``trust_cache=True``
-skips it (offline reruns). A version resolved by ``localize`` itself needs no
-extra call: the resolution already read the store as the caller.
+*pinned* version, :func:`authorize` asks the store as the caller for the
+version's ``MANIFEST.json`` (or the version dir without one); a refused caller
+gets the store's error and nothing is written locally. ``trust_cache=True``
+skips it (offline reruns). A version ``localize`` resolved itself needs no
+extra call: the resolution read the store as the caller.
 """
 
 from __future__ import annotations
@@ -66,7 +64,18 @@ from hdfs_models.cache._layout import (
     write_manifest,
 )
 from hdfs_models.cache._options import CacheOptions, cache_root, ensure_user_root, merge_options, user_root
-from hdfs_models.cache._state import Lease, LocalModel, claim, count, holds, touch_use, wait_for_download
+from hdfs_models.cache._state import (
+    Lease,
+    LocalModel,
+    claim,
+    count,
+    holds,
+    make_room,
+    no_room,
+    sweep_condemned,
+    touch_use,
+    wait_for_download,
+)
 from hdfs_models.errors import (
     CacheError,
     ExtraFilesWarning,
@@ -187,13 +196,8 @@ def _localize_pinned(
         else:
             downloaded = None
             touch_use(entry + USE_SUFFIX)
-            logger.info(
-                "cache hit: %s v%s at %s (%.1f ms)",
-                pinned.name,
-                pinned.version,
-                entry,
-                (time.monotonic() - start) * 1e3,
-            )
+            ms = (time.monotonic() - start) * 1e3
+            logger.info("cache hit: %s v%s at %s (%.1f ms)", pinned.name, pinned.version, entry, ms)
     except BaseException:
         lease.release()
         raise
@@ -223,20 +227,24 @@ def _download_once(
         if os.path.isdir(entry):
             damage = entry_damage(entry, pinned.files, pinned.empty_dirs)
             if damage is None:
-                logger.info(
-                    "cache hit after waiting: %s v%s at %s (%.1f ms)",
-                    pinned.name,
-                    pinned.version,
-                    entry,
-                    (time.monotonic() - start) * 1e3,
-                )
+                ms = (time.monotonic() - start) * 1e3
+                logger.info("cache hit after waiting: %s v%s at %s (%.1f ms)", pinned.name, pinned.version, entry, ms)
                 return None
             # H7: removed or truncated since it was committed (a tmp cleaner?). Its holders'
             # files are damaged already; replace it for everyone.
             logger.warning("cache entry %s is damaged (%s); downloading it again", entry, damage)
             remove_entry(root, key)
         sweep_temps(root, locking=opts.locking, held={key})
-        nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
+        sweep_condemned(root)
+        try:
+            nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
+        except CacheError as exc:  # P6: a full disk evicts unused entries (LRU) and tries once more
+            if exc.reason != "ENOSPC" or not make_room(root, pinned, exc):
+                raise
+            try:
+                nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
+            except CacheError as again:
+                raise no_room(root, pinned, again) if again.reason == "ENOSPC" else again from again
     finally:
         lock.release()
     seconds = time.monotonic() - start

@@ -28,8 +28,11 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +40,12 @@ from types import TracebackType
 from typing import Any
 
 from hdfs_models._tree import FileLock
+from hdfs_models._versions import PinnedVersion
 from hdfs_models.cache._layout import (
     LOCK_SUFFIX,
     TEMP_PREFIX,
     USE_SUFFIX,
+    evict_entries,
     is_entry_name,
     remove_entry,
 )
@@ -56,7 +61,10 @@ __all__ = [
     "discard",
     "download_bytes",
     "holds",
+    "make_room",
+    "no_room",
     "release",
+    "sweep_condemned",
     "touch_use",
     "wait_for_download",
 ]
@@ -218,10 +226,13 @@ def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
     TensorFlow raised ``DataLossError`` (RELIABILITY L2). The entry vanishes
     atomically (renamed away under the entry's download lock, then deleted);
     processes that already loaded the model keep their copy in memory. The
-    caller's own claim on the entry ends; an entry that another process still
-    holds (a live :class:`LocalModel` there) is never removed. Returns False
-    when the entry was already gone or is held elsewhere. Raises
-    :class:`CacheError` if ``path`` is not a cache entry.
+    caller's own claim on the entry ends. An entry that another process still
+    holds (a live :class:`LocalModel` there) is moved aside instead, to
+    ``.corrupt-<key>-<rand>``, so the next localize downloads a fresh copy
+    while the holders keep their files (RELIABILITY P8); :func:`sweep_condemned`
+    deletes it once no process holds ``<key>`` any more. Returns False when
+    the entry was already gone. Raises :class:`CacheError` if ``path`` is not
+    a cache entry.
     """
     entry = os.path.abspath(os.fspath(path))
     root, key = os.path.split(entry)
@@ -235,8 +246,11 @@ def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
         if not os.path.isdir(entry):
             return False
         if not use.try_acquire():
-            logger.warning("not discarding the cache entry %s: another process still uses it", entry)
-            return False
+            aside = tempfile.mkdtemp(prefix=f"{CONDEMNED_PREFIX}{key}-", dir=root)
+            os.rename(entry, os.path.join(aside, "entry"))
+            logger.warning("cache entry %s is corrupt and other processes hold it: moved aside to %s "
+                           "(deleted once they release it); the next localize downloads it again", entry, aside)  # fmt: skip
+            return True
         remove_entry(root, key)
     except OSError as exc:
         raise CacheError(f"cannot discard {entry}: {exc}", path=entry, reason=str(exc)) from exc
@@ -337,3 +351,48 @@ def touch_use(path: str) -> None:
         os.utime(path)
     except OSError:
         pass  # last-use time is a hint for LRU; a read-only root keeps entries anyway
+
+
+def make_room(root: str, pinned: PinnedVersion, exc: CacheError) -> bool:
+    """P6: evict entries nobody holds until ``pinned`` fits (5% to spare); True, or :func:`no_room` raised."""
+    room = pinned.total_bytes * 21 // 20 - shutil.disk_usage(root).free
+    removed = evict_entries(root, None, None, room=max(room, 1))
+    if not removed:
+        raise no_room(root, pinned, exc) from exc
+    logger.warning("cache root %s was full: evicted %d unused entries for %s", root, len(removed), pinned.url)
+    return True
+
+
+def no_room(root: str, pinned: PinnedVersion, exc: CacheError) -> CacheError:
+    """The error of a full cache root: the root, the bytes the version needs and the bytes free."""
+    free = shutil.disk_usage(root).free
+    return CacheError(
+        f"cache root {root} is full ({os.strerror(errno.ENOSPC)}): {pinned.url} needs {pinned.total_bytes} bytes, "
+        f"{free} bytes are free and "
+        "no entry that no process holds is left to evict; free space, bound the cache (HDFS_MODELS_MAX_BYTES) or point "
+        "HDFS_MODELS_CACHE at a larger disk",
+        url=pinned.url, path=root, reason="ENOSPC", needed=pinned.total_bytes, free=free,
+        **{k: v for k, v in exc.details.items() if k in ("attempts", "elapsed", "file")},
+    )  # fmt: skip
+
+
+#: Entries found corrupt while other processes held them (P8): ``.corrupt-<key>-<rand>/entry``.
+CONDEMNED_PREFIX = ".corrupt-"
+
+
+def sweep_condemned(root: str) -> list[str]:
+    """Delete the entries :func:`discard` moved aside whose key no process holds any more."""
+    removed = []
+    for name in os.listdir(root) if os.path.isdir(root) else ():
+        if not name.startswith(CONDEMNED_PREFIX):
+            continue
+        key = name[len(CONDEMNED_PREFIX) :].rsplit("-", 1)[0]
+        use = FileLock(os.path.join(root, key + USE_SUFFIX))
+        if use.try_acquire():
+            try:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+                removed.append(os.path.join(root, name))
+                logger.info("removed %s: nobody holds the corrupt copy any more", removed[-1])
+            finally:
+                use.release()
+    return removed

@@ -48,6 +48,8 @@ _MARKERS = (
     ("No Kerberos credentials", "no credentials"),
     ("Client cannot authenticate via", "no credentials"),
     ("401 Client Error", "no credentials"),
+    ("KRB_AP_ERR_SKEW", "clock skew"),
+    ("Clock skew too great", "clock skew"),
     ("GSSAPIError", "kerberos failed"),
     ("Keytab", "kerberos failed"),
 )
@@ -59,7 +61,7 @@ def identity(env: Mapping[str, str] = os.environ) -> dict[str, str | None]:
 
 
 def auth_failure(exc: BaseException) -> str | None:
-    """``"expired"``, ``"token refused"``, ``"no credentials"``, ``"kerberos failed"`` or None."""
+    """``"expired"``, ``"token refused"``, ``"no credentials"``, ``"clock skew"``, ``"kerberos failed"`` or None."""
     text = str(exc)
     return next((reason for marker, reason in _MARKERS if marker in text), None)
 
@@ -136,7 +138,13 @@ def auth_error(
     ccache = options.get("kerberos_cache") or env.get("KRB5CCNAME") or f"FILE:/tmp/krb5cc_{os.getuid()}"
     who = principal or "no principal"
     detail = _detail(exc)
-    if options.get("kerberos_keytab") and reason != "token refused":
+    if reason == "clock skew":
+        fix = (
+            f"the KDC refused {who}'s request for clock skew ({detail}): this host's clock and the KDC's "
+            "differ by more than the allowed skew (5 minutes by default); sync this host's clock "
+            "(chronyc tracking / timedatectl), then retry"
+        )
+    elif options.get("kerberos_keytab") and reason != "token refused":
         fix = (
             f"could not log in {who} from keytab {options['kerberos_keytab']} ({detail}); "
             f"check it with klist -kt, or kinit {who}"

@@ -140,8 +140,9 @@ def read_groups(
 ) -> Iterator[Any]:
     """Record batches of ``columns`` from row groups (stripes) ``groups`` of ``url``, in that order.
 
-    One batch per group. ``on_read(group, rows, seconds)`` is called after
-    each group is read. A transient failure reopens the file and reads the
+    Each group comes as its record batches (none for an empty group), handed
+    out only once the group is read whole; ``on_read(group, rows, seconds)`` is
+    called after each. A transient failure reopens the file and reads the
     group again (up to ``attempts`` tries in all, backing off 0.5 s, 1 s, ...);
     errors name ``url`` (module docstring).
     """
@@ -171,7 +172,7 @@ def read_groups(
                     sleep(0.5 * 2 ** (attempt - 1))
             if on_read is not None:
                 on_read(group, table.num_rows, time.perf_counter() - began)
-            yield from table.to_batches() or [_empty_batch(table)]
+            yield from table.to_batches()
     finally:
         if handle is not None:
             handle.close()
@@ -187,9 +188,3 @@ def _read_group(url: str, fmt: str, reader: Any, group: int, columns: list[str])
             return pa.Table.from_batches([reader.read_stripe(group, columns=columns)])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError) as exc:
         raise CorruptFileError(f"{url}: row group {group}: {exc}", url=url, reason="corrupt") from exc
-
-
-def _empty_batch(table: Any) -> Any:
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_pylist([], schema=table.schema)

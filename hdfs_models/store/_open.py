@@ -78,7 +78,7 @@ _HADOOP_ENV = ("HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_USER_NAME", "HADOOP_PRO
 _HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs")
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[int, str, str], Any] = {}
+_cache: dict[tuple[int, str, str], tuple[tuple[Any, ...], Any]] = {}  # key → (credential files' state, client)
 
 
 def split_scheme(url: str) -> tuple[str, str]:
@@ -140,13 +140,19 @@ def open_store(
     if scheme in _HADOOP_SCHEMES:
         kwargs = _credential_kwargs(scheme, url, kwargs)
     key = (os.getpid(), scheme, _options_token({**kwargs, **_client_env(scheme)}))
+    state = credential_state() if scheme in _HADOOP_SCHEMES else ()
     with _cache_lock:
-        fs = _cache.get(key)
-    if fs is None:
-        fs = _connect(cls, scheme, url, kwargs)
-        with _cache_lock:
-            fs = _cache.setdefault(key, fs)
-    return fs, str(cls._strip_protocol(url))
+        held = _cache.get(key)
+    if held is not None and held[0] == state:
+        return held[1], str(cls._strip_protocol(url))
+    if held is not None:  # P2: a token file or ticket cache renewed in place: a client that reads it anew
+        logger.info("%s: credentials renewed in place; opening a new client", url)
+    fs = _connect(cls, scheme, url, kwargs)
+    with _cache_lock:
+        held = _cache.get(key)
+        if held is None or held[0] != state:
+            _cache[key] = held = (state, fs)
+    return held[1], str(cls._strip_protocol(url))
 
 
 # hdfs-native's own default (15 failover attempts, up to 15 s apart) keeps a job
@@ -196,6 +202,24 @@ def _site_keys(conf_dir: str | None) -> set[str]:
         except (OSError, ValueError) as exc:
             logger.warning("cannot read %s (%s); using hdfs-models' client defaults", path, exc)
     return keys
+
+
+def credential_state(env: Mapping[str, str] = os.environ) -> tuple[Any, ...]:
+    """What the credential files hold, as (path, inode, size, mtime) of the token file and the
+    ticket cache (``FILE:`` caches; the default ``/tmp/krb5cc_<uid>``): a file rewritten in place, as
+    a secret refresh or ``kinit`` does, changes it (RELIABILITY P2)."""
+    paths = [env.get("HADOOP_TOKEN_FILE_LOCATION") or None]
+    ccache = env.get("KRB5CCNAME") or f"FILE:/tmp/krb5cc_{os.getuid()}"
+    if ccache.startswith("FILE:") or ":" not in ccache:
+        paths.append(ccache.removeprefix("FILE:"))
+    state: list[Any] = []
+    for path in paths:
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        state.append(None if st is None else (path, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(state)
 
 
 def _client_env(scheme: str) -> dict[str, str | None]:
