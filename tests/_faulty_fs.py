@@ -12,6 +12,8 @@ misbehave per file:
 ``Fault(on_open=fn)``     call ``fn(path)`` before opening            (F5)
 
 ``times`` bounds how many opens of the file misbehave (``None``: all).
+``FileProxy`` is the base of the one-fault file wrappers other tests put
+around a real file object (a full disk on write, a reset connection on read).
 Ops are logged too (``open``, ``ls``, ``info``, ``find``), so a test can
 assert what I/O a call did (L4).
 """
@@ -27,6 +29,23 @@ from collections.abc import Callable
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
+
+
+class FileProxy:
+    """A file object that forwards everything to ``inner`` and closes it on ``with`` exit;
+    subclasses override the one method they make misbehave."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __enter__(self) -> FileProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.close()
 
 
 @dataclasses.dataclass

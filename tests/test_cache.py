@@ -11,7 +11,7 @@ import uuid
 
 import fsspec
 import pytest
-from _faulty_fs import Fault, FaultyFS, bytes_read, read_log
+from _faulty_fs import Fault, FaultyFS, FileProxy, bytes_read, read_log
 
 import hdfs_models._download as download_module
 from hdfs_models import (
@@ -325,24 +325,16 @@ def test_source_deleted_during_download_f5(plain, cache):
     assert _entries(cache) == [] and _leftovers(cache) == []
 
 
-class _FullDisk:
+class _FullDisk(FileProxy):
     def __init__(self, inner, limit):
-        self.inner, self.limit, self.written = inner, limit, 0
+        super().__init__(inner)
+        self.limit, self.written = limit, 0
 
     def write(self, data):
         if self.written + len(data) > self.limit:
             raise OSError(errno.ENOSPC, "No space left on device")
         self.written += len(data)
         return self.inner.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.inner.close()
 
 
 def test_disk_full_names_the_root_and_keeps_earlier_entries_f6(published, tmp_path, cache, monkeypatch):

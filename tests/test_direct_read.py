@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
+from _faulty_fs import FileProxy
 
 from hdfs_models.testing.pytest_plugin import require_module
 
@@ -155,26 +156,18 @@ def test_a_file_deleted_after_the_listing_is_named(spark, model, tmp_path):
         scored.collect()
 
 
-class _FlakyFile:
+class _FlakyFile(FileProxy):
     """A file whose reads fail ``fails[0]`` times (a DataNode stopped mid-read), then work."""
 
     def __init__(self, inner, fails):
-        self.inner, self.fails = inner, fails
+        super().__init__(inner)
+        self.fails = fails
 
     def read(self, *args):
         if self.fails[0] > 0 and self.inner.tell() > 4:  # past the magic: reading pages
             self.fails[0] -= 1
             raise ConnectionResetError("connection reset by DataNode 127.0.0.1:9866")
         return self.inner.read(*args)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.inner.close()
 
 
 def test_a_read_failing_mid_row_group_is_retried_without_repeating_rows(tmp_path, monkeypatch):
