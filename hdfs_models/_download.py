@@ -8,7 +8,11 @@ are fetched in parallel (a thread pool: reads release the GIL); the first
 failure that survives its retries cancels the others. Local write failures
 (disk full, read-only) are :class:`CacheError` and are never retried; store
 failures are retried with backoff within the shared deadline; a size or
-digest mismatch, or a file missing from the store, is retried once.
+digest mismatch, or a file missing from the store, is retried once. Opening
+a file is a NameNode call (its block locations), so a failover or push-back
+there is retried for ``store_window`` seconds, as the node cache's other
+metadata calls are (RELIABILITY P3, P14): a 30 s failover mid-download costs
+no file its attempts.
 
 The node cache (:mod:`hdfs_models.cache`) runs it while it holds an entry's
 download lock and commits the result.
@@ -28,7 +32,7 @@ from typing import IO, Any
 
 from hdfs_models._manifest import FileEntry, Plan, verify_file
 from hdfs_models._progress import ProgressCounter
-from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
+from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry, is_transient, retry_transient
 from hdfs_models.errors import (
     CacheError,
     HdfsModelsError,
@@ -62,7 +66,8 @@ class DownloadJob:
     names it in errors; ``dest`` is the private temp dir; ``cache_root`` is
     named by local write errors; ``manifest`` says whether digests come from a
     manifest (a missing file is then an integrity failure, not a changed source);
-    ``progress`` counts the bytes fetched.
+    ``progress`` counts the bytes fetched; ``store_window``: seconds an open
+    retries a failover or push-back (:func:`_open_remote`; 0: not at all).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class DownloadJob:
         file_mode: int = 0o644,
         progress: ProgressCounter | None = None,
         sleep: Callable[[float], None] | None = None,
+        store_window: float = 0.0,
     ) -> None:
         self.fs = fs
         self.src = src
@@ -91,6 +97,8 @@ class DownloadJob:
         self.file_mode = file_mode
         self.progress = progress or ProgressCounter(None, 0)
         self.sleep = sleep
+        self.store_window = store_window
+        self.store_gone = threading.Event()  # a whole store window passed without an answer
         self.cancel = threading.Event()
         self.attempts = 0
         self._count_lock = threading.Lock()
@@ -111,6 +119,8 @@ def _classify(job: DownloadJob) -> Callable[[BaseException], int]:
     def classify(exc: BaseException) -> int:
         if isinstance(exc, (CacheError, Cancelled, StorePermissionError, StoreAuthError)):
             return 0
+        if job.store_gone.is_set() and is_transient(exc):
+            return 0  # the open already waited out the store window: attempts on top would multiply it
         if isinstance(exc, (IntegrityError, ModelNotFoundError)):
             return 2  # digest/size mismatch or a vanished file: one retry (B7, F4)
         if isinstance(exc, (StoreError, OSError)):
@@ -218,9 +228,9 @@ class _Writer:
 def _pump(job: DownloadJob, task: FileEntry, writer: _Writer, report: Callable[[int], None]) -> int:
     """Read the remote file chunk by chunk into ``writer`` (``report``-ing each); return the bytes read."""
     size = 0
-    remote = join_url(job.src, task.path)
+    source = _open_remote(job, task)
     with translate_errors(job.url, f"reading {task.path}"):
-        with job.fs.open(remote, "rb") as source:
+        with source:
             while True:
                 if job.cancel.is_set():
                     raise Cancelled(task.path)
@@ -230,9 +240,31 @@ def _pump(job: DownloadJob, task: FileEntry, writer: _Writer, report: Callable[[
                 writer.put(chunk)
                 size += len(chunk)
                 report(len(chunk))
+                job.deadline.progressed()  # P4: the deadline bounds time without progress
                 if size > task.size:
                     break  # longer than listed: no need to read the rest
     return size
+
+
+def _open_remote(job: DownloadJob, task: FileEntry) -> Any:
+    """Open one remote file for reading, retrying a failover or push-back for ``job.store_window`` s.
+
+    On HDFS the open is the NameNode call (``getBlockLocations`` for the whole
+    file); the reads after it go to DataNodes only, retried by the per-file
+    attempts. An open still failing when the window ends sets ``job.store_gone``.
+    """
+
+    def once() -> Any:
+        with translate_errors(job.url, f"opening {task.path}"):
+            return job.fs.open(join_url(job.src, task.path), "rb")
+
+    kwargs: dict[str, Any] = {} if job.sleep is None else {"sleep": job.sleep}
+    try:
+        return retry_transient(once, what=f"opening {job.url}/{task.path}", window=job.store_window, **kwargs)
+    except StoreError as exc:
+        if job.store_window > 0 and is_transient(exc):
+            job.store_gone.set()
+        raise
 
 
 def _read_remote(

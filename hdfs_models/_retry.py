@@ -52,20 +52,35 @@ class RetryPolicy:
 
 
 class Deadline:
-    """A point in time shared by every retry of one operation."""
+    """A time limit shared by every retry of one operation, counted from its last progress.
+
+    :meth:`progressed` (a download calls it as bytes arrive) starts the count
+    again, so the limit bounds time *without progress*, not total time
+    (RELIABILITY P4): a healthy 40-minute download of a multi-GB model still
+    retries a transient error at its end. Without calls to it, it is a plain
+    deadline from its creation.
+    """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.start = clock()
+        self.start = self.mark = clock()
         self.seconds = seconds
 
+    def progressed(self) -> None:
+        """Record progress now: the time without progress starts again from zero."""
+        self.mark = self.clock()
+
     def elapsed(self) -> float:
-        """Seconds since the deadline was set."""
+        """Seconds since the deadline was set (total, progress or not)."""
         return self.clock() - self.start
 
+    def idle(self) -> float:
+        """Seconds since the last progress (or the start)."""
+        return self.clock() - self.mark
+
     def remaining(self) -> float:
-        """Seconds left (never negative)."""
-        return max(self.seconds - self.elapsed(), 0.0)
+        """Seconds left before the limit without progress (never negative)."""
+        return max(self.seconds - self.idle(), 0.0)
 
     def expired(self) -> bool:
         """Whether no time is left."""

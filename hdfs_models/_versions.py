@@ -29,9 +29,12 @@ from hdfs_models.errors import (
     UnsafeNameError,
 )
 from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
+from hdfs_models.store._access import check_readable
 
 __all__ = [
     "ARCHIVES_DIR",
+    "authorize",
+    "version_files",
     "SUCCESS_MARKER",
     "TEMP_PREFIX",
     "PinnedVersion",
@@ -369,3 +372,26 @@ def resolve(
         url=url,
         reason="no complete version",
     )
+
+
+def version_files(pinned: PinnedVersion) -> list[str]:
+    """The files :func:`authorize` reads: the manifest (when there is one), then every file of the version."""
+    return ([MANIFEST_NAME] if pinned.manifest is not None else []) + sorted(f.path for f in pinned.files)
+
+
+def authorize(pinned: PinnedVersion, filesystem: Filesystem | None = None, cached: str | None = None) -> None:
+    """May the caller read every file of ``pinned`` now? Raises the store's refusal, naming the file (K5, P10).
+
+    The node cache asks before it serves a pinned hit (it is not an
+    authority: docs/security.md). ``cached``: the caller's entry for
+    ``pinned`` when it exists. A version deleted from the store since it was
+    pinned (not found, as opposed to refused) then keeps serving the job that
+    pinned it (H4): the entry is in this user's own root (K6), downloaded
+    while the store allowed it; a new resolution still fails.
+    """
+    fs, root = open_store(pinned.url, pinned.storage_options, filesystem)
+    gone = check_readable(fs, root, pinned.url, version_files(pinned), "checking access to the cached version")
+    if gone is not None and cached is None:
+        raise gone
+    if gone is not None:
+        logger.warning("%s is gone from the store; the pinned job keeps using the cached copy %s", pinned.url, cached)

@@ -5,6 +5,7 @@ import errno
 import logging
 import os
 import pickle
+import posixpath
 import shutil
 import subprocess
 import uuid
@@ -30,6 +31,7 @@ from hdfs_models import (
     resolve,
 )
 from hdfs_models._publish import publish
+from hdfs_models._versions import version_files
 from hdfs_models.testing import fake_model_files, tree_digest, write_fake_model
 
 FAST = {"backoff": 0.01, "attempts": 3}
@@ -148,10 +150,15 @@ def test_warm_localize_reads_nothing_but_the_resolution_l4(published, cache, tmp
     opened = [os.path.basename(p) for op, p, _ in read_log(log) if op == "open"]
     assert opened == ["MANIFEST.json"]  # the resolution; no data file, no extra listing
     os.unlink(log)
-    third = localize("ignored", cache_dir=cache, filesystem=fs, pinned=resolve(published))
+    pinned = resolve(published)
+    third = localize("ignored", cache_dir=cache, filesystem=fs, pinned=pinned)
     assert third.path == first.path
-    # pinned + cached: one metadata call as the caller (K5), no data read
-    assert [(op, os.path.basename(p)) for op, p, _ in read_log(log)] == [("info", "MANIFEST.json")]
+    # pinned + cached: the first byte of each file, read as the caller (K5, P10); nothing else
+    checked = read_log(log)
+    opened = sorted(os.path.basename(p) for op, p, _ in checked if op == "open")
+    assert opened == sorted(posixpath.basename(rel) for rel in version_files(pinned))
+    assert len(opened) == len(pinned.files) + 1 and {op for op, _, _ in checked} == {"open", "read"}
+    assert sum(n for op, _, n in checked if op == "read") <= len(opened)
     os.unlink(log)
     fourth = localize("ignored", cache_dir=cache, filesystem=fs, pinned=resolve(published), trust_cache=True)
     assert fourth.path == first.path
@@ -164,7 +171,7 @@ def test_deleted_version_keeps_serving_the_pinned_job_h4(published, cache, caplo
     with localize(published, cache_dir=cache) as first:
         path = first.path
     shutil.rmtree(os.path.join(published, "1"))
-    with caplog.at_level(logging.WARNING, logger="hdfs_models._cache_access"):
+    with caplog.at_level(logging.WARNING, logger="hdfs_models._versions"):
         with localize(published, cache_dir=cache, pinned=pinned) as again:
             assert again.path == path and os.path.isfile(os.path.join(path, DATA))
     assert "gone from the store; the pinned job keeps using the cached copy" in caplog.text

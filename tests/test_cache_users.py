@@ -20,7 +20,8 @@ import tempfile
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from hdfs_models import localize, resolve
+from hdfs_models import localize, publish, resolve
+from hdfs_models._versions import version_files
 from hdfs_models.errors import CacheError, StorePermissionError
 from hdfs_models.testing import write_fake_model
 from hdfs_models.testing.pytest_plugin import require_or_skip
@@ -157,27 +158,68 @@ def test_private_root_is_used_as_is_and_created_0700(tmp_path):
 
 
 class _RefusingFS(LocalFileSystem):
-    """A local store that refuses every call once ``refuse`` is set (the store's answer to another user)."""
+    """A local store that refuses the caller once ``refuse`` is set: every file (True) or the files
+    whose names end with one of the given suffixes (the store's answer to another user)."""
 
-    refuse = False
+    refuse: bool | tuple[str, ...] = False
+    calls: list[str]
+
+    def _refused(self, path):
+        return self.refuse is True or (bool(self.refuse) and str(path).endswith(self.refuse))
 
     def info(self, path, **kwargs):
-        if self.refuse:
+        self.calls.append(f"info {path}")
+        if self._refused(path):
             raise PermissionError(f"Permission denied: {path}")
         return super().info(path, **kwargs)
+
+    def _open(self, path, mode="rb", *args, **kwargs):
+        self.calls.append(f"open {path}")
+        if "r" in mode and self._refused(path):
+            raise PermissionError(f"Permission denied: {path}")
+        return super()._open(path, mode, *args, **kwargs)
+
+
+def _refusing_fs():
+    fs = _RefusingFS(skip_instance_cache=True)
+    fs.calls = []
+    return fs
 
 
 def test_k5_pinned_hit_asks_the_store_first(tmp_path):
     """K5 (hermetic): a pinned, cached version is not served once the store refuses the caller."""
-    fs = _RefusingFS(skip_instance_cache=True)
+    fs = _refusing_fs()
     store = write_fake_model(tmp_path / "store" / "m" / "1")
     pinned = resolve(os.path.dirname(store), filesystem=fs)
     first = localize("ignored", cache_dir=tmp_path / "c", pinned=pinned, filesystem=fs)
     fs.refuse = True
-    with pytest.raises(StorePermissionError, match="store/m/1: checking access"):
+    with pytest.raises(StorePermissionError, match="store/m/1/saved_model.pb: checking access"):
         localize("ignored", cache_dir=tmp_path / "c", pinned=pinned, filesystem=fs)
     offline = localize("ignored", cache_dir=tmp_path / "c", pinned=pinned, filesystem=fs, trust_cache=True)
     assert offline.path == first.path
+
+
+@pytest.mark.parametrize("shards", [1, 6])
+def test_p10_one_unreadable_data_file_is_not_served_and_a_warm_hit_costs_one_read_per_file(tmp_path, shards):
+    """P10 (hermetic; the Kerberized case is integration/test_kerberos_store.py): the manifest is
+    readable, one variables shard is not: the cached entry is refused, naming that file. A warm hit
+    costs exactly one first-byte read per file of the version, whatever the files' sizes."""
+    fs = _refusing_fs()
+    source = write_fake_model(tmp_path / "src", shards=shards, data_bytes=(1 << 20) * shards)
+    publish(source, str(tmp_path / "store" / "m"), signatures=False)
+    store = str(tmp_path / "store" / "m" / "1")
+    pinned = resolve(os.path.dirname(store), filesystem=fs)
+    assert pinned.manifest is not None
+    first = localize("ignored", cache_dir=tmp_path / "c", pinned=pinned, filesystem=fs)
+    fs.calls.clear()
+    assert localize("ignored", cache_dir=tmp_path / "c", pinned=pinned, filesystem=fs).path == first.path
+    assert sorted(fs.calls) == sorted(f"open {store}/{rel}" for rel in version_files(pinned))
+    assert len(fs.calls) == len(pinned.files) + 1
+    shard = sorted(f.path for f in pinned.files if "variables.data" in f.path)[-1]
+    fs.refuse = (shard,)
+    with pytest.raises(StorePermissionError) as info:
+        localize("ignored", cache_dir=tmp_path / "c", pinned=pinned, filesystem=fs)
+    assert f"store/m/1/{shard}: checking access" in str(info.value)
 
 
 def test_cache_root_that_is_a_file_is_a_cache_error(tmp_path):

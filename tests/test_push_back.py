@@ -12,6 +12,7 @@ from fsspec.implementations.local import LocalFileSystem
 from hdfs_models import StoreError, StorePermissionError, localize, resolve
 from hdfs_models._publish import publish
 from hdfs_models._retry import RetryPolicy, is_transient, retry_transient
+from hdfs_models._versions import version_files
 from hdfs_models.store import translate_errors
 from hdfs_models.testing import write_fake_model
 
@@ -20,7 +21,7 @@ RETRIABLE = "org.apache.hadoop.ipc.RetriableException: Server too busy, retry la
 
 
 class PushBackFS(LocalFileSystem):
-    """A local filesystem whose metadata calls fail ``times`` times with ``error`` first."""
+    """A local filesystem whose metadata calls and opens fail ``times`` times with ``error`` first."""
 
     def __init__(self, error: BaseException, times: int, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,6 +42,11 @@ class PushBackFS(LocalFileSystem):
     def ls(self, path, detail=True, **kwargs):
         self._maybe_fail("ls")
         return super().ls(path, detail=detail, **kwargs)
+
+    def _open(self, path, mode="rb", *args, **kwargs):
+        if "r" in mode:  # on HDFS an open is the NameNode's getBlockLocations
+            self._maybe_fail("open")
+        return super()._open(path, mode, *args, **kwargs)
 
 
 @pytest.fixture
@@ -124,7 +130,9 @@ def test_a_pinned_hit_survives_push_back_on_the_cache_hit_check(base, tmp_path, 
     localize(base, cache_dir=cache, pinned=pinned).release()  # the entry is there
     fs = PushBackFS(error, times=2)
     model = localize(base, cache_dir=cache, pinned=pinned, filesystem=fs)  # the K5 check is pushed back twice
-    assert fs.calls.count("info") == 3 and model.version == pinned.version
+    files = len(version_files(pinned))  # the check reads each file's first byte, in parallel (P10)
+    assert files >= 3 and fs.left == 0 and model.version == pinned.version
+    assert fs.calls == ["open"] * (2 * files)  # both failures in the first check; the second one passes
     model.release()
 
 
@@ -151,4 +159,4 @@ def test_a_refusal_on_the_cache_hit_check_is_not_retried(base, tmp_path):
     fs = PushBackFS(PermissionError(errno.EACCES, "AccessControlException: Permission denied"), times=5)
     with pytest.raises(StorePermissionError):
         localize(base, cache_dir=cache, pinned=pinned, filesystem=fs)
-    assert fs.calls == ["info"]
+    assert fs.calls == ["open"] * len(version_files(pinned))  # one check, not retried

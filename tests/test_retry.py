@@ -109,3 +109,15 @@ def test_classify_can_allow_fewer_attempts_than_the_policy():
             sleep=clock.sleep,
         )
     assert info.value.attempts == 2 and calls == [1, 2]
+
+
+def test_the_deadline_counts_time_without_progress_p4():
+    clock = FakeClock()
+    deadline = Deadline(60, clock)
+    clock.now += 50
+    deadline.progressed()
+    clock.now += 50  # 100 s in all, 50 s since the last progress
+    assert not deadline.expired() and deadline.remaining() == 10
+    assert deadline.elapsed() == 100 and deadline.idle() == 50
+    clock.now += 10
+    assert deadline.expired()

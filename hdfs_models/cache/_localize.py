@@ -3,7 +3,7 @@
 Protocol (names under the root in :mod:`._layout`, locks in :mod:`._state`)::
 
     resolve the version (or take the caller's ``pinned=``)      one listing/manifest read
-    pinned: ask the store, as the caller, for one piece of metadata   (K5; not with trust_cache)
+    pinned: read each file's first byte from the store, as the caller  (K5, P10; not with trust_cache)
     shared flock <key>.use                                       held by the LocalModel
     <key>/ exists?  → hit, done                                  no further store I/O (L4)
     <key>/ damaged (a file missing or of the wrong size)?  → download it again (H7)
@@ -17,17 +17,19 @@ Protocol (names under the root in :mod:`._layout`, locks in :mod:`._state`)::
     fsync, chmod, rename tmp to <key> without replacing         atomic commit; loser uses the winner (C5)
     evict LRU entries nobody holds (max_versions 8 by default)   (C6, C9)
 
-Correctness comes from the rename, not the locks: with ``locking=False`` (or
-a file system whose flock does nothing) processes may download the same
-version twice, but never expose a partial tree (C2, C3).
+Correctness comes from the rename, not the locks: with ``locking=False``
+processes may download the same version twice, but never expose a partial
+tree (C2, C3); nothing is then evicted, swept or made room for, because
+nothing tells which entries are in use. A root whose flock does not exclude
+(NFS, Lustre) is refused at first use unless ``locking=False`` (P5).
 
 Two lock files per entry: readers hold ``<key>.use`` while they use the model,
 so downloads serialise on ``<key>.lock`` instead.
 
 The node cache is not an authority (docs/security.md): before it serves a
-*pinned* version, :func:`authorize` asks the store as the caller for the
-version's ``MANIFEST.json`` (or the version dir without one); a refused caller
-gets the store's error and nothing is written locally. ``trust_cache=True``
+*pinned* version, :func:`~hdfs_models._versions.authorize` reads the first
+byte of each of the version's files as the caller (K5, P10); a refused caller
+gets the store's error naming the file and nothing is written locally. ``trust_cache=True``
 skips it (offline reruns). A version ``localize`` resolved itself needs no
 extra call: the resolution read the store as the caller.
 """
@@ -43,12 +45,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from hdfs_models._download import DownloadJob, download_tree
-from hdfs_models._manifest import MANIFEST_NAME, changed_files, extra_files, plan_download
+from hdfs_models._manifest import changed_files, extra_files, plan_download
 from hdfs_models._progress import Progress, ProgressCounter
 from hdfs_models._retry import Deadline, RetryPolicy, retry_transient
 from hdfs_models._savedmodel import check_complete
 from hdfs_models._tree import FileLock
-from hdfs_models._versions import PinnedVersion, list_tree, resolve
+from hdfs_models._versions import PinnedVersion, authorize, list_tree, resolve
 from hdfs_models.cache._layout import (
     LOCK_SUFFIX,
     USE_SUFFIX,
@@ -63,7 +65,14 @@ from hdfs_models.cache._layout import (
     sweep_temps,
     write_manifest,
 )
-from hdfs_models.cache._options import CacheOptions, cache_root, ensure_user_root, merge_options, user_root
+from hdfs_models.cache._options import (
+    CacheOptions,
+    cache_root,
+    check_locking,
+    ensure_user_root,
+    merge_options,
+    user_root,
+)
 from hdfs_models.cache._state import (
     Lease,
     LocalModel,
@@ -81,12 +90,11 @@ from hdfs_models.errors import (
     ExtraFilesWarning,
     HdfsModelsError,
     IntegrityError,
-    ModelNotFoundError,
     SourceChangedError,
 )
-from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
+from hdfs_models.store import Filesystem, open_store
 
-__all__ = ["authorize", "fill_entry", "hold", "localize"]
+__all__ = ["fill_entry", "hold", "localize"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +142,7 @@ def localize(
             )
         elif not opts.trust_cache:
             known = pinned
+            check_complete({f.path: f.size for f in known.files}, known.url)  # B3, B10: before any store I/O
             cached = os.path.join(root, entry_key(known.name, known.version, known.digest))
             # K5: the cache serves no one the store would refuse; H4: a deleted version keeps serving;
             # P14: a NameNode's push-back or failover is retried, never a task failure at once
@@ -185,6 +194,8 @@ def _localize_pinned(
     start: float,
 ) -> LocalModel:
     root = ensure_user_root(configured)
+    if opts.locking:
+        check_locking(root)  # P5: a root whose flock does not exclude is refused, naming the fix
     entry = os.path.join(root, key)
     try:
         lease = claim(entry + USE_SUFFIX, locking=opts.locking, timeout=opts.lock_timeout)
@@ -205,7 +216,8 @@ def _localize_pinned(
         count(hits=1)
     else:
         count(misses=1, nbytes=downloaded, seconds=time.monotonic() - start)
-    if downloaded is not None and (opts.max_versions is not None or opts.max_bytes is not None):
+    bounded = opts.max_versions is not None or opts.max_bytes is not None
+    if downloaded is not None and bounded and opts.locking:  # without locks nothing in use can be told apart (P5)
         evict_entries(root, opts.max_versions, opts.max_bytes)  # only a download adds an entry
     return _model(pinned, entry, lease)
 
@@ -234,12 +246,13 @@ def _download_once(
             # files are damaged already; replace it for everyone.
             logger.warning("cache entry %s is damaged (%s); downloading it again", entry, damage)
             remove_entry(root, key)
-        sweep_temps(root, locking=opts.locking, held={key})
-        sweep_condemned(root)
+        if opts.locking:  # without locks another node's live download could be swept (P5)
+            sweep_temps(root, locking=True, held={key})
+            sweep_condemned(root)
         try:
             nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
         except CacheError as exc:  # P6: a full disk evicts unused entries (LRU) and tries once more
-            if exc.reason != "ENOSPC" or not make_room(root, pinned, exc):
+            if exc.reason != "ENOSPC" or not opts.locking or not make_room(root, pinned, exc):
                 raise
             try:
                 nbytes, won = fill_entry(pinned, root, key, opts, filesystem=filesystem, progress=progress)
@@ -277,27 +290,6 @@ def _annotate(exc: HdfsModelsError, url: str, version: int, path: str, start: fl
     exc.details.setdefault("attempts", exc.details.get("attempts", 1))
 
 
-def authorize(pinned: PinnedVersion, filesystem: Filesystem | None = None, cached: str | None = None) -> None:
-    """One metadata call to the store as the caller: may it read ``pinned``? Raises the store's error.
-
-    ``cached``: the caller's cache entry for ``pinned`` when it exists. A
-    version deleted from the store since it was pinned (not found, as
-    opposed to refused) then keeps serving the job that pinned it from that
-    entry (RELIABILITY H4): the entry lies in this user's own root (K6), so
-    this user downloaded it while the store allowed it, and a new
-    resolution of the deleted version still fails.
-    """
-    target = join_url(pinned.url, MANIFEST_NAME) if pinned.manifest is not None else pinned.url
-    fs, path = open_store(target, pinned.storage_options, filesystem)
-    try:
-        with translate_errors(target, "checking access to the cached version"):
-            fs.info(path)
-    except ModelNotFoundError:
-        if cached is None:
-            raise
-        logger.warning("%s is gone from the store; the pinned job keeps using the cached copy %s", target, cached)
-
-
 T = TypeVar("T")
 
 
@@ -306,9 +298,11 @@ def _listing(fs: Any, src: str, url: str) -> dict[str, tuple[int, float | None]]
     return {f.path: (f.size, f.mtime) for f in files}
 
 
-def _list_extras(fs: Any, src: str, pinned: PinnedVersion) -> list[str]:
-    """Files on the store that the manifest does not list (one recursive listing)."""
-    return extra_files((f.path for f in pinned.files), _listing(fs, src, pinned.url))
+def _list_extras(fs: Any, src: str, pinned: PinnedVersion, window: float) -> list[str]:
+    """Files on the store that the manifest does not list (one recursive listing, beside the download,
+    so a failover or push-back is retried for ``window`` seconds: P3, P14)."""
+    listing = retry_transient(lambda: _listing(fs, src, pinned.url), what=f"listing {pinned.url}", window=window)
+    return extra_files((f.path for f in pinned.files), listing)
 
 
 def _report_extras(extras: list[str], pinned: PinnedVersion, strict: bool) -> None:
@@ -366,7 +360,7 @@ def fill_entry(
     fs, src = open_store(pinned.url, pinned.storage_options, filesystem)
     has_manifest = pinned.manifest is not None
     # B8 needs one recursive listing: it runs beside the download, not before it.
-    extras = _in_background(_list_extras, fs, src, pinned) if has_manifest else None
+    extras = _in_background(_list_extras, fs, src, pinned, opts.store_window) if has_manifest else None
     tmp = make_temp(root, key)
     try:
         job = DownloadJob(
@@ -380,6 +374,7 @@ def fill_entry(
             manifest=has_manifest,
             file_mode=opts.file_mode,
             progress=ProgressCounter(progress, plan.total_bytes),
+            store_window=opts.store_window,  # P3: an open meets a failover like any metadata call
         )
         nbytes = download_tree(job, plan, opts.parallelism)
         if extras is not None:

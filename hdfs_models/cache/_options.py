@@ -29,13 +29,13 @@ Environment variables (all optional):
 ``HDFS_MODELS_CACHE_SCOPE``    on YARN: ``application`` (default) or ``user`` (see :func:`cache_root`)
 ``HDFS_MODELS_LOCK_TIMEOUT``   seconds to wait for a cache lock
 ``HDFS_MODELS_ATTEMPTS``       attempts per file on transient store errors
-``HDFS_MODELS_DEADLINE``       seconds a whole download may take
+``HDFS_MODELS_DEADLINE``       seconds a download may go without progress before it stops retrying
 ``HDFS_MODELS_BACKOFF``        first retry delay in seconds (doubles each time)
 ``HDFS_MODELS_PARALLELISM``    files downloaded at once
 ``HDFS_MODELS_MAX_VERSIONS``   entries kept by eviction after a download (8; ``none``: all)
 ``HDFS_MODELS_MAX_BYTES``      bytes kept by eviction after a download
 ``HDFS_MODELS_STRICT``         ``1``/``true``: files not in the manifest are an error
-``HDFS_MODELS_LOCKING``        ``0``/``false``: no flock (duplicates, never corruption)
+``HDFS_MODELS_LOCKING``        ``0``/``false``: no flock (NFS): nothing evicted or swept (P5)
 ``HDFS_MODELS_FILE_MODE``      octal mode of cached files, e.g. ``644``
 ``HDFS_MODELS_TRUST_CACHE``    ``1``/``true``: serve pinned hits without asking the store
 ``HDFS_MODELS_STORE_WINDOW``   seconds metadata calls retry a NameNode's push-back or failover (60)
@@ -45,8 +45,11 @@ Environment variables (all optional):
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,6 +61,7 @@ __all__ = [
     "CacheOptions",
     "USER_PREFIX",
     "cache_root",
+    "check_locking",
     "ensure_user_root",
     "resolve_options",
     "user_root",
@@ -79,8 +83,10 @@ class CacheOptions:
     while the holder's temp dir keeps growing, waiters keep waiting, so a
     healthy multi-GB download over a slow link never fails them (C10).
     ``attempts``/``deadline``/``backoff``/``backoff_max``: per-file retries of
-    transient store errors, with exponential backoff, all within ``deadline``
-    seconds for the whole download; a digest or size mismatch is retried once.
+    transient store errors, with exponential backoff, within ``deadline``
+    seconds *without progress* (each arriving chunk starts the count again, so
+    a healthy 40-minute download of a multi-GB model still retries an error at
+    its end: RELIABILITY P4); a digest or size mismatch is retried once.
     ``parallelism``: files downloaded at once. ``max_versions``/``max_bytes``:
     after a download, evict least recently used entries not in use (``None``:
     keep everything). ``max_versions`` defaults to 8, so a long-running job
@@ -89,15 +95,16 @@ class CacheOptions:
     scored: a scoring worker holds at most two versions of a model (the one in
     use and the one replacing it, C9), and 8 leaves room for several models
     and a rollback on one node. The bound never removes an entry in use, so it
-    cannot break a job; at worst a version not used lately is downloaded again. ``strict``: files the manifest does not list are an error
-    instead of a warning. ``locking``: ``False`` disables flock (for file
-    systems where it silently does nothing; correctness comes from the atomic
-    rename). ``file_mode``/``dir_mode``: permissions of committed entries.
-    ``trust_cache``: serve a pinned version found in the cache without the
-    one store call that checks the caller may read it (offline reruns;
-    docs/security.md). ``cache_dir``: the cache root; ``None`` (the default)
-    lets each process find its own (:func:`cache_root`).
-    """
+    cannot break a job; at worst a version not used lately is downloaded again.
+    ``strict``: files the manifest does not list are an error instead of a
+    warning. ``locking``: ``False`` runs without flock, for a root where it
+    does not exclude (NFS, Lustre: without this a :class:`CacheError` at first
+    use, P5): nothing is then ever evicted, discarded or swept from the root
+    (correctness still comes from the atomic rename). ``file_mode``/``dir_mode``:
+    permissions of committed entries. ``trust_cache``: serve a pinned version
+    found in the cache without reading it from the store as the caller
+    (offline reruns; docs/security.md). ``cache_dir``: the cache root; ``None``
+    lets each process find its own (:func:`cache_root`)."""
 
     lock_timeout: float = 600.0
     attempts: int = 4
@@ -132,11 +139,8 @@ class CacheOptions:
 
 
 def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
+    if (lowered := text.strip().lower()) in _TRUE | _FALSE:
+        return lowered in _TRUE
     raise ValueError(f"not a boolean: {text!r}")
 
 
@@ -318,3 +322,79 @@ def _mkdir(path: str, mode: int, parents: bool = False) -> None:
             path=path,
             reason=exc.strerror or "create failed",
         ) from exc
+
+
+#: Cache roots (device, inode) whose ``flock`` this process has probed and found working (P5).
+_LOCKS_WORK: set[tuple[int, int]] = set()
+
+
+def check_locking(root: str) -> None:
+    """P5: raise :class:`CacheError` when ``flock`` does not exclude on ``root``'s filesystem.
+
+    The cache knows which entries are in use only through ``flock``. Where it
+    does nothing or is per-process (Linux's NFS client emulates it with POSIX
+    locks; Lustre without ``-o flock``), entries in use could be deleted.
+    Probed once per root and process (two descriptors of one file must
+    exclude each other). ``locking=False`` is the documented opt-in.
+    """
+    try:
+        st = os.stat(root)
+    except OSError:
+        return  # ensure_user_root reports a missing root
+    if (st.st_dev, st.st_ino) in _LOCKS_WORK:
+        return
+    defect = flock_defect(root)
+    if defect is not None:
+        fstype = filesystem_type(root)
+        raise CacheError(
+            f"cache root {root} (filesystem {fstype or 'unknown'}) cannot be locked: {defect}. The node cache "
+            "needs flock to know which entries are in use: put the cache on a local disk (HDFS_MODELS_CACHE, "
+            "or YARN's local dirs), or set HDFS_MODELS_LOCKING=0 (CacheOptions(locking=False)) to run without "
+            "locks, in which nothing is ever evicted, discarded or swept from this root",
+            path=root,
+            reason="flock does not exclude",
+            filesystem=fstype,
+        )
+    _LOCKS_WORK.add((st.st_dev, st.st_ino))
+
+
+def flock_defect(directory: str) -> str | None:
+    """How ``flock`` fails to exclude in ``directory`` (a sentence), or None when it works.
+
+    None too when no probe file can be created there (a read-only root:
+    the cache's writes report that themselves).
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".flock-probe-", dir=directory)
+    except OSError:
+        return None
+    try:
+        other = os.open(probe, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None  # the second descriptor was refused: flock works
+            return f"flock fails ({exc.strerror or exc})"
+        finally:
+            os.close(other)
+        return (
+            "flock does not exclude (a second descriptor took the lock a first one holds: flock is a no-op "
+            "there, or per-process, as on NFS)"
+        )
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the filesystem ``path`` is on (``ext4``, ``nfs4``, ``lustre`` ...), from /proc/self/mounts."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            table = [line.split()[1:3] for line in mounts if len(line.split()) > 2]
+    except OSError:
+        return None
+    real = os.path.realpath(path).rstrip("/") + "/"
+    inside = [(len(point), kind) for point, kind in table if real.startswith(point.rstrip("/") + "/")]
+    return max(inside)[1] if inside else None

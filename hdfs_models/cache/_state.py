@@ -12,8 +12,7 @@
   so ``max_versions``/``max_bytes`` can reclaim versions a hot update left
   behind. A ``LocalModel`` whose claim was ended that way releases nothing
   later (each claim remembers the lock it counted on), so a stale object
-  never ends a newer claim. :func:`~hdfs_models.cache.hold` answers from this
-  registry too.
+  never ends a newer claim. :func:`~hdfs_models.cache.hold` uses it too.
 - **Counters**: hits, misses, errors, bytes and seconds of this process
   (:func:`cache_stats`).
 - **Waiting** for another process's download of the same entry (C7, C10):
@@ -22,7 +21,7 @@
   ``lock_timeout`` seconds in which nothing changed. A holder that dies
   releases its lock (the kernel drops the ``flock``), so the waiter takes over.
 - :func:`discard`: drop an entry this process found unusable, once no one
-  else claims it.
+  else claims it (without locks, P5: always moved aside, never deleted).
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from hdfs_models.cache._layout import (
     is_entry_name,
     remove_entry,
 )
+from hdfs_models.cache._options import resolve_options
 from hdfs_models.errors import CacheError, LockTimeoutError
 
 __all__ = [
@@ -219,7 +219,7 @@ def wait_for_download(
             )
 
 
-def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
+def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0, *, locking: bool | None = None) -> bool:
     """Remove a cached entry found to be corrupt, so the next :func:`localize` downloads it again.
 
     For a caller that could not load ``path`` (a :attr:`LocalModel.path`), e.g.
@@ -230,22 +230,24 @@ def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0) -> bool:
     holds (a live :class:`LocalModel` there) is moved aside instead, to
     ``.corrupt-<key>-<rand>``, so the next localize downloads a fresh copy
     while the holders keep their files (RELIABILITY P8); :func:`sweep_condemned`
-    deletes it once no process holds ``<key>`` any more. Returns False when
-    the entry was already gone. Raises :class:`CacheError` if ``path`` is not
-    a cache entry.
+    deletes it once no process holds ``<key>`` any more; with ``locking``
+    off (default: ``HDFS_MODELS_LOCKING``; P5) it is always moved aside and
+    never deleted. Returns False when the entry was already gone. Raises
+    :class:`CacheError` if ``path`` is not a cache entry.
     """
     entry = os.path.abspath(os.fspath(path))
     root, key = os.path.split(entry)
     if not is_entry_name(key):
         raise CacheError(f"{entry} is not a node-cache entry", path=entry, reason="not an entry")
-    lock = FileLock(entry + LOCK_SUFFIX)
+    locking = resolve_options().locking if locking is None else locking
+    lock = FileLock(entry + LOCK_SUFFIX, enabled=locking)
     lock.acquire(lock_timeout)  # no downloader may commit this key meanwhile
     release(entry)  # the caller gives up its own claim: it found the entry unusable
     use = FileLock(entry + USE_SUFFIX)
     try:
         if not os.path.isdir(entry):
             return False
-        if not use.try_acquire():
+        if not locking or not use.try_acquire():
             aside = tempfile.mkdtemp(prefix=f"{CONDEMNED_PREFIX}{key}-", dir=root)
             os.rename(entry, os.path.join(aside, "entry"))
             logger.warning("cache entry %s is corrupt and other processes hold it: moved aside to %s "
