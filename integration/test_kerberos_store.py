@@ -285,3 +285,28 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strat
     assert len(cached) == (1 if strategy == "fetch" else 0), cached
     if strategy == "archive":
         assert secure_minidfs.fs("alice").ls(f"/user/alice/models/job-{strategy}/_archives", detail=False)
+
+
+def test_p10_a_data_file_bob_may_not_read_is_not_served_from_alices_cache(secure_minidfs, as_user, tmp_path):
+    """P10: bob may read the manifest and the dirs, not one 0600 variables shard: refused, naming the shard."""
+    local = write_fake_model(tmp_path / "model", shards=2, data_bytes=1 << 20)
+    base = f"{secure_minidfs.url}/user/alice/p10/models/m"
+    as_user(secure_minidfs.kerberos_env("alice"))
+    publish(local, base, signatures=False)
+    client = secure_minidfs.fs("alice").client
+    for path in ("/user/alice", "/user/alice/p10", "/user/alice/p10/models", "/user/alice/p10/models/m"):
+        client.set_permission(path, 0o755)
+    shard = "variables/variables.data-00001-of-00002"
+    client.set_permission(f"/user/alice/p10/models/m/1/{shard}", 0o600)
+    pinned = resolve(base)
+    root = tmp_path / "node-cache"
+    cached = localize(base, cache_dir=root, pinned=pinned)
+    assert _files(cached.path) == tree_digest(local)
+    assert localize(base, cache_dir=root, pinned=pinned).path == cached.path  # alice's warm hit
+    before = _snapshot(root)
+    as_user(secure_minidfs.kerberos_env("bob"))
+    assert resolve(base).digest == pinned.digest  # bob reads the manifest and lists the version
+    with pytest.raises(StorePermissionError) as info:
+        localize(base, cache_dir=root, pinned=pinned)
+    assert shard in str(info.value) and "bob" in str(info.value)
+    assert _snapshot(root) == before
