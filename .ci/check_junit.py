@@ -27,6 +27,9 @@ ALLOWED: dict[str, str] = {
     r"^the memory store has no atomic rename: publish there is check-then-move$": "a parametrisation that does not apply: concurrent publishers are tested on the "
     "stores that have an atomic rename (local, hdfs, webhdfs).",
     r"^permissions are only enforced on HDFS here \(tests run as root\)$": "F12 runs on the HDFS parametrisations; local/memory stores have no other user as root.",
+    r"^this machine cannot mount FUSE filesystems \(needs root and /dev/fuse\)$": "P5's real no-op-flock filesystem is a FUSE mount; without the privilege to mount "
+    "one, the same cases run in process (a no-op flock and NFS's POSIX-lock emulation). A "
+    "privilege of the machine, not a dependency: libfuse2 and fusepy missing still fail.",
     r"^this CPU has no native bfloat16 \(avx512_bf16 / amx_bf16\)$": "the bfloat16 rewrite's numbers need a CPU with AVX512-BF16 or AMX; elsewhere the same "
     "tests check the PrecisionError and the float32 fallback. Hardware, not a dependency.",
 }

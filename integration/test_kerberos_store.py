@@ -310,3 +310,25 @@ def test_p10_a_data_file_bob_may_not_read_is_not_served_from_alices_cache(secure
         localize(base, cache_dir=root, pinned=pinned)
     assert shard in str(info.value) and "bob" in str(info.value)
     assert _snapshot(root) == before
+
+
+def test_p2_credentials_that_end_before_the_job_may_finish_are_warned_about(secure_minidfs, as_user, tmp_path):
+    """P2: a ticket ending within the margin, and a delegation token by its maxDate, are named with their ends."""
+    from hdfs_models.store._auth import credential_warnings
+    from hdfs_models.store._tokens import ccache_tickets
+
+    asked = time.time()
+    env = as_user(secure_minidfs.kerberos_env("alice", lifetime="20m"))
+    tgt = [t for t in ccache_tickets(env["KRB5CCNAME"]) if t.server.startswith("krbtgt/")]
+    assert len(tgt) == 1 and tgt[0].client == "alice@EXAMPLE.COM"
+    assert asked + 18 * 60 <= tgt[0].end <= time.time() + 20 * 60 + 5  # the lifetime kinit asked for
+    end = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(tgt[0].end))
+    (warning,) = credential_warnings(3600)
+    assert f"the Kerberos ticket of alice@EXAMPLE.COM in {env['KRB5CCNAME']} expires at {end}" in warning
+    assert credential_warnings(5 * 60) == []  # 20 minutes left: not within 5
+    token = tmp_path / "alice.token"
+    secure_minidfs.write_token("alice", token)
+    as_user({**secure_minidfs.no_ticket_env(), "HADOOP_TOKEN_FILE_LOCATION": str(token)})
+    assert credential_warnings(3600) == []  # the NameNode's default maxDate: 7 days
+    (week,) = credential_warnings(8 * 24 * 3600)
+    assert "HDFS delegation token" in week and str(token) in week and "expires at" in week

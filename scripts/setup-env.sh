@@ -7,8 +7,9 @@
 #
 # - Debian packages, only if missing: Java + Maven (MiniDFS), krb5-user
 #   (kinit/klist for the Kerberized MiniDFS), libkrb5-dev (pip builds the
-#   'kerberos' extra's gssapi and krb5 from source: no Linux wheel), and the
-#   venv module of the chosen Python (Debian ships it as python3-venv).
+#   'kerberos' extra's gssapi and krb5 from source: no Linux wheel), libfuse2
+#   (the P5 test's FUSE filesystem) and the venv module of the chosen Python
+#   (Debian ships it as python3-venv).
 # - The venv: HDFS_MODELS_VENV (default .venv), reused when present. The
 #   package with all extras, pinned by HDFS_MODELS_CONSTRAINTS (default
 #   constraints.txt; constraints-compat.txt is the Spark 3.5 leg). pip runs
@@ -38,6 +39,8 @@ command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v kinit >/dev/null || need+=(krb5-user)
 command -v krb5-config >/dev/null || need+=(libkrb5-dev)
+# tests/test_flock_probe.py mounts a FUSE filesystem through fusepy, which loads libfuse.so.2
+ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2' || need+=(libfuse2)
 if [ ! -x "$VENV/bin/python" ] && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
   # Debian splits venv/ensurepip out of the interpreter: python3.11-venv for python3.11.
   need+=("python$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")

@@ -203,7 +203,7 @@ def test_k5_pinned_hit_asks_the_store_first(tmp_path):
 def test_p10_one_unreadable_data_file_is_not_served_and_a_warm_hit_costs_one_read_per_file(tmp_path, shards):
     """P10 (hermetic; the Kerberized case is integration/test_kerberos_store.py): the manifest is
     readable, one variables shard is not: the cached entry is refused, naming that file. A warm hit
-    costs exactly one first-byte read per file of the version, whatever the files' sizes."""
+    costs exactly one open per file of the version, whatever the files' sizes."""
     fs = _refusing_fs()
     source = write_fake_model(tmp_path / "src", shards=shards, data_bytes=(1 << 20) * shards)
     publish(source, str(tmp_path / "store" / "m"), signatures=False)

@@ -130,7 +130,7 @@ def test_a_pinned_hit_survives_push_back_on_the_cache_hit_check(base, tmp_path, 
     localize(base, cache_dir=cache, pinned=pinned).release()  # the entry is there
     fs = PushBackFS(error, times=2)
     model = localize(base, cache_dir=cache, pinned=pinned, filesystem=fs)  # the K5 check is pushed back twice
-    files = len(version_files(pinned))  # the check reads each file's first byte, in parallel (P10)
+    files = len(version_files(pinned))  # the check opens each file, in parallel (P10)
     assert files >= 3 and fs.left == 0 and model.version == pinned.version
     assert fs.calls == ["open"] * (2 * files)  # both failures in the first check; the second one passes
     model.release()

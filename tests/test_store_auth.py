@@ -293,3 +293,15 @@ def test_webhdfs_uses_a_token_for_its_address_else_spnego_when_configured(monkey
     spnego, _ = open_store("webhdfs://localhost:9870/m")
     assert spnego.kerb is True and "delegation" not in spnego.pars
     assert open_store("webhdfs://localhost:9870/m", {"user": "bob"})[0].kerb is False
+
+
+def test_an_ended_delegation_token_is_warned_about_with_its_max_date_p2(tmp_path):
+    from hdfs_models.store._auth import credential_warnings
+    from hdfs_models.testing.tokens import writable_token_file
+
+    path = tmp_path / "tokens"
+    path.write_bytes(writable_token_file(("HDFS_DELEGATION_TOKEN", "127.0.0.1:8020", "alice")))
+    env = {"HADOOP_TOKEN_FILE_LOCATION": str(path)}
+    (warning,) = credential_warnings(3600, env=env, now=1e9)
+    assert f"the HDFS delegation token for 127.0.0.1:8020 in {path} expired at 1970-01-01 00:00:00 UTC" in warning
+    assert credential_warnings(3600, env={**env, "HADOOP_TOKEN_FILE_LOCATION": str(tmp_path / "nope")}) == []

@@ -3,7 +3,7 @@
 Protocol (names under the root in :mod:`._layout`, locks in :mod:`._state`)::
 
     resolve the version (or take the caller's ``pinned=``)      one listing/manifest read
-    pinned: read each file's first byte from the store, as the caller  (K5, P10; not with trust_cache)
+    pinned: open each file in the store, as the caller          (K5, P10; not with trust_cache)
     shared flock <key>.use                                       held by the LocalModel
     <key>/ exists?  → hit, done                                  no further store I/O (L4)
     <key>/ damaged (a file missing or of the wrong size)?  → download it again (H7)
@@ -27,8 +27,8 @@ Two lock files per entry: readers hold ``<key>.use`` while they use the model,
 so downloads serialise on ``<key>.lock`` instead.
 
 The node cache is not an authority (docs/security.md): before it serves a
-*pinned* version, :func:`~hdfs_models._versions.authorize` reads the first
-byte of each of the version's files as the caller (K5, P10); a refused caller
+*pinned* version, :func:`~hdfs_models._versions.authorize` opens each of
+the version's files in the store as the caller (K5, P10); a refused caller
 gets the store's error naming the file and nothing is written locally. ``trust_cache=True``
 skips it (offline reruns). A version ``localize`` resolved itself needs no
 extra call: the resolution read the store as the caller.

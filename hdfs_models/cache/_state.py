@@ -250,8 +250,8 @@ def discard(path: str | os.PathLike[str], lock_timeout: float = 60.0, *, locking
         if not locking or not use.try_acquire():
             aside = tempfile.mkdtemp(prefix=f"{CONDEMNED_PREFIX}{key}-", dir=root)
             os.rename(entry, os.path.join(aside, "entry"))
-            logger.warning("cache entry %s is corrupt and other processes hold it: moved aside to %s "
-                           "(deleted once they release it); the next localize downloads it again", entry, aside)  # fmt: skip
+            logger.warning("cache entry %s is corrupt and may be in use: moved aside to %s (deleted once nobody "
+                           "holds it; without locks, never); the next localize downloads it again", entry, aside)  # fmt: skip
             return True
         remove_entry(root, key)
     except OSError as exc:

@@ -53,11 +53,12 @@ import time
 from typing import Any
 
 from hdfs_models._distribute import ModelHandle, distribute
-from hdfs_models._runtime import require_spark
+from hdfs_models._runtime import require_spark, setting
 from hdfs_models._versions import resolve
 from hdfs_models.cli._frame import UsageError, add_command
 from hdfs_models.cli._score_io import Output, append_output, check_output, count_output, read_input, write_output
 from hdfs_models.cli._watch import Watcher, run_watch
+from hdfs_models.store._auth import credential_warnings
 from scoring import Scorer
 from scoring._metrics import summarize
 from scoring.errors import InputFileError, JobIOError
@@ -217,8 +218,9 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the job on ``spark``; returns the summary (rows, seconds, rows_per_s, version)."""
     started = time.monotonic()
     out = Output(table=args.output_table, path=args.output_path, mode=args.mode)
+    expiring = _warn_expiring(args)
     if args.watch is not None:
-        return _run_watch(spark, args, out, started)
+        return {**_run_watch(spark, args, out, started), "credentials": expiring}
     df = read_input(spark, args.input_table, args.input_path)
     check_output(spark, out)
     handle, scorer = _scorer(spark, args, args.version)
@@ -231,8 +233,26 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     rows = count_output(spark, out)
     summary = _summary(rows, started, handle.version, args.model, out.name)
     summary["read"] = how
+    summary["credentials"] = expiring
     summary["metrics"] = summarize(scorer.metric_records())
     return summary
+
+
+#: Seconds before its end a credential of the driver is warned about (P2); a ``--watch`` job: any end.
+CREDENTIAL_MARGIN_S = 2 * 3600.0
+
+
+def _warn_expiring(args: argparse.Namespace) -> list[str]:
+    """P2: warn (and return the warnings) for the driver's credentials that end before the job may finish."""
+    margin = (
+        float("inf")
+        if args.watch is not None
+        else setting(None, "HDFS_MODELS_CREDENTIAL_MARGIN", CREDENTIAL_MARGIN_S, parse=float)
+    )
+    found = credential_warnings(margin)
+    for text in found:
+        log.warning("%s: the job's store calls fail once it has ended", text)
+    return found
 
 
 def _scored(spark: Any, args: argparse.Namespace, scorer: Scorer, df: Any) -> tuple[Any, str]:

@@ -1,11 +1,13 @@
-"""May the caller read these files? The store decides: one small read of each, as the caller (K5, P10).
+"""May the caller read these files? The store decides: an open of each, as the caller (K5, P10).
 
 Reading a file's metadata is not enough: on HDFS ``getFileInfo`` needs only
 the right to traverse the parent directories, so a 0600 data file of another
-owner passes it. :func:`check_readable` reads the first byte of every file,
-so the store applies its own rules (owner, groups, ACLs, Ranger) to each one:
-a ``getBlockLocations`` per file on HDFS, in parallel, whatever the files'
-sizes. The node cache asks it before it serves a pinned hit.
+owner passes it. :func:`check_readable` opens every file for reading, so
+the store applies its own rules (owner, groups, ACLs, Ranger) to each one: a
+``getBlockLocations`` per file on HDFS through hdfs-native (no DataNode is
+contacted), one byte read where an open may be lazy (WebHDFS, object
+stores); in parallel, whatever the files' sizes. The node cache asks it
+before it serves a pinned hit.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _PARALLEL = 8
 
 
 def check_readable(fs: Any, root: str, url: str, files: Sequence[str], what: str) -> ModelNotFoundError | None:
-    """Read the first byte of each of ``files`` (relative to ``root`` on ``fs``, ``url`` in errors).
+    """Open each of ``files`` for reading (relative to ``root`` on ``fs``, ``url`` in errors), as the caller.
 
     Raises the first refusal (:class:`~hdfs_models.StorePermissionError`,
     :class:`~hdfs_models.StoreAuthError`, a store failure), naming the file;
@@ -32,18 +34,31 @@ def check_readable(fs: Any, root: str, url: str, files: Sequence[str], what: str
     None. No files: the metadata of ``root`` itself is read.
     """
 
+    open_checks = _open_checks(fs)
+
     def probe(rel: str | None) -> None:
         with translate_errors(url if rel is None else join_url(url, rel), what):
             if rel is None:
                 fs.info(root)
-            else:
-                fs.cat_file(join_url(root, rel), start=0, end=1)
+                return
+            with fs.open(join_url(root, rel), "rb") as handle:
+                if not open_checks:
+                    handle.read(1)
 
     errors = _run_all(probe, list(files) or [None])
     refused = [e for e in errors if not isinstance(e, ModelNotFoundError)]
     if refused:
         raise refused[0]
     return next((e for e in errors if isinstance(e, ModelNotFoundError)), None)
+
+
+def _open_checks(fs: Any) -> bool:
+    """Whether opening a file for reading is already the store's read check, with no data moved:
+    hdfs-native asks the NameNode for the block locations (checked against READ) and no DataNode
+    until the first read; a local open is open(2). Elsewhere (WebHDFS, object stores) an open can
+    be lazy, so one byte is read."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return type(fs).__module__.startswith("hdfs_native") or "file" in protocols or "local" in protocols
 
 
 def _run_all(probe: Callable[[Any], None], names: list[Any]) -> list[BaseException]:

@@ -16,18 +16,27 @@ principal and the fix (K1 no ticket, K2 expired, K4 a refused token).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from hdfs_models.errors import StoreAuthError
-from hdfs_models.store._tokens import Token, ccache_principal, read_token_file, token_address
+from hdfs_models.store._tokens import (
+    HDFS_TOKEN_KIND,
+    Token,
+    ccache_principal,
+    ccache_tickets,
+    read_token_file,
+    token_address,
+)
 
 __all__ = [
     "IDENTITY_ENV",
     "KERBEROS_OPTIONS",
     "auth_error",
     "auth_failure",
+    "credential_warnings",
     "dial_host",
     "identity",
     "load_tokens",
@@ -188,3 +197,53 @@ def _detail(exc: BaseException, limit: int = 160) -> str:
         if marker in text:
             text = text.split(marker, 1)[1]
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def credential_warnings(within: float, env: Mapping[str, str] = os.environ, now: float | None = None) -> list[str]:
+    """Sentences for this process's credentials that end within ``within`` seconds (P2); ``[]`` if none.
+
+    The Kerberos ticket-granting ticket of the ``FILE:`` cache ``KRB5CCNAME``
+    names (its end, and whether ``kinit -R`` can extend it), and the HDFS
+    delegation tokens of ``HADOOP_TOKEN_FILE_LOCATION`` (their ``maxDate``,
+    past which no renewal helps). An ended one says so: its store calls fail
+    as K2. ``within=float("inf")``: every credential that ends at all (a
+    ``--watch`` job runs until stopped). A keytab login renews itself and is
+    never warned about.
+    """
+    now = time.time() if now is None else now
+    out = []
+    ccname = env.get("KRB5CCNAME")
+    for ticket in ccache_tickets(ccname) if ccname or not env.get("HADOOP_TOKEN_FILE_LOCATION") else []:
+        if not ticket.server.startswith("krbtgt/") or ticket.end - now > within:
+            continue
+        renew = (
+            f"; renewable until {_when(ticket.renew_till)}: run kinit -R before then"
+            if ticket.renew_till > ticket.end
+            else "; not renewable: kinit again, or submit with --principal/--keytab"
+        )
+        out.append(
+            f"the Kerberos ticket of {ticket.client} in {ccname or 'the default cache'} {_ends(ticket.end, now)}{renew}"
+        )
+    path = env.get("HADOOP_TOKEN_FILE_LOCATION")
+    try:
+        tokens = read_token_file(path) if path else []
+    except (OSError, ValueError):
+        tokens = []  # load_tokens reports an unreadable file on the first store call
+    for token in tokens:
+        end = token.max_date
+        if token.kind == HDFS_TOKEN_KIND and end is not None and end - now <= within:
+            out.append(
+                f"the HDFS delegation token for {token.service} in {path} {_ends(end, now)} (its maxDate: no renewal extends it)"
+            )
+    return out
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _ends(end: float, now: float) -> str:
+    left = end - now
+    if left <= 0:
+        return f"expired at {_when(end)}"
+    return f"expires at {_when(end)} (in {int(left // 3600)} h {int(left % 3600 // 60)} min)"

@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterable
 __all__ = [
     "HDFS_TOKEN_KIND",
     "Token",
+    "Ticket",
     "ccache_principal",
+    "ccache_tickets",
     "encode_text",
     "encode_vlong",
     "parse_token_storage",
@@ -59,6 +61,21 @@ class Token:
             return reader.text() or None
         except (ValueError, UnicodeDecodeError):
             return None
+
+    @property
+    def max_date(self) -> float | None:
+        """The token's absolute end of life (``maxDate``, seconds since the epoch) from a Writable
+        delegation token identifier (version, owner, renewer, real user, issue date, max date), else None."""
+        try:
+            reader = _Reader(self.identifier)
+            reader.byte()
+            for _ in range(3):
+                reader.text()
+            reader.vlong()  # issue date
+            value = reader.vlong()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return value / 1000.0 if value > 0 else None
 
     def url_string(self) -> str:
         """Hadoop's ``Token.encodeToUrlString()``: the value of WebHDFS's ``delegation=`` parameter."""
@@ -264,13 +281,78 @@ def ccache_principal(ccname: str | None, uid: int | None = None) -> str | None:
 def _ccache_default_principal(data: bytes) -> str:
     """Versions 0x0503/0x0504: [header], name type, component count, realm, components (32-bit lengths)."""
     reader = _Reader(data)
+    _ccache_header(reader)
+    return _principal(reader)
+
+
+def _ccache_header(reader: _Reader) -> int:
     version = int.from_bytes(reader.take(2), "big")
     if version not in (0x0503, 0x0504):
         raise ValueError(f"unsupported ccache version {version:#x}")
     if version == 0x0504:
         reader.take(int.from_bytes(reader.take(2), "big"))
+    return version
+
+
+def _u32(reader: _Reader) -> int:
+    return int.from_bytes(reader.take(4), "big")
+
+
+def _octets(reader: _Reader) -> bytes:
+    return reader.take(_u32(reader))
+
+
+def _principal(reader: _Reader) -> str:
     reader.take(4)  # name type
-    count = int.from_bytes(reader.take(4), "big")
-    realm = reader.take(int.from_bytes(reader.take(4), "big")).decode()
-    parts = [reader.take(int.from_bytes(reader.take(4), "big")).decode() for _ in range(count)]
-    return "/".join(parts) + "@" + realm
+    count = _u32(reader)
+    realm = _octets(reader).decode()
+    return "/".join(_octets(reader).decode() for _ in range(count)) + "@" + realm
+
+
+@dataclasses.dataclass(frozen=True)
+class Ticket:
+    """One credential of a ticket cache: whose, for which service, valid until ``end`` (epoch seconds),
+    renewable until ``renew_till`` (0: not renewable)."""
+
+    client: str
+    server: str
+    end: float
+    renew_till: float
+
+
+def ccache_tickets(ccname: str | None, uid: int | None = None) -> list[Ticket]:
+    """The tickets of an MIT ``FILE:`` ticket cache (``[]`` for other cache types or an unreadable file).
+
+    Each credential: client and server principals, the key block, four
+    times (auth, start, end, renew till), flags, addresses, authorization
+    data, the ticket and a second ticket. Configuration entries
+    (``X-CACHECONF:``) are skipped.
+    """
+    if not ccname:
+        ccname = f"FILE:/tmp/krb5cc_{os.getuid() if uid is None else uid}"
+    kind, sep, path = ccname.partition(":")
+    if sep and kind.upper() != "FILE":
+        return []
+    try:
+        with open(path if sep else ccname, "rb") as fh:
+            reader = _Reader(fh.read())
+        version = _ccache_header(reader)
+        _principal(reader)
+        tickets = []
+        while not reader.done:
+            client, server = _principal(reader), _principal(reader)
+            reader.take(2 if version == 0x0504 else 4)  # enctype (twice in 0x0503)
+            _octets(reader)  # the session key
+            _auth, _start, end, renew_till = (_u32(reader) for _ in range(4))
+            reader.take(5)  # is_skey, flags
+            for _ in range(2):  # addresses, authorization data: (type, octets) pairs
+                for _ in range(_u32(reader)):
+                    reader.take(2)
+                    _octets(reader)
+            _octets(reader)
+            _octets(reader)
+            if "X-CACHECONF:" not in server:
+                tickets.append(Ticket(client, server, float(end), float(renew_till)))
+        return tickets
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
