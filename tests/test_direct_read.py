@@ -226,3 +226,45 @@ def test_a_table_in_another_format_is_refused_naming_it(spark, model):
             Scorer(model).transform_table(spark, name)
     finally:
         spark.sql(f"DROP TABLE {name}")
+
+
+def test_nested_arrays_read_directly_equal_spark_s_reader(spark, tmp_path):
+    """array<array<array<float>>> and array<double> inputs (a [None, 2, 3, 1] and a [None, 2] tensor),
+    several files and row groups: the direct read scores what transform over Spark's reader does."""
+    from hdfs_models.testing import predict_in_process, save_multi
+
+    model = save_multi(str(tmp_path / "multi"))
+    rng = np.random.default_rng(5)
+    root = tmp_path / "nested"
+    root.mkdir()
+    images, extras, start = [], [], 0
+    for f, n in enumerate((90, 61)):
+        image = rng.normal(size=(n, 2, 3, 1)).astype(np.float32)
+        extra = rng.normal(size=(n, 2))
+        table = pa.table(
+            {
+                "id": pa.array(np.arange(start, start + n, dtype=np.int64)),
+                "img": pa.array(image.tolist(), type=pa.list_(pa.list_(pa.list_(pa.float32())))),
+                "extra": pa.array(extra.tolist(), type=pa.list_(pa.float64())),
+            }
+        )
+        pq.write_table(table, str(root / f"part-{f}.parquet"), row_group_size=25)
+        images.append(image)
+        extras.append(extra)
+        start += n
+    scorer = Scorer(model, input_cols={"image": "img"}, returns="all", keep_cols=["id"])
+    direct = scorer.transform_files(spark, str(root))
+    through_spark = scorer.transform(spark.read.parquet(str(root)))
+    assert direct.schema == through_spark.schema
+    got, want = _rows(direct), _rows(through_spark)
+    assert len(got) == start and [r[0] for r in got] == list(range(start))
+    for column in range(1, len(got[0])):
+        if isinstance(got[0][column], (list, float)):
+            np.testing.assert_allclose([r[column] for r in got], [r[column] for r in want], rtol=1e-5, atol=1e-6)
+        else:
+            assert [r[column] for r in got] == [r[column] for r in want]
+    expected = predict_in_process(model, image=np.concatenate(images), extra=np.concatenate(extras))
+    first_output = sorted(expected)[0]
+    field = direct.schema.fieldNames().index(first_output) if first_output in direct.schema.fieldNames() else None
+    assert field is not None, (direct.schema.fieldNames(), sorted(expected))
+    np.testing.assert_allclose([r[field] for r in got], expected[first_output], rtol=1e-5, atol=1e-5)
