@@ -9,8 +9,9 @@ directory:
 
 ``fetch``      :func:`hdfs_models.localize` into the node cache (one download per node).
 ``archive``    the version packed once into ``BASE/_archives/<v>-<digest16>.tar``
-               (temp name + rename, reused when present), ``sc.addArchive(uri#alias)``;
-               Spark unpacks it into each executor's SparkFiles directory.
+               (temp name + rename, reused when present; uploaded at HDFS replication 10,
+               P13), ``sc.addArchive(uri#alias)``; Spark unpacks it into each executor's
+               SparkFiles directory.
 ``files``      ``sc.addFile(version_dir, recursive=True)``; empty dirs recreated.
                A local directory goes file by file as ``<alias>.<i>``
                (Spark 3.5 refuses a local directory outside ``local[N]``)
@@ -20,7 +21,8 @@ directory:
 
 Spark ignores a path added twice, so archive names and aliases carry the
 version and digest. Trees Spark unpacked are checked once per process: an
-lstat audit (no links, nothing outside) and the ``MANIFEST.json`` inside
+lstat audit (no link, FIFO, device, setuid bit or hard link: Spark's own
+unpack keeps some of them, P9) and the ``MANIFEST.json`` inside
 (sizes, sha256, no extra files), which must also match the pinned digest.
 """
 
@@ -42,7 +44,7 @@ from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.archive import pack
 from hdfs_models.cache import CacheOptions
 from hdfs_models.errors import DistributionError
-from hdfs_models.store import join_url, open_store, translate_errors
+from hdfs_models.store import join_url, open_store, resolve_replication, translate_errors, write_options
 
 __all__ = [
     "ARCHIVE_STATS",
@@ -99,6 +101,7 @@ def distribute(
     cache_dir: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     options: CacheOptions | None = None,
+    replication: int | None = None,
 ) -> ModelHandle:
     """Pin ``version`` of the model at ``url`` and ship it to ``spark``'s executors.
 
@@ -110,7 +113,9 @@ def distribute(
     :class:`~hdfs_models.CacheOptions` the handle carries to every executor
     (limits, trust, lock timeout, retries; ``cache_dir`` wins over
     ``options.cache_dir``). Without them each executor uses its own
-    ``HDFS_MODELS_*`` variables. Returns a picklable :class:`ModelHandle`.
+    ``HDFS_MODELS_*`` variables. ``replication``: of the ``archive`` strategy's
+    uploaded tar (HDFS stores only; see :func:`hdfs_models.publish`).
+    Returns a picklable :class:`ModelHandle`.
     """
     if strategy not in STRATEGIES[:3]:
         hint = " (use ModelHandle.submitted(alias))" if strategy == "submitted" else ""
@@ -132,7 +137,7 @@ def distribute(
         _claim_files_name(sc, pinned.url)
         _spark_call(sc.addFile, spark_uri(pinned.url), True, what=f"addFile({pinned.url})")
         return ModelHandle("files", url=pinned.url, pinned=pinned)
-    stored = ensure_archive(pinned, storage_options)
+    stored = ensure_archive(pinned, storage_options, replication=replication)
     alias = alias_for(pinned.name, pinned.version, pinned.digest)
     _spark_call(sc.addArchive, f"{spark_uri(stored)}#{alias}", what=f"addArchive({stored})")
     return ModelHandle("archive", url=pinned.url, alias=alias, pinned=pinned)
@@ -207,13 +212,18 @@ def _spark_call(method: Any, *args: Any, what: str) -> None:
         raise DistributionError(f"Spark refused {what}: {exc}", url=what, reason="spark") from exc
 
 
-def ensure_archive(pinned: PinnedVersion, storage_options: Mapping[str, Any] | None = None) -> str:
+def ensure_archive(
+    pinned: PinnedVersion, storage_options: Mapping[str, Any] | None = None, *, replication: int | None = None
+) -> str:
     """The URL of ``BASE/_archives/<v>-<digest16>.tar``, packing it if absent.
 
     Packed locally, uploaded under a temp name and renamed; when another job
     wins the race its archive is used (pack is deterministic, so both are
     the same bytes). Counts builds and reuses in :data:`ARCHIVE_STATS`.
+    ``replication``: of the upload (HDFS stores; explicit >
+    ``HDFS_MODELS_REPLICATION`` > 10); a reused archive keeps its own.
     """
+    copies = resolve_replication(replication)
     target = archive_url(pinned.base_url, pinned.url, pinned.name, pinned.version, pinned.digest)
     fs, path = open_store(target, storage_options)
     with translate_errors(target, "checking the stored archive"):
@@ -227,7 +237,7 @@ def ensure_archive(pinned: PinnedVersion, storage_options: Mapping[str, Any] | N
         tmp_path = f"{path.rsplit('/', 1)[0]}/.{uuid.uuid4().hex}.tmp"
         with translate_errors(target, "uploading the archive"):
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            fs.put_file(local, tmp_path)
+            fs.put_file(local, tmp_path, **write_options(fs, copies))
             _rename_or_reuse(fs, tmp_path, path, target)
     ARCHIVE_STATS["built"] += 1
     log.info("packed %s into %s", pinned.url, target)

@@ -3,7 +3,8 @@
 ``fetch`` localizes into the node cache; the Spark strategies find the tree
 Spark shipped (``SparkFiles`` root or the working dir), rebuild it when it
 came file by file, and check it once per process: an lstat audit (no links,
-nothing outside) and the ``MANIFEST.json`` inside (sizes, sha256, no extra
+nothing outside; for trees Spark unpacked, no FIFO, device, setuid bit or
+hard link either, P9) and the ``MANIFEST.json`` inside (sizes, sha256, no extra
 files), which must also match the pinned digest.
 """
 
@@ -216,7 +217,11 @@ def _verify_once(path: str, handle: ModelHandle) -> Any:
 
 
 def _verify_tree(path: str, handle: ModelHandle) -> Any:
-    audit_tree(path, path)
+    # P9: Spark unpacks --archives / addArchive itself (Java for .tar and .zip, GNU tar for
+    # .tar.gz, which keeps symlinks, FIFOs, devices and setuid bits); refuse what it left.
+    unpacked = handle.strategy in ("archive", "submitted")
+    label = f"shipped as #{handle._dir_name()} (unpacked by Spark into {path})" if unpacked else path
+    audit_tree(path, label, fresh=unpacked, refusing="to serve it")
     extracted = scan_tree(path)
     if MANIFEST_NAME not in extracted.files and handle.pinned is not None and handle.pinned.manifest is None:
         return _listing_manifest(path, extracted, handle.pinned)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ __all__ = [
     "Member",
     "Planner",
     "check_spans",
+    "kind_of_mode",
+    "member_error",
     "normalise_name",
     "resolve_limits",
     "unsafe",
@@ -113,11 +116,14 @@ class Member:
     encrypted: bool = False
 
 
-def unsafe(archive: str, member: str | None, reason: str) -> UnsafeArchiveError:
-    """The error for an unsafe ``member`` of ``archive`` (``None``: the archive itself)."""
+def unsafe(archive: str, member: str | None, reason: str, *, refusing: str = "to extract it") -> UnsafeArchiveError:
+    """The error for an unsafe ``member`` of ``archive`` (``None``: the archive itself).
+
+    ``refusing``: what is refused (``to serve it`` for a tree Spark unpacked).
+    """
     where = f"member {member!r} of archive {archive}" if member is not None else f"archive {archive}"
     return UnsafeArchiveError(
-        f"unsafe {where}: {reason}; refusing to extract it",
+        f"unsafe {where}: {reason}; refusing {refusing}",
         path=archive,
         reason=reason,
         member=member,
@@ -153,7 +159,24 @@ def normalise_name(raw: str) -> str:
     return "/".join(parts)
 
 
-def _kind_error(member: Member) -> str | None:
+_MODE_KINDS = {
+    stat.S_IFREG: FILE,
+    stat.S_IFDIR: DIR,
+    stat.S_IFLNK: "symlink",
+    stat.S_IFCHR: "device",
+    stat.S_IFBLK: "device",
+    stat.S_IFIFO: "fifo",
+}
+
+
+def kind_of_mode(mode: int) -> str:
+    """The :class:`Member` kind of a Unix mode's file type bits (no type bits: ``file``). Pure."""
+    fmt = stat.S_IFMT(mode)
+    return FILE if fmt == 0 else _MODE_KINDS.get(fmt, "other")
+
+
+def member_error(member: Member) -> str | None:
+    """Why ``member``'s kind or mode is unsafe (links, devices, FIFOs, setuid ...), or None. Pure."""
     if member.kind in ("symlink", "hardlink"):
         return f"{member.kind} member (a SavedModel never needs links)"
     if member.kind in ("device", "fifo", "other"):
@@ -196,7 +219,7 @@ class Planner:
             path = normalise_name(member.name)
         except ValueError as exc:
             raise unsafe(self.archive, member.name, str(exc)) from None
-        reason = _kind_error(member) or _ratio_error(member, self.limits)
+        reason = member_error(member) or _ratio_error(member, self.limits)
         if reason:
             raise unsafe(self.archive, member.name, reason)
         self.count += 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 import struct
 import tarfile
 import zipfile
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from hdfs_models._progress import Progress, ProgressCounter
-from hdfs_models.archive._check import DIR, FILE, Limits, Member, Planner, check_spans, unsafe
+from hdfs_models.archive._check import DIR, FILE, Limits, Member, Planner, check_spans, kind_of_mode, unsafe
 
 __all__ = ["Extracted", "extract_into", "sniff_format"]
 
@@ -174,18 +173,12 @@ def _tar_members(archive: str, *, with_data: bool) -> Iterator[tuple[Member, IO[
 
 def _zip_kind(info: zipfile.ZipInfo) -> tuple[str, int]:
     mode = info.external_attr >> 16 if info.create_system == 3 else 0
-    fmt = stat.S_IFMT(mode)
-    if fmt == stat.S_IFLNK:
-        return "symlink", mode & 0o7777
-    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        return "device", mode & 0o7777
-    if fmt == stat.S_IFIFO:
-        return "fifo", mode & 0o7777
-    if fmt == stat.S_IFSOCK:
-        return "other", mode & 0o7777
-    if fmt == stat.S_IFDIR or info.orig_filename.endswith("/"):
+    kind = kind_of_mode(mode)
+    if kind == DIR or (kind == FILE and info.orig_filename.endswith("/")):
         return DIR, mode & 0o7777 or 0o755
-    return FILE, mode & 0o7777 or 0o644
+    if kind == FILE:
+        return FILE, mode & 0o7777 or 0o644
+    return kind, mode & 0o7777
 
 
 def _zip_member(info: zipfile.ZipInfo) -> Member:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import replace
 
 from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models._progress import Progress
 from hdfs_models._tree import compare_tree, rename_noreplace, walk_tree
-from hdfs_models.archive._check import normalise_name, resolve_limits, unsafe
+from hdfs_models.archive._check import FILE, Member, kind_of_mode, member_error, normalise_name, resolve_limits, unsafe
 from hdfs_models.archive._read import Extracted, extract_into, sniff_format
 from hdfs_models.errors import IntegrityError
 
@@ -80,15 +81,39 @@ def unpack(
     return dest
 
 
-def audit_tree(root: str, archive: str) -> None:
-    """S12: an lstat walk of ``root`` finds only regular files and directories.
+def audit_tree(root: str, archive: str, *, fresh: bool = True, refusing: str = "to extract it") -> None:
+    """S12, P9: an lstat walk of ``root`` finds only regular files and directories.
 
-    Nothing that is not a link can lead outside ``root``, so this is also
-    the check that everything lies inside it.
+    Each entry is judged as an archive member would be
+    (:func:`~hdfs_models.archive._check.member_error`): no symlink (the
+    error says where it points and whether that is outside the tree), FIFO,
+    device or socket, no setuid/setgid/sticky bit. Nothing that is not a
+    link can lead outside ``root``, so this is also the check that
+    everything lies inside it. ``fresh``: ``root`` was just written by an
+    extractor (ours, or Spark's unpack of ``--archives`` / ``addArchive``),
+    so a file with a second name is a hard link an archive member made.
+    Raises :class:`UnsafeArchiveError` naming ``archive`` and the entry;
+    ``refusing``: what the message says is refused.
     """
-    others = walk_tree(root).others
-    if others:
-        raise unsafe(archive, others[0], "extracted a link or special file")
+    tree = walk_tree(root)
+    for rel in (*tree.others, *tree.dirs, *tree.files):
+        path = os.path.join(root, *rel.split("/"))
+        st = os.lstat(path)
+        kind = kind_of_mode(st.st_mode)
+        if fresh and kind == FILE and st.st_nlink > 1:
+            kind = "hardlink"
+        reason = member_error(Member(rel, kind, st.st_size, stat.S_IMODE(st.st_mode)))
+        if reason:
+            raise unsafe(archive, rel, reason + _points_to(root, path, kind), refusing=refusing)
+
+
+def _points_to(root: str, path: str, kind: str) -> str:
+    """``; it points to '…' (outside the tree)`` for a symlink, else ``""``."""
+    if kind != "symlink":
+        return ""
+    top, real = os.path.realpath(root), os.path.realpath(path)
+    where = "inside" if os.path.commonpath([top, real]) == top else "outside"
+    return f"; it points to {os.readlink(path)!r} ({where} the tree)"
 
 
 def scan_tree(root: str) -> Extracted:

@@ -44,6 +44,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("base", metavar="BASE", help="base URL, e.g. hdfs://nn:8020/models/mnist")
     p.add_argument("--name", help="model name recorded in the manifest (default: last part of BASE)")
     p.add_argument("--no-signatures", action="store_true", help="do not read signatures with TensorFlow")
+    p.add_argument(
+        "--replication",
+        type=int,
+        metavar="N",
+        help="HDFS replication of every file written (default: HDFS_MODELS_REPLICATION, else 10, "
+        "MapReduce's job-jar replication; at most the DataNode count on a small cluster)",
+    )
     add_store_options(p)
     p = add_command(
         subparsers,
@@ -91,6 +98,7 @@ def _publish(args: argparse.Namespace) -> dict[str, Any]:
             storage_options=storage_options(args),
             progress=bar,
             signatures=not args.no_signatures,
+            replication=args.replication,
         )
     finally:
         if bar is not None:

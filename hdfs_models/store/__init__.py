@@ -8,6 +8,7 @@
 ``_tokens``         Hadoop delegation token files (both formats)
 ``_hdfs_native``    the hdfs-native client (imported only for ``hdfs://``)
 ``_hadoop_conf``    ``HADOOP_CONF_DIR`` site files: NameNodes, HA, viewfs
+``_replication``    the replication a write asks for (HDFS stores only; P13)
 ==================  =========================================================
 """
 
@@ -21,5 +22,16 @@ from hdfs_models.store._open import (
     split_scheme,
     translate_errors,
 )
+from hdfs_models.store._replication import DEFAULT_REPLICATION, resolve_replication, write_options
 
-__all__ = ["Filesystem", "clear_store_cache", "join_url", "open_store", "split_scheme", "translate_errors"]
+__all__ = [
+    "DEFAULT_REPLICATION",
+    "Filesystem",
+    "clear_store_cache",
+    "join_url",
+    "open_store",
+    "resolve_replication",
+    "split_scheme",
+    "translate_errors",
+    "write_options",
+]
