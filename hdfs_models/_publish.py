@@ -39,7 +39,7 @@ from hdfs_models.errors import (
     StoreError,
     StorePermissionError,
 )
-from hdfs_models.store import Filesystem, join_url, open_store, translate_errors
+from hdfs_models.store import Filesystem, join_url, open_store, resolve_replication, translate_errors, write_options
 
 __all__ = ["publish"]
 
@@ -48,16 +48,23 @@ logger = logging.getLogger(__name__)
 _CHUNK = 4 << 20
 _MAX_ATTEMPTS = 100
 # Per-file upload retries: HDFS writes can fail transiently (a DataNode
-# pipeline breaking, "Failed to complete file in time" on a busy NameNode).
-_UPLOAD_POLICY = RetryPolicy(attempts=3, backoff=0.5, backoff_max=5.0)
+# pipeline breaking, "Failed to complete file in time" on a busy NameNode, a
+# NameNode failover). The waits add up to 31.5 s (0.5, 1, 2, 4, then 8 s), so a
+# 30 s failover is ridden out even when every attempt fails at once (P3).
+_UPLOAD_POLICY = RetryPolicy(attempts=8, backoff=0.5, backoff_max=8.0)
 _UPLOAD_DEADLINE_S = 600.0
 _sleep = time.sleep
 
 
-def _copy_file(fs: Any, src_path: str, dst_path: str, report: Callable[[int], None]) -> tuple[int, str]:
-    """Stream one local file to the store; returns (bytes, sha256). ``report(chunk bytes)``."""
+def _copy_file(
+    fs: Any, src_path: str, dst_path: str, report: Callable[[int], None], opts: Mapping[str, Any] | None = None
+) -> tuple[int, str]:
+    """Stream one local file to the store; returns (bytes, sha256). ``report(chunk bytes)``.
+
+    ``opts``: extra ``fs.open`` arguments (:func:`~hdfs_models.store.write_options`: the replication).
+    """
     digest, size = hashlib.sha256(), 0
-    with open(src_path, "rb") as src, fs.open(dst_path, "wb") as dst:
+    with open(src_path, "rb") as src, fs.open(dst_path, "wb", **(opts or {})) as dst:
         for chunk in iter(lambda: src.read(_CHUNK), b""):
             dst.write(chunk)
             digest.update(chunk)
@@ -73,18 +80,27 @@ def _retryable(exc: BaseException) -> int:
     return _UPLOAD_POLICY.attempts if isinstance(exc, StoreError) else 0
 
 
-def _upload_one(fs: Any, url: str, src_path: str, dst_path: str, counter: ProgressCounter) -> tuple[int, str]:
+def _upload_one(
+    fs: Any, url: str, src_path: str, dst_path: str, counter: ProgressCounter, opts: Mapping[str, Any] | None = None
+) -> tuple[int, str]:
     """:func:`_copy_file` with bounded retries (a write rewrites the file from scratch)."""
+
+    deadline = Deadline(_UPLOAD_DEADLINE_S)  # time without progress (P4): a long healthy upload keeps its retries
 
     def attempt(_: int) -> tuple[int, str]:
         with translate_errors(url, f"uploading {posixpath.basename(dst_path)}"), counter.attempt() as report:
-            return _copy_file(fs, src_path, dst_path, report)
+
+            def sent(nbytes: int) -> None:
+                report(nbytes)
+                deadline.progressed()
+
+            return _copy_file(fs, src_path, dst_path, sent, opts)
 
     try:
         return call_with_retry(
             attempt,
             policy=_UPLOAD_POLICY,
-            deadline=Deadline(_UPLOAD_DEADLINE_S),
+            deadline=deadline,
             classify=_retryable,
             sleep=_sleep,
             what=f"upload of {dst_path}",
@@ -107,6 +123,7 @@ def _upload(
     sizes: Mapping[str, int],
     empty: tuple[str, ...],
     progress: Progress | None,
+    opts: Mapping[str, Any] | None = None,
 ) -> tuple[FileEntry, ...]:
     """Copy files (hashing each) and empty dirs into ``tmp``; return the manifest entries."""
     total = sum(sizes.values())
@@ -116,7 +133,7 @@ def _upload(
         with translate_errors(url, "creating directories"):
             fs.makedirs(parent, exist_ok=True)
     for rel in sorted(sizes):
-        size, sha = _upload_one(fs, url, os.path.join(local_dir, *rel.split("/")), f"{tmp}/{rel}", counter)
+        size, sha = _upload_one(fs, url, os.path.join(local_dir, *rel.split("/")), f"{tmp}/{rel}", counter, opts)
         if size != sizes[rel]:
             raise PublishError(f"{local_dir}/{rel}: changed while publishing", path=local_dir, reason="source changed")
         entries.append(FileEntry(rel, size, sha))
@@ -133,13 +150,15 @@ def _ours(fs: Any, dst: str, manifest_bytes: bytes) -> bool:
         return False
 
 
-def _commit(fs: Any, base_path: str, tmp: str, manifest: Manifest, url: str) -> int:
+def _commit(
+    fs: Any, base_path: str, tmp: str, manifest: Manifest, url: str, opts: Mapping[str, Any] | None = None
+) -> int:
     """Write the manifest and rename ``tmp`` to the next free version; returns it."""
     number = manifest.version
     for _ in range(_MAX_ATTEMPTS):
         data = manifest.with_version(number).to_json()
         with translate_errors(url, "writing manifest"):
-            fs.pipe_file(f"{tmp}/{MANIFEST_NAME}", data)
+            fs.pipe_file(f"{tmp}/{MANIFEST_NAME}", data, **(opts or {}))
         dst = f"{base_path}/{number}"
         try:
             store_rename_noreplace(fs, tmp, dst)
@@ -179,12 +198,17 @@ def publish(
     filesystem: Filesystem | None = None,
     progress: Progress | None = None,
     signatures: bool = True,
+    replication: int | None = None,
 ) -> PinnedVersion:
     """Publish ``local_dir`` as the next integer version under ``base``; returns it pinned.
 
     ``progress(done_bytes, total_bytes)`` is called as bytes upload
     (:data:`~hdfs_models._progress.Progress`).
-    ``signatures=False`` skips reading them with TensorFlow. Raises
+    ``signatures=False`` skips reading them with TensorFlow. ``replication``:
+    how many DataNodes hold each block of every file (HDFS stores only;
+    explicit > ``HDFS_MODELS_REPLICATION`` > 10, MapReduce's job-jar
+    replication, so a version read by many executors at once is not served
+    by three DataNodes; :mod:`hdfs_models.store._replication`). Raises
     :class:`InvalidModelError` for an incomplete or corrupt local model
     (nothing is uploaded), :class:`PublishError` when no version could be
     committed, and the store errors of :func:`translate_errors`.
@@ -193,15 +217,17 @@ def publish(
     model_name = validate_name(name, "model name") if name is not None else base_name(base)
     sizes, empty = check_local_model(local_dir)
     sigs = publish_signatures(local_dir) if signatures else {}
+    copies = resolve_replication(replication)
     fs, base_path = open_store(base, storage_options, filesystem)
+    opts = write_options(fs, copies)
     base_path = base_path.rstrip("/") or "/"
     with translate_errors(base, "creating base dir"):
         fs.makedirs(base_path, exist_ok=True)
     tmp = f"{base_path.rstrip('/')}/{TEMP_PREFIX}{uuid.uuid4().hex}"
     try:
-        files = _upload(fs, join_url(base, tmp.rsplit("/", 1)[1]), local_dir, tmp, sizes, empty, progress)
+        files = _upload(fs, join_url(base, tmp.rsplit("/", 1)[1]), local_dir, tmp, sizes, empty, progress, opts)
         manifest = make_manifest(model_name, _next_version(fs, base_path, base), files, empty, sigs)
-        number = _commit(fs, base_path.rstrip("/"), tmp, manifest, base)
+        number = _commit(fs, base_path.rstrip("/"), tmp, manifest, base, opts)
     except BaseException:
         _remove_quietly(fs, tmp, base)
         raise

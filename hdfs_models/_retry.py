@@ -177,6 +177,8 @@ def retry_transient(
     except RetryExhausted as exhausted:
         last = exhausted.last
         for name, value in (("attempts", exhausted.attempts), ("elapsed", round(exhausted.elapsed, 1))):
+            if isinstance(getattr(last, "details", None), dict):
+                last.details[name] = value  # type: ignore[attr-defined]  # what err.attempts and callers read
             try:
                 setattr(last, name, value)
             except AttributeError:

@@ -146,10 +146,11 @@ def test_persistent_upload_failure_gives_up_and_removes_temp_dir(model, sleeps):
     fs = _FailingWrites(3, 99, skip_instance_cache=True)
     base = f"/fail-{uuid.uuid4().hex}"
     with pytest.raises(
-        StoreError, match=r"uploading variables.data-00001-of-00002: datanode went away \(gave up after 3"
+        StoreError, match=r"uploading variables.data-00001-of-00002: datanode went away \(gave up after 8"
     ) as info:
         publish(model, f"memory://{base}", filesystem=fs, signatures=False)
-    assert info.value.attempts == 3 and sleeps == [0.5, 1.0]
+    # the waits ride out a 30 s NameNode failover (RELIABILITY P3), then it gives up
+    assert info.value.attempts == 8 and sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
     assert fs.ls(base, detail=False) == []
 
 

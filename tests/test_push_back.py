@@ -95,6 +95,7 @@ def test_retry_transient_backs_off_with_jitter_and_gives_up_at_the_window():
     with pytest.raises(StoreError) as caught:
         retry_transient(always_busy, what="t", window=30.0, sleep=sleep, clock=lambda: now[0])
     assert caught.value.attempts == len(waits) + 1 > 5 and 20.0 <= caught.value.elapsed <= 30.0
+    assert caught.value.details["attempts"] == caught.value.attempts  # what localize's annotation keeps
     policy = RetryPolicy(backoff=0.5, backoff_max=8.0, jitter=0.5)
     for k, wait in enumerate(waits, start=1):
         full = min(0.5 * 2 ** (k - 1), 8.0)

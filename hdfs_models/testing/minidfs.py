@@ -386,9 +386,11 @@ class MiniDFS(KerberosMixin):
         """Sum of the running DataNodes' BytesRead counters."""
         return int(self.command("bytes-read")["total"])
 
-    def failover(self) -> dict[str, Any]:
-        """HA mode: kill the active NameNode and make the standby active."""
-        return dict(self.command("failover"))
+    def failover(self, seconds: float = 0.0) -> dict[str, Any]:
+        """HA mode: kill the active NameNode and make the standby active; with ``seconds``, a failover that
+        takes that long, as a real one (~30 s): it returns at once, the standby becomes active ``seconds``
+        later and the killed one restarts as the standby (``command("ha-state")`` says when; RELIABILITY P3)."""
+        return dict(self.command("outage", f"{seconds:g}") if seconds > 0 else self.command("failover"))
 
 
 def _hdfs_path(path: str) -> str:

@@ -34,6 +34,7 @@ import org.apache.hadoop.hdfs.server.blockmanagement.DatanodeDescriptor;
 import org.apache.hadoop.hdfs.server.datanode.DataNode;
 import org.apache.hadoop.hdfs.server.datanode.metrics.DataNodeMetrics;
 import org.apache.hadoop.hdfs.server.namenode.FSNamesystem;
+import org.apache.hadoop.hdfs.server.namenode.NameNode;
 import org.apache.hadoop.hdfs.server.namenode.NameNodeAdapter;
 import org.apache.hadoop.metrics2.lib.MutableCounterLong;
 
@@ -46,9 +47,9 @@ import org.apache.hadoop.metrics2.lib.MutableCounterLong;
  *
  * <p>Commands: datanodes | stop-datanode ADDR | restart-datanode ADDR | block-locations PATH |
  * corrupt-replica PATH [BLOCK [ADDR]] | corrupt-all PATH [BLOCK] | bytes-read | failover |
- * token USER PATH [SERVICE] (--kerberos only) | ping | quit. corrupt-replica with ADDR corrupts
- * the replica on that DataNode (so a test can corrupt every replica but a chosen one); without
- * it, the first replica the NameNode lists.
+ * outage SECONDS | ha-state | token USER PATH [SERVICE] (--kerberos only) | ping | quit.
+ * corrupt-replica with ADDR corrupts the replica on that DataNode (so a test can corrupt every
+ * replica but a chosen one); without it, the first replica the NameNode lists.
  * With {@code --yarn-nodemanagers N} also yarn-apps | yarn-nodes (see {@link Yarn}).
  */
 public final class Launcher {
@@ -59,7 +60,8 @@ public final class Launcher {
   private MiniDFSCluster cluster;
   private Configuration clientConf;
   private Yarn yarn;
-  private int activeNameNode = 0;
+  private volatile int activeNameNode = 0;
+  private volatile Thread outage;
   private Kerberos kerberos;
   private final Map<String, MiniDFSCluster.DataNodeProperties> stopped = new HashMap<>();
 
@@ -281,6 +283,10 @@ public final class Launcher {
         return bytesRead();
       case "failover":
         return failover();
+      case "outage":
+        return outage(Double.parseDouble(arg(parts, 1)));
+      case "ha-state":
+        return haState();
       case "token":
         return token(parts);
       case "yarn-apps":
@@ -438,9 +444,7 @@ public final class Launcher {
   }
 
   private Object failover() throws IOException {
-    if (!opts.ha) {
-      throw new IllegalStateException("failover needs HA mode (--ha)");
-    }
+    requireCalm("failover");
     int from = activeNameNode;
     int to = 1 - from;
     cluster.shutdownNameNode(from);
@@ -448,6 +452,60 @@ public final class Launcher {
     activeNameNode = to;
     return Json.map("killed", "nn" + (from + 1), "active", "nn" + (to + 1),
         "active_rpc", "hdfs://" + addr(cluster.getNameNode(to).getNameNodeAddress()));
+  }
+
+  private void requireCalm(String command) {
+    if (!opts.ha) {
+      throw new IllegalStateException(command + " needs HA mode (--ha)");
+    }
+    Thread running = outage;
+    if (running != null && running.isAlive()) {
+      throw new IllegalStateException(command + ": an outage is still in progress (see ha-state)");
+    }
+  }
+
+  /**
+   * A failover that takes as long as a real one (ZKFC notices, fences, promotes: about 30 s). The
+   * active NameNode stops now and the answer comes at once; a background thread makes the other
+   * one active after {@code seconds}, then restarts the stopped one as the standby, so a later
+   * outage or failover has one to promote. Until then clients meet a refused connection on one
+   * NameNode and StandbyException on the other (RELIABILITY P3). ha-state tells when it is over.
+   */
+  private Object outage(double seconds) throws IOException {
+    requireCalm("outage");
+    int from = activeNameNode;
+    int to = 1 - from;
+    cluster.shutdownNameNode(from);
+    Thread t = new Thread(() -> endOutage(from, to, (long) (seconds * 1000)), "outage-nn" + (to + 1));
+    t.setDaemon(true);
+    outage = t;
+    t.start();
+    return Json.map("killed", "nn" + (from + 1), "active_after_s", seconds, "next_active", "nn" + (to + 1));
+  }
+
+  private void endOutage(int from, int to, long millis) {
+    try {
+      Thread.sleep(millis);
+      cluster.transitionToActive(to);
+      activeNameNode = to;
+      System.err.println("outage: nn" + (to + 1) + " is active after " + millis + " ms");
+      cluster.restartNameNode(from, false);
+      System.err.println("outage: nn" + (from + 1) + " restarted as the standby");
+    } catch (Throwable t) {
+      t.printStackTrace(System.err); // ha-state shows what did not happen
+    }
+  }
+
+  /** Each NameNode's state (active, standby or down) and whether an outage is in progress. */
+  private Object haState() {
+    List<Object> nns = new ArrayList<>();
+    for (int i = 0; i < cluster.getNumNameNodes(); i++) {
+      NameNode nn = cluster.getNameNode(i);
+      String state = nn == null ? "down" : nn.isActiveState() ? "active" : "standby";
+      nns.add(Json.map("name", "nn" + (i + 1), "state", state));
+    }
+    Thread running = outage;
+    return Json.map("namenodes", nns, "outage", running != null && running.isAlive());
   }
 
   private Object token(String[] parts) throws Exception {
