@@ -9,6 +9,7 @@ identity is ever served another's connection.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -273,7 +274,11 @@ def test_scoring_job_as_alice_on_kerberized_hdfs(secure_minidfs, tmp_path, strat
         strategy,
         "--json",
     ]
-    extra = {"HDFS_MODELS_CACHE": str(tmp_path / "cache"), "SPARK_LOCAL_IP": "127.0.0.1"}
+    extra = {
+        "HDFS_MODELS_CACHE": str(tmp_path / "cache"),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
     child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v}
     proc = subprocess.run(argv, env=child, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -332,3 +337,58 @@ def test_p2_credentials_that_end_before_the_job_may_finish_are_warned_about(secu
     assert credential_warnings(3600) == []  # the NameNode's default maxDate: 7 days
     (week,) = credential_warnings(8 * 24 * 3600)
     assert "HDFS delegation token" in week and str(token) in week and "expires at" in week
+
+
+def _job(
+    secure_minidfs, env: dict[str, str], tmp_path, model: str, data: str, name: str
+) -> subprocess.CompletedProcess:
+    java = f"spark.driver.extraJavaOptions=-Djava.security.krb5.conf={secure_minidfs.krb5_conf}"
+    argv = [sys.executable, "-m", "scoring.job", "--master", "local[2]", "--model", model, "--input-path", data,
+            "--output-path", f"file://{tmp_path / name}", "--features", "features", "--keep", "id",
+            "--returns", "probabilities", "--conf", java, "--read", "direct", "--json"]  # fmt: skip
+    extra = {
+        "HDFS_MODELS_CACHE": str(tmp_path / f"cache-{name}"),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    child = {k: v for k, v in {**os.environ, **env, **extra}.items() if v}
+    return subprocess.run(argv, env=child, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_direct_reads_on_kerberized_hdfs_use_the_job_s_credentials(secure_minidfs, tmp_path):
+    """Issue 21 on the secure harness: the job reads alice's Parquet files in its Python workers with
+    her delegation token only (no ticket), scoring like TensorFlow; bob, who may read one of the two
+    files but not the other (0600), fails with an error naming that file."""
+    require_module("tensorflow", "tf")
+    require_module("pyspark", "spark")
+    import pyarrow.parquet as pq
+
+    from hdfs_models.testing import predict_in_process, save_dense, write_features
+
+    model = save_dense(str(tmp_path / "dense"), n_in=6)
+    features = np.random.default_rng(4).normal(size=(80, 6)).astype(np.float32)
+    local = write_features(str(tmp_path / "in"), features, files=2)
+    base = f"{secure_minidfs.url}/user/alice/direct/models/m"
+    data = "/user/alice/direct/in"
+    with pytest.MonkeyPatch.context() as mp:
+        become(mp, secure_minidfs.kerberos_env("alice"))
+        publish(model, base)
+        fs = secure_minidfs.fs("alice")
+        fs.mkdir(data)
+        names = sorted(n for n in os.listdir(local) if n.endswith(".parquet"))
+        for name in names:
+            fs.put(os.path.join(local, name), f"{data}/{name}")
+        for path in ("/user/alice", "/user/alice/direct", data, base.replace(secure_minidfs.url, "")):
+            fs.client.set_permission(path, 0o755)
+        fs.client.set_permission(f"{data}/{names[1]}", 0o600)
+    done = _job(secure_minidfs, secure_minidfs.token_env("alice"), tmp_path, base, secure_minidfs.url + data, "alice")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["read"] == "direct" and summary["rows"] == len(features)
+    out = pq.read_table(tmp_path / "alice").to_pandas().sort_values("id")
+    want = predict_in_process(model, features=features)["probabilities"]
+    np.testing.assert_allclose(np.stack(out["prediction"].to_numpy()), want, atol=1e-6)
+    refused = _job(secure_minidfs, secure_minidfs.kerberos_env("bob"), tmp_path, base, secure_minidfs.url + data, "bob")
+    assert refused.returncode != 0
+    assert f"{data}/{names[1]}" in refused.stderr and "ermission" in refused.stderr, refused.stderr[-3000:]
