@@ -443,3 +443,46 @@ def test_utf8_names_and_many_assets_round_trip(minidfs, base, tmp_path):
         assert sorted(os.listdir(os.path.join(model.path, "assets"))) == sorted(
             ["größe.txt", "模型", "emoji-😀.bin", "e\u0301-nfd.txt", "é-nfc.txt", "space name.txt", "many"]
         )
+
+
+# -- direct reads (issue 21): DataNodes stopped in the middle of reading row groups ---------------
+
+
+def test_a_direct_read_survives_datanodes_stopped_mid_read(minidfs, tmp_path, monkeypatch):
+    """After the first row group is read, every DataNode but one stops: the rest of the groups come
+    from the last replica (the client's own failover, or read_groups' re-read of a group), identical."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hdfs_models.store._files import inspect_file, read_groups
+
+    monkeypatch.setenv("HADOOP_CONF_DIR", minidfs.conf_dir)
+    n = 8000
+    values = np.random.default_rng(11).normal(size=(n, 128)).astype(np.float32)
+    table = pa.table({"id": pa.array(np.arange(n)), "features": pa.array(list(values), type=pa.list_(pa.float32()))})
+    local = str(tmp_path / "part-0.parquet")
+    pq.write_table(table, local, row_group_size=n // 8, compression="none")  # 4 MiB: 8 groups over 4+ blocks
+    path = f"/direct-dn/{uuid.uuid4().hex[:8]}/part-0.parquet"
+    minidfs.fs().put(local, path)
+    url = minidfs.url + path
+    layout = inspect_file(url)
+    assert len(layout.rows) == 8
+    blocks = minidfs.block_locations(path)
+    assert len(blocks) >= 4 and all(len(b["locations"]) == 3 for b in blocks)
+    keep = blocks[-1]["locations"][-1]
+    stopped: list[str] = []
+
+    def on_read(group: int, rows: int, seconds: float) -> None:
+        if group == 0 and not stopped:
+            for address in sorted({loc for b in blocks for loc in b["locations"]} - {keep}):
+                minidfs.stop_datanode(address)
+                stopped.append(address)
+
+    try:
+        got = pa.Table.from_batches(list(read_groups(url, "parquet", range(8), ["id", "features"], on_read=on_read)))
+    finally:
+        for address in stopped:
+            minidfs.restart_datanode(address)
+    assert len(stopped) == 2  # two of the three replicas of every block were gone for groups 1-7
+    assert got.equals(table)
