@@ -26,6 +26,7 @@ from hdfs_models.cache import (
 from hdfs_models.errors import (
     CacheError,
     DistributionError,
+    EncryptionZoneError,
     ExtraFilesWarning,
     HdfsModelsError,
     HdfsModelsWarning,
@@ -52,6 +53,7 @@ __all__ = [
     "CacheOptions",
     "CacheStats",
     "DistributionError",
+    "EncryptionZoneError",
     "ExtraFilesWarning",
     "FileEntry",
     "HdfsModelsError",

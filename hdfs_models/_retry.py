@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from hdfs_models.errors import ModelNotFoundError, StoreAuthError, StoreError, StorePermissionError
+from hdfs_models.errors import EncryptionZoneError, ModelNotFoundError, StoreAuthError, StoreError, StorePermissionError
 
 __all__ = ["Deadline", "RetryExhausted", "RetryPolicy", "call_with_retry", "is_transient", "retry_transient"]
 
@@ -145,7 +145,7 @@ _TRANSIENT_POLICY = RetryPolicy(attempts=1000, backoff=0.5, backoff_max=8.0, jit
 def is_transient(exc: BaseException) -> bool:
     """A store failure worth retrying: a :class:`~hdfs_models.errors.StoreError` that is not a
     refusal, an authentication failure or a missing file (those are answers, not push-back)."""
-    refused = (StorePermissionError, StoreAuthError, ModelNotFoundError)
+    refused = (StorePermissionError, StoreAuthError, ModelNotFoundError, EncryptionZoneError)
     return isinstance(exc, StoreError) and not isinstance(exc, refused)
 
 

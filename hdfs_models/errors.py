@@ -16,13 +16,14 @@ naturally catch::
     │   └── SourceChangedError                     the store changed during a download
     ├── StoreError(OSError)                        a store operation failed after retries (F2)
     │   ├── StorePermissionError(PermissionError)  the store refused access (F12)
-    │   └── StoreAuthError                         no valid Kerberos ticket or token (K1, K2, K4)
+    │   ├── StoreAuthError                         no valid Kerberos ticket or token (K1, K2, K4)
+    │   └── EncryptionZoneError                    a file in an encryption zone this client cannot decrypt (P12)
     ├── CacheError(OSError)                        the local cache root is unusable (F6, F7)
     ├── LockTimeoutError(TimeoutError)             a cache lock was not acquired in time (C7)
     ├── UnsafeArchiveError(ValueError)             an archive member is unsafe (S1-S12)
     ├── PublishError(OSError)                      publishing a version failed
     ├── DistributionError(RuntimeError)            shipping a model to executors failed
-    └── UnsupportedSparkError(RuntimeError)        the pyspark found is older than 3.5.0
+    └── UnsupportedSparkError(RuntimeError)        pyspark older than 3.5.0, or Spark Connect for a classic-only API
 
     HdfsModelsWarning(UserWarning)
     └── ExtraFilesWarning                          the store holds files the manifest does not list (B8)
@@ -40,6 +41,7 @@ __all__ = [
     "CacheError",
     "DetailedError",
     "DistributionError",
+    "EncryptionZoneError",
     "ExtraFilesWarning",
     "HdfsModelsError",
     "HdfsModelsWarning",
@@ -216,6 +218,15 @@ class StoreAuthError(StoreError):
     token_file: str | None
 
 
+class EncryptionZoneError(StoreError):
+    """A file is in an HDFS encryption zone and this client has no KMS to decrypt it with.
+
+    Never retried (it is the client's configuration, not push-back); the
+    message names the file and the fix: give the client the cluster's key
+    provider, or read through ``webhdfs://``, whose DataNodes decrypt.
+    """
+
+
 class CacheError(HdfsModelsError, OSError):
     """The local cache root is not usable (read-only, full, missing); ``file``: the file being written."""
 
@@ -245,7 +256,11 @@ class DistributionError(HdfsModelsError, RuntimeError):
 
 
 class UnsupportedSparkError(HdfsModelsError, RuntimeError):
-    """The pyspark in this process is older than the floor (``found``: its version, ``needed``: the floor)."""
+    """The Spark in use cannot run this (``found``/``needed``: pyspark versions, or ``"connect"``/``"classic"``).
+
+    Raised when pyspark is older than the floor, and (``reason="spark connect"``)
+    when an API that needs a SparkContext is used under Spark Connect.
+    """
 
     found: str | None
     needed: str | None

@@ -239,7 +239,8 @@ def test_size_checks_fail_on_a_violation():
 
 PUBLIC = {
     "hdfs_models": [
-        "CacheError", "CacheOptions", "CacheStats", "DistributionError", "ExtraFilesWarning", "FileEntry",
+        "CacheError", "CacheOptions", "CacheStats", "DistributionError", "EncryptionZoneError", "ExtraFilesWarning",
+        "FileEntry",
         "HdfsModelsError", "HdfsModelsWarning", "IncompleteVersionError", "IntegrityError", "InvalidModelError",
         "LocalModel", "LockTimeoutError", "MANIFEST_NAME", "Manifest", "MissingExtraError", "ModelHandle",
         "ModelNotFoundError", "PinnedVersion", "PublishError", "SourceChangedError", "StoreAuthError", "StoreError",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit
 
 from hdfs_models.errors import (
+    EncryptionZoneError,
     HdfsModelsError,
     MissingExtraError,
     ModelNotFoundError,
@@ -72,6 +73,9 @@ _HADOOP_PUSH_BACK = (
     "CallQueueOverflowException",
     "Server too busy",
 )
+# hdfs-native opening a file of an HDFS encryption zone without a KMS in its configuration (P12).
+_NO_KMS = "encryption zone but no KMS provider is configured"
+_KMS_FIX = "or as a storage option, or read it through webhdfs://, whose DataNodes decrypt it"
 
 # Read by hdfs-native at client creation: config dir (HA, viewfs), user; credentials: _store_auth.
 _HADOOP_ENV = ("HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_USER_NAME", "HADOOP_PROXY_USER")
@@ -377,6 +381,8 @@ def _translated(url: str, prefix: str, exc: OSError | RuntimeError) -> HdfsModel
     if reason is not None:
         return auth_error(url, exc, reason)
     text = str(exc)
+    if _NO_KMS in text:  # hdfs-native says so only in its RuntimeError's text
+        return EncryptionZoneError(f"{prefix}{_short(exc)}; {_KMS_FIX}", url=url, reason="no kms")
     if any(marker in text for marker in _HADOOP_PUSH_BACK):
         return StoreError(f"{prefix}the NameNode pushed back ({_short(exc)})", url=url, reason="pushed back")
     if isinstance(exc, PermissionError) or _access_denied(exc):

@@ -30,6 +30,7 @@ __all__ = [
     "HADOOP_VERSIONS",
     "MAIN_CLASS",
     "MiniDFSError",
+    "ensure_kms_classpath",
     "ensure_launcher",
     "missing_tools",
     "resolve_hadoop_version",
@@ -170,3 +171,51 @@ def _build(project: Path, final: Path, timeout: float, version: str) -> None:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def ensure_kms_classpath(timeout: float = 1200.0, hadoop_version: str | None = None) -> str:
+    """Resolve Hadoop's MiniKMS (``kms/pom.xml``) once and return the file holding its classpath.
+
+    Only ``MiniDFS(kms=True)`` needs it, so the launcher's own build does not
+    download it. Cached beside the launcher, keyed by the hash of that pom and
+    the Hadoop version, built under a lock and renamed into place like
+    :func:`ensure_launcher`. The launcher loads it in a class loader of its
+    own (``Kms.java``): MiniKMS needs unshaded hadoop-common and Jetty.
+    """
+    problem = missing_tools()
+    if problem:
+        raise MiniDFSError(problem, reason="missing tools")
+    pom = _project_dir() / "kms" / "pom.xml"
+    version = resolve_hadoop_version(hadoop_version)
+    root = _cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"kms-{hashlib.sha256(pom.read_bytes()).hexdigest()[:16]}-hadoop-{version}"
+    with open(root / f"{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (final / "classpath.txt").is_file():
+            work = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=root))
+            try:
+                shutil.copy2(pom, work / "pom.xml")
+                goals = ["dependency:build-classpath", f"-Dmdep.outputFile={work / 'classpath.txt'}"]
+                _run_maven(work, goals, timeout, version, pom.parent)
+                work.rename(final)
+            finally:
+                if work.exists():
+                    shutil.rmtree(work, ignore_errors=True)
+    return str(final / "classpath.txt")
+
+
+def _run_maven(work: Path, goals: list[str], timeout: float, version: str, project: Path) -> None:
+    cmd = ["mvn", "-B", "-q", "-f", str(work / "pom.xml"), *goals, f"-Dhadoop.version={version}"]
+    log.info("resolving %s for Hadoop %s: %s", project, version, " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise MiniDFSError(
+            f"maven took longer than {timeout:.0f}s ({project})", path=str(project), reason="timeout"
+        ) from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
+        raise MiniDFSError(
+            f"maven failed (exit {proc.returncode}) in {project}:\n{tail}", path=str(project), reason="maven failed"
+        )

@@ -34,6 +34,7 @@ from typing import IO, Any
 from unittest import mock
 
 from hdfs_models.testing.kerberos import DEFAULT_USERS, KerberosMixin, kerberos_launcher_args
+from hdfs_models.testing.kms import KmsMixin, kms_launcher_args
 from hdfs_models.testing.launcher import (
     MAIN_CLASS,
     MiniDFSError,
@@ -48,7 +49,7 @@ __all__ = ["MiniDFS", "MiniDFSError", "ensure_launcher", "missing_tools"]
 log = logging.getLogger(__name__)
 
 
-class MiniDFS(KerberosMixin):
+class MiniDFS(KerberosMixin, KmsMixin):
     """A MiniDFSCluster in a child JVM; use as a context manager.
 
     Options: ``datanodes`` (3), ``replication`` (min(3, datanodes)),
@@ -69,7 +70,8 @@ class MiniDFS(KerberosMixin):
     SASL quality of protection of RPC and data transfer) and ``users``
     (principals with keytabs and ``/user/<name>`` homes; ``alice``, ``bob``).
     See :mod:`hdfs_models.testing.kerberos` for ``kerberos_env(user)`` and
-    ``token_env(user)``.
+    ``token_env(user)``. ``kms=True`` adds a MiniKMS for encryption zones
+    (:meth:`create_zone`; :mod:`hdfs_models.testing.kms`).
 
     After :meth:`start`: ``url`` (``hdfs://127.0.0.1:PORT``, or
     ``hdfs://minidfs-ns`` in HA mode), ``webhdfs_url``, ``conf_dir`` (a
@@ -94,13 +96,14 @@ class MiniDFS(KerberosMixin):
         users: tuple[str, ...] = DEFAULT_USERS,
         yarn_nodemanagers: int = 0,
         hadoop_version: str | None = None,
+        kms: bool = False,
     ) -> None:
         self.hadoop_version = resolve_hadoop_version(hadoop_version)
         self.datanodes_count = datanodes
         self.replication, self.block_size, self.permissions, self.ha = replication, block_size, permissions, ha
         self.startup_timeout, self.command_timeout = startup_timeout, command_timeout
         self.java_opts = java_opts
-        self.kerberized, self.protection = kerberos, protection
+        self.kerberized, self.protection, self.kms_enabled = kerberos, protection, kms
         self.users = tuple(users)
         self.yarn_nodemanagers = yarn_nodemanagers
         self._own_base = base_dir is None
@@ -159,16 +162,8 @@ class MiniDFS(KerberosMixin):
 
     def _launcher_args(self) -> list[str]:
         assert self.base_dir is not None
-        args = [
-            "--datanodes",
-            str(self.datanodes_count),
-            "--block-size",
-            str(self.block_size),
-            "--base-dir",
-            str(self.base_dir / "data"),
-            "--conf-dir",
-            str(self.base_dir / "conf"),
-        ]
+        args = ["--datanodes", str(self.datanodes_count), "--block-size", str(self.block_size)]
+        args += ["--base-dir", str(self.base_dir / "data"), "--conf-dir", str(self.base_dir / "conf")]
         if self.replication is not None:
             args += ["--replication", str(self.replication)]
         if not self.permissions:
@@ -177,6 +172,7 @@ class MiniDFS(KerberosMixin):
             args.append("--ha")
         if self.yarn_nodemanagers:
             args += ["--yarn-nodemanagers", str(self.yarn_nodemanagers)]
+        args += kms_launcher_args(self.kms_enabled, self.hadoop_version)
         return args + kerberos_launcher_args(self.kerberized, self.base_dir, self.protection, self.users)
 
     def stop(self, timeout: float = 60.0) -> None:

@@ -51,6 +51,8 @@ import org.apache.hadoop.metrics2.lib.MutableCounterLong;
  * corrupt-replica with ADDR corrupts the replica on that DataNode (so a test can corrupt every
  * replica but a chosen one); without it, the first replica the NameNode lists.
  * With {@code --yarn-nodemanagers N} also yarn-apps | yarn-nodes (see {@link Yarn}).
+ * With {@code --kms CLASSPATH_FILE} (MiniKMS, see {@link Kms}) also create-zone PATH KEY |
+ * encryption PATH.
  */
 public final class Launcher {
   private static final String NAMESERVICE = "minidfs-ns";
@@ -63,6 +65,7 @@ public final class Launcher {
   private volatile int activeNameNode = 0;
   private volatile Thread outage;
   private Kerberos kerberos;
+  private Kms kms;
   private final Map<String, MiniDFSCluster.DataNodeProperties> stopped = new HashMap<>();
 
   private Launcher(Options opts, PrintStream proto) {
@@ -116,6 +119,11 @@ public final class Launcher {
     if (kerberos != null) {
       kerberos.configureServer(conf);
     }
+    if (opts.kmsClasspath != null) {
+      // Before the cluster: NameNodes and DataNodes read the key provider when they start.
+      kms = Kms.start(new File(new File(opts.baseDir).getAbsoluteFile().getParentFile(), "kms"), opts.kmsClasspath);
+      kms.configure(conf);
+    }
 
     // The Builder sets hdfs.minidfs.basedir itself; Hadoop 3.3 refuses a conf that already has it.
     MiniDFSCluster.Builder builder =
@@ -132,6 +140,10 @@ public final class Launcher {
     }
     cluster.waitActive();
     clientConf = buildClientConf(conf);
+    if (kms != null) {
+      kms.configure(clientConf);
+      kms.createKey(opts.kmsKey, clientConf);
+    }
     prepareDirectories();
     if (opts.yarnNodeManagers > 0) {
       Configuration yarnConf = new Configuration(conf);
@@ -197,6 +209,9 @@ public final class Launcher {
     if (kerberos != null) {
       kerberos.configureClient(core);
     }
+    if (kms != null) {
+      kms.configure(core); // hdfs-native reads hadoop.security.key.provider.path from core-site.xml
+    }
     writeXml(core, new File(dir, "core-site.xml"));
     writeXml(clientConf, new File(dir, "hdfs-site.xml"));
     if (yarn != null) {
@@ -235,7 +250,8 @@ public final class Launcher {
         "replication", opts.replication,
         "user", System.getProperty("user.name"),
         "kerberos", kerberos == null ? null : kerberos.describe(),
-        "yarn", yarn == null ? null : yarn.info());
+        "yarn", yarn == null ? null : yarn.info(),
+        "kms", kms == null ? null : Json.map("uri", kms.providerUri(), "key", opts.kmsKey));
   }
 
   private void serve() throws IOException {
@@ -293,6 +309,14 @@ public final class Launcher {
         return yarnOrFail().apps();
       case "yarn-nodes":
         return yarnOrFail().nodes(true);
+      case "create-zone":
+        try (FileSystem fs = fileSystem()) {
+          return Kms.createZone(fs, arg(parts, 1), arg(parts, 2), clientConf);
+        }
+      case "encryption":
+        try (FileSystem fs = fileSystem()) {
+          return Kms.describe(fs, arg(parts, 1), clientConf);
+        }
       default:
         throw new IllegalArgumentException("unknown command " + parts[0]);
     }
@@ -532,6 +556,10 @@ public final class Launcher {
         t.printStackTrace(System.err);
       }
       cluster = null;
+    }
+    if (kms != null) {
+      kms.stop();
+      kms = null;
     }
     if (kerberos != null) {
       kerberos.stop();

@@ -21,6 +21,9 @@ final class Options {
   String kerberosDir;
   String protection = "authentication";
   List<String> users = new ArrayList<>();
+  /** MiniKMS (Kms.java): a file holding its classpath, or null for no KMS; and the key it creates. */
+  String kmsClasspath;
+  String kmsKey = "models";
 
   static Options parse(String[] args) {
     Options o = new Options();
@@ -65,6 +68,12 @@ final class Options {
         case "--user":
           o.users.add(args[++i]);
           break;
+        case "--kms":
+          o.kmsClasspath = args[++i];
+          break;
+        case "--kms-key":
+          o.kmsKey = args[++i];
+          break;
         default:
           throw new IllegalArgumentException("unknown option " + a);
       }
@@ -85,6 +94,9 @@ final class Options {
     }
     if (o.users.contains("hdfs")) {
       throw new IllegalArgumentException("--user hdfs: hdfs is the service principal");
+    }
+    if (o.kmsClasspath != null && o.kerberosDir != null) {
+      throw new IllegalArgumentException("--kms runs MiniKMS with simple authentication: not with --kerberos");
     }
     if (o.confDir == null) {
       o.confDir = new File(o.baseDir, "conf").getPath();
