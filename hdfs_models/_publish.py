@@ -27,7 +27,7 @@ from typing import Any
 from hdfs_models._manifest import MANIFEST_NAME, FileEntry, Manifest, make_manifest
 from hdfs_models._names import validate_name, validate_url
 from hdfs_models._progress import Progress, ProgressCounter
-from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry
+from hdfs_models._retry import Deadline, RetryExhausted, RetryPolicy, call_with_retry, retry_transient
 from hdfs_models._savedmodel import check_local_model
 from hdfs_models._signatures import publish_signatures
 from hdfs_models._tree import store_rename_noreplace
@@ -157,8 +157,12 @@ def _commit(
     number = manifest.version
     for _ in range(_MAX_ATTEMPTS):
         data = manifest.with_version(number).to_json()
-        with translate_errors(url, "writing manifest"):
-            fs.pipe_file(f"{tmp}/{MANIFEST_NAME}", data, **(opts or {}))
+
+        def write(data: bytes = data) -> None:
+            with translate_errors(url, "writing manifest"):
+                fs.pipe_file(f"{tmp}/{MANIFEST_NAME}", data, **(opts or {}))
+
+        retry_transient(write, what=f"writing the manifest of {url}")
         dst = f"{base_path}/{number}"
         try:
             store_rename_noreplace(fs, tmp, dst)
@@ -221,12 +225,18 @@ def publish(
     fs, base_path = open_store(base, storage_options, filesystem)
     opts = write_options(fs, copies)
     base_path = base_path.rstrip("/") or "/"
-    with translate_errors(base, "creating base dir"):
-        fs.makedirs(base_path, exist_ok=True)
+
+    def make_base() -> None:
+        with translate_errors(base, "creating base dir"):
+            fs.makedirs(base_path, exist_ok=True)
+
+    # P1/P3: a publish started while the NameNode fails over waits for it (metadata calls, 60 s)
+    retry_transient(make_base, what=f"creating {base}")
     tmp = f"{base_path.rstrip('/')}/{TEMP_PREFIX}{uuid.uuid4().hex}"
     try:
         files = _upload(fs, join_url(base, tmp.rsplit("/", 1)[1]), local_dir, tmp, sizes, empty, progress, opts)
-        manifest = make_manifest(model_name, _next_version(fs, base_path, base), files, empty, sigs)
+        following = retry_transient(lambda: _next_version(fs, base_path, base), what=f"listing {base}")
+        manifest = make_manifest(model_name, following, files, empty, sigs)
         number = _commit(fs, base_path.rstrip("/"), tmp, manifest, base, opts)
     except BaseException:
         _remove_quietly(fs, tmp, base)

@@ -161,3 +161,11 @@ def test_a_refusal_on_the_cache_hit_check_is_not_retried(base, tmp_path):
     with pytest.raises(StorePermissionError):
         localize(base, cache_dir=cache, pinned=pinned, filesystem=fs)
     assert fs.calls == ["open"] * len(version_files(pinned))  # one check, not retried
+
+
+def test_a_publish_started_during_an_outage_waits_for_the_store_p1(tmp_path):
+    """The base listing (and the base dir, the manifest) of a publish ride out a refused NameNode."""
+    fs = PushBackFS(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), times=2)
+    base = str(tmp_path / "store" / "m")
+    pinned = publish(write_fake_model(str(tmp_path / "src")), base, filesystem=fs, signatures=False)
+    assert pinned.version == 1 and fs.left == 0  # both refusals met, retried, and the version committed
