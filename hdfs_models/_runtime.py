@@ -10,7 +10,9 @@ float32 itself, so those two flags are the whole rule.
 (Cloudera 7.x, EMR 7, Dataproc 2.x) and 4.x. On YARN the cluster's own
 ``pyspark.zip`` comes first on every container's ``PYTHONPATH``, so the
 version that matters is the one imported at run time, never the one a
-requirement pinned. What differs between the supported lines is decided here.
+requirement pinned. What differs between the supported lines is decided here,
+and so is whether a session is classic or Spark Connect (:func:`is_connect`):
+a Connect client has no SparkContext, RDD, accumulator or JVM.
 
 **Settings.** Every knob that a caller may pass and an ``HDFS_MODELS_*``
 variable may set is decided by :func:`setting`: explicit > environment >
@@ -32,10 +34,15 @@ __all__ = [
     "BFLOAT16_FLAGS",
     "CpuInfo",
     "MIN_SPARK",
+    "classic_only",
+    "connect_client",
+    "describe_jobs",
+    "is_connect",
     "parse_spark_version",
     "read_cpu",
     "require_spark",
     "setting",
+    "spark_context",
     "spark_version",
 ]
 
@@ -130,6 +137,81 @@ def require_spark(what: str) -> tuple[int, int, int] | None:
             needed=needed,
         )
     return found
+
+
+# ---------------------------------------------------------------- classic or Connect
+
+_CONNECT_MODULE = "pyspark.sql.connect."
+
+
+def is_connect(spark: Any) -> bool:
+    """Whether ``spark`` (a SparkSession, DataFrame, Column or SparkContext) belongs to a Spark Connect client.
+
+    Decided by the object's class: every Connect class lives under
+    ``pyspark.sql.connect``. Never by ``getattr(spark, "sparkContext", ...)``:
+    a Connect session's ``__getattr__`` raises an ``AttributeError`` subclass
+    for ``sparkContext``, which a ``getattr`` default quietly swallows. Pure
+    (imports nothing, so it works without Connect's gRPC dependencies).
+    """
+    return any(cls.__module__.startswith(_CONNECT_MODULE) for cls in type(spark).__mro__)
+
+
+def connect_client(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is a Spark Connect client's driver side (not a Python worker of a task).
+
+    For APIs that get no session to look at (:meth:`scoring.Scorer.score_partition`).
+    pyspark marks a Connect client with ``SPARK_CONNECT_MODE_ENABLED`` (set by
+    ``builder.remote(...)`` and ``spark.api.mode=connect``); the pure-Python
+    ``pyspark-client`` has no ``pyspark.core`` at all. A process inside a task is
+    never a client, whatever its environment inherited.
+    """
+    env = os.environ if env is None else env
+    try:
+        from pyspark import TaskContext
+    except ImportError:  # pragma: no cover - pyspark-client ships TaskContext too
+        return False
+    if TaskContext.get() is not None:
+        return False
+    if "SPARK_CONNECT_MODE_ENABLED" in env:
+        return True
+    try:
+        from pyspark.util import is_remote_only
+    except ImportError:  # pyspark 3.5
+        return False
+    return bool(is_remote_only())
+
+
+def classic_only(what: str, instead: str) -> UnsupportedSparkError:
+    """The error for ``what``, which needs a SparkContext, under Spark Connect; ``instead`` names the way that works."""
+    return UnsupportedSparkError(
+        f"{what} needs a classic Spark session (a SparkContext, RDDs or accumulators), and this is "
+        f"a Spark Connect session, which has none; {instead}",
+        reason="spark connect",
+        found="connect",
+        needed="classic",
+    )
+
+
+def spark_context(spark: Any, what: str, instead: str) -> Any:
+    """The SparkContext behind ``spark`` (a SparkSession, DataFrame or SparkContext).
+
+    Raises :func:`classic_only`'s :class:`UnsupportedSparkError` for a Spark
+    Connect object (``what`` and ``instead`` make its message).
+    """
+    if is_connect(spark):
+        raise classic_only(what, instead)
+    session = getattr(spark, "sparkSession", spark)  # a DataFrame's session
+    return session.sparkContext if hasattr(type(session), "sparkContext") else session
+
+
+def describe_jobs(spark: Any, text: str | None) -> None:
+    """Name the next jobs in the Spark UI (``None``: stop naming them); a no-op under Spark Connect.
+
+    Connect has no ``setJobDescription`` (its client has no SparkContext); its
+    jobs are named by the server, and tags (``spark.addTag``) only group them.
+    """
+    if not is_connect(spark):
+        spark_context(spark, "describe_jobs", "").setJobDescription(text)
 
 
 def setting(

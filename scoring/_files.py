@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from hdfs_models._runtime import is_connect
 from hdfs_models.store._files import FORMATS, FileLayout, inspect_file, read_groups
 from scoring._runner import Runner
 from scoring.errors import InputFileError
@@ -256,10 +257,10 @@ def default_parallelism(spark: Any) -> int:
     """The fewest tasks a direct read makes: ``spark.default.parallelism`` as Spark applies it (the
     SparkContext's, else the setting, else 2), or ``spark.sql.files.minPartitionNum`` when larger
     (the setting that asks Spark's file reader for more splits asks this one too)."""
-    try:
-        parallelism = int(spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect: no SparkContext
+    if is_connect(spark):  # no SparkContext to ask: the setting, as Spark applies it by default
         parallelism = int(spark.conf.get("spark.default.parallelism", "2") or 2)
+    else:
+        parallelism = int(spark.sparkContext.defaultParallelism)
     splits = spark.conf.get("spark.sql.files.minPartitionNum", None)
     return max(parallelism, int(splits) if splits else 0)
 

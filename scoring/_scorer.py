@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from hdfs_models._runtime import require_spark
+from hdfs_models._runtime import classic_only, connect_client, is_connect, require_spark
 from hdfs_models.cache import CacheOptions
 from scoring._device import check_precision
 from scoring._faces import make_udf, score_rows
@@ -231,22 +231,33 @@ class Scorer:
     # -- what it did (driver) --------------------------------------------------------------
 
     def _accumulator(self, df: Any) -> Any:
+        if is_connect(df):  # Spark Connect: no SparkContext, hence no accumulator
+            if self._metrics is None:
+                log.warning("Spark Connect has no accumulators: Scorer.metrics() will raise for this scorer")
+                object.__setattr__(self, "_metrics", _CONNECT)
+            return None
         if self._metrics is None:
-            try:
-                context = df.sparkSession.sparkContext
-            except Exception:  # Spark Connect has no SparkContext, hence no accumulators
-                log.info("no SparkContext behind this DataFrame: Scorer.metrics() stays empty")
-                return None
             # the one piece of state a built Scorer gains: where its tasks report (not a setting)
+            context = df.sparkSession.sparkContext
             object.__setattr__(self, "_metrics", context.accumulator({}, MetricsParam()))
-        return self._metrics
+        return None if self._metrics is _CONNECT else self._metrics
 
     def metric_records(self) -> list[dict[str, Any]]:
-        """One record per scored partition of every action so far (see :mod:`scoring._metrics`)."""
+        """One record per scored partition of every action so far (see :mod:`scoring._metrics`).
+
+        Raises :class:`~hdfs_models.errors.UnsupportedSparkError` once this
+        scorer transformed a Spark Connect DataFrame (no accumulators there).
+        """
+        if self._metrics is _CONNECT:
+            raise classic_only(
+                "Scorer.metrics()",
+                "the task records travel through a Spark accumulator; count the output rows "
+                "(df.count()) or score on a classic session for the per-stage figures",
+            )
         return [] if self._metrics is None else list(self._metrics.value.values())
 
     def metrics(self) -> dict[str, Any]:
-        """What this scorer's :meth:`transform` jobs did, gathered from every executor.
+        """What this scorer's :meth:`transform` jobs did, gathered from every executor (classic Spark).
 
         Read it on the driver after an action. Keys: ``rows`` (= ``rows_out``),
         ``rows_in``, ``batches``, ``tasks``, ``seconds`` (first task start to
@@ -257,7 +268,8 @@ class Scorer:
         ``seconds``, ``per_worker``) and ``cache`` (node-cache
         ``localize_calls``, ``hits``, ``misses``, ``errors``,
         ``bytes_downloaded``). A task Spark retried counts once; each action
-        on the scored DataFrame counts (each scores again).
+        on the scored DataFrame counts (each scores again). Under Spark Connect
+        it raises, as :meth:`metric_records` does.
         """
         return summarize(self.metric_records())
 
@@ -281,7 +293,13 @@ class Scorer:
 
         Rows are grouped into batches of ``batch_size``; each output Row holds the
         keep_cols, the outputs and the version column, like :meth:`transform`.
+        Called on the driver of a Spark Connect client (where there are no RDDs)
+        it raises :class:`~hdfs_models.errors.UnsupportedSparkError` naming
+        :meth:`transform` and :meth:`udf`.
         """
+        if connect_client():
+            raise classic_only("Scorer.score_partition (the rdd.mapPartitions face)",
+                               "score the DataFrame with scorer.transform(df) or scorer.udf()")  # fmt: skip
         return score_rows(self._runner(), rows)
 
     def udf(self) -> Any:
@@ -294,6 +312,10 @@ class Scorer:
         every output ("all"). Rows carry no version column here.
         """
         return make_udf(self._runner())
+
+
+#: ``Scorer._metrics`` once a transform ran under Spark Connect, which has no accumulators
+_CONNECT = "spark connect"
 
 
 def _quoted(column: str) -> str:

@@ -19,6 +19,9 @@ directory:
 ``submitted``  :meth:`ModelHandle.submitted`: the job was started with
                ``spark-submit --archives model.tar.gz#alias``.
 
+Under Spark Connect only ``fetch`` ships: ``archive`` and ``files`` raise a
+:class:`~hdfs_models.errors.DistributionError` naming it (see :func:`distribute`).
+
 Spark ignores a path added twice, so archive names and aliases carry the
 version and digest. Trees Spark unpacked are checked once per process: an
 lstat audit (no link, FIFO, device, setuid bit or hard link: Spark's own
@@ -38,7 +41,7 @@ from typing import Any
 
 from hdfs_models._distribute._handle import ModelHandle, link_or_copy, reset_verified
 from hdfs_models._names import sanitize_name
-from hdfs_models._runtime import require_spark
+from hdfs_models._runtime import is_connect, require_spark, spark_context
 from hdfs_models._tree import store_rename_noreplace, walk_tree
 from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.archive import pack
@@ -116,10 +119,25 @@ def distribute(
     ``HDFS_MODELS_*`` variables. ``replication``: of the ``archive`` strategy's
     uploaded tar (HDFS stores only; see :func:`hdfs_models.publish`).
     Returns a picklable :class:`ModelHandle`.
+
+    Under Spark Connect only ``fetch`` works: ``archive`` and ``files`` raise
+    :class:`DistributionError` (``reason="spark connect"``) before anything is
+    packed. Connect's ``addArtifacts`` uploads from the client's own disk,
+    per session, so every session would first pull the whole version to the
+    client and push it through gRPC; ``fetch`` reads the store on each node,
+    once per node, shared across sessions and jobs.
     """
     if strategy not in STRATEGIES[:3]:
         hint = " (use ModelHandle.submitted(alias))" if strategy == "submitted" else ""
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES[:3])}{hint}")
+    if strategy != "fetch" and is_connect(spark):
+        raise DistributionError(
+            f"strategy {strategy!r} cannot ship {url} under Spark Connect: it adds files through the "
+            "SparkContext, and a Connect client has none; use strategy='fetch' (each executor reads "
+            "the version from the store into its node cache)",
+            url=url,
+            reason="spark connect",
+        )
     pinned = resolve(url, version, storage_options=storage_options)
     log.info("distributing %s version %d (%s) by %s", pinned.url, pinned.version, pinned.digest[:16], strategy)
     if strategy == "fetch":
@@ -128,7 +146,7 @@ def distribute(
             raise TypeError(f"options must be a CacheOptions, not {type(options).__name__}")
         return ModelHandle("fetch", url=pinned.url, pinned=pinned, cache_dir=root, options=options)
     require_spark("distribute")
-    sc = getattr(spark, "sparkContext", spark)
+    sc = spark_context(spark, "distribute", "use strategy='fetch'")
     if strategy == "files":
         if _is_local_dir(pinned.url):
             alias = alias_for(pinned.name, pinned.version, pinned.digest)

@@ -19,6 +19,7 @@ from typing import Any
 
 from hdfs_models._manifest import MANIFEST_NAME
 from hdfs_models._names import validate_name
+from hdfs_models._runtime import connect_client
 from hdfs_models._tree import compare_tree
 from hdfs_models._versions import PinnedVersion
 from hdfs_models.archive._read import Extracted
@@ -143,6 +144,13 @@ def _spark_roots(strategy: str, name: str) -> list[str]:
         return [SparkFiles.getRootDirectory(), os.getcwd()]
     if SparkContext._active_spark_context is not None:
         return [SparkFiles.getRootDirectory(), os.getcwd()]
+    if connect_client():
+        raise DistributionError(
+            f"model {name!r} (strategy {strategy!r}) is looked up on a Spark Connect client, which has "
+            "no SparkFiles directory and no copy of what Spark shipped; use strategy='fetch'",
+            reason="spark connect",
+            alias=name,
+        )
     raise DistributionError(
         f"model {name!r} (strategy {strategy!r}) is looked up outside Spark: there is no task "
         "context and no SparkContext, so no SparkFiles directory; call local_path() inside a "

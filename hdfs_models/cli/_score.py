@@ -39,6 +39,9 @@ newly published version (loaded before the old one is dropped); every output
 row carries ``model_version``. ``--idle-timeout`` ends it after that many
 seconds without new input.
 
+``--remote URL`` (or ``SPARK_REMOTE``): a Spark Connect client; no job description or log level,
+paths move through the store's client, ``--watch`` and ``--metrics-json`` are refused at start.
+
 Exit codes (the frame of every command, :mod:`hdfs_models.cli`): 0 ok, 1
 error (one line naming the table, path or URL and the cause), 2 usage.
 """
@@ -53,7 +56,7 @@ import time
 from typing import Any
 
 from hdfs_models._distribute import ModelHandle, distribute
-from hdfs_models._runtime import require_spark, setting
+from hdfs_models._runtime import classic_only, describe_jobs, is_connect, require_spark, setting
 from hdfs_models._versions import resolve
 from hdfs_models.cli._frame import UsageError, add_command
 from hdfs_models.cli._score_io import Output, append_output, check_output, count_output, read_input, write_output
@@ -129,6 +132,7 @@ def add_score_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--mode", default="error", choices=["error", "overwrite"], help="if the output exists")
     p.add_argument("--master", default=None, help="Spark master when not run by spark-submit")
+    p.add_argument("--remote", default=None, help="Spark Connect URL (sc://host:15002; default: SPARK_REMOTE)")
     p.add_argument("--warehouse", default=None, help="spark.sql.warehouse.dir (tables)")
     p.add_argument("--metastore", default=None, help="directory of the embedded Derby metastore")
     p.add_argument(
@@ -174,7 +178,9 @@ def _session(args: argparse.Namespace) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("hdfs-models-score")
-    if args.master:
+    if args.remote:
+        builder = builder.remote(args.remote)
+    elif args.master:
         builder = builder.master(args.master)
     builder = (
         builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_size))
@@ -218,24 +224,34 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the job on ``spark``; returns the summary (rows, seconds, rows_per_s, version)."""
     started = time.monotonic()
     out = Output(table=args.output_table, path=args.output_path, mode=args.mode)
+    _refuse_on_connect(spark, args)
     expiring = _warn_expiring(args)
     if args.watch is not None:
         return {**_run_watch(spark, args, out, started), "credentials": expiring}
     df = read_input(spark, args.input_table, args.input_path)
     check_output(spark, out)
     handle, scorer = _scorer(spark, args, args.version)
-    spark.sparkContext.setJobDescription(scorer.description)  # the Spark UI names the scoring job
+    describe_jobs(spark, scorer.description)  # the Spark UI names the scoring job
     try:
         scored, how = _scored(spark, args, scorer, df)
         write_output(spark, scored, out)
     finally:
-        spark.sparkContext.setJobDescription(None)
+        describe_jobs(spark, None)
     rows = count_output(spark, out)
     summary = _summary(rows, started, handle.version, args.model, out.name)
     summary["read"] = how
     summary["credentials"] = expiring
-    summary["metrics"] = summarize(scorer.metric_records())
+    summary["metrics"] = None if is_connect(spark) else summarize(scorer.metric_records())
     return summary
+
+
+def _refuse_on_connect(spark: Any, args: argparse.Namespace) -> None:
+    """Spark Connect: no accumulator for ``--metrics-json``; ``--watch``'s foreachBatch runs on the server,
+    far from the driver's Watcher and its counters."""
+    if is_connect(spark) and args.watch is not None:
+        raise classic_only("--watch", "run the watching job with spark-submit or --master, not Spark Connect")
+    if is_connect(spark) and getattr(args, "metrics_json", None):
+        raise classic_only("--metrics-json", "drop it; the summary line still counts the rows written")
 
 
 #: Seconds before its end a credential of the driver is warned about (P2); a ``--watch`` job: any end.
@@ -287,7 +303,7 @@ def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float
         return scorers[-1]
 
     def write(df: Any) -> None:
-        spark.sparkContext.setJobDescription(f"hdfs-models score {args.model} version {watcher.version}")
+        describe_jobs(spark, f"hdfs-models score {args.model} version {watcher.version}")
         append_output(spark, df, out)
 
     watcher = Watcher(interval=args.watch, latest=latest, make_scorer=make_scorer)
@@ -354,7 +370,8 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
     spark = None
     try:
         spark = _session(args)
-        spark.sparkContext.setLogLevel("ERROR")
+        if not is_connect(spark):
+            spark.sparkContext.setLogLevel("ERROR")
         summary = run(spark, args)
     finally:
         if spark is not None and owned:

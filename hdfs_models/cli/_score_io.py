@@ -5,6 +5,12 @@ written to a hidden staging directory beside the target and renamed into place
 through the Hadoop FileSystem of the target's URL; a table output is written to
 a staging table that is renamed to the target. A failed job removes its
 staging output and leaves the target as it was.
+
+Paths are checked, moved and removed through Spark's own Hadoop client on a
+classic session (:class:`_JvmPaths`), and through the store's client
+(hdfs-native, WebHDFS, fsspec: :class:`_StorePaths`) under Spark Connect,
+whose client has no JVM. There a path is taken as the client reads it: a
+bare path is local to the client, so give full URLs (``hdfs://nn:8020/...``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from hdfs_models._runtime import is_connect
+from hdfs_models._tree import store_rename_noreplace
+from hdfs_models.store import open_store, translate_errors
 from scoring.errors import JobIOError
 
 __all__ = ["Output", "append_output", "check_output", "count_output", "read_input", "write_output"]
@@ -34,23 +43,73 @@ class Output:
         return f"table {self.table}" if self.table else f"path {self.path}"
 
 
-def _hadoop_path(spark: Any, url: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(url)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return fs, path
+class _JvmPaths:
+    """Paths through Spark's Hadoop client: the FileSystem and configuration Spark itself writes with."""
+
+    def __init__(self, spark: Any) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _fs(self, url: str) -> tuple[Any, Any]:
+        path = self._jvm.org.apache.hadoop.fs.Path(url)
+        return path.getFileSystem(self._conf), path
+
+    def exists(self, url: str) -> bool:
+        fs, path = self._fs(url)
+        return bool(fs.exists(path))
+
+    def qualified(self, url: str) -> str:
+        fs, path = self._fs(url)
+        return str(fs.makeQualified(path).toString())
+
+    def delete(self, url: str) -> None:
+        fs, path = self._fs(url)
+        fs.delete(path, True)
+
+    def rename(self, src: str, dst: str) -> None:
+        fs, path = self._fs(src)
+        if not fs.rename(path, self._fs(dst)[1]):
+            raise JobIOError(f"could not rename {src} to {dst}", path=dst, reason="rename failed")
+
+
+class _StorePaths:
+    """Paths through the store's own client (Spark Connect: no JVM on the client)."""
+
+    def exists(self, url: str) -> bool:
+        fs, path = open_store(url)
+        with translate_errors(url, "checking the path"):
+            return bool(fs.exists(path))
+
+    def qualified(self, url: str) -> str:
+        return url  # the server's fs.defaultFS is out of the client's sight
+
+    def delete(self, url: str) -> None:
+        fs, path = open_store(url)
+        with translate_errors(url, "removing the path"):
+            fs.rm(path, recursive=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        fs, path = open_store(src)
+        target = open_store(dst)[1]
+        try:
+            with translate_errors(dst, f"renaming {src}"):
+                store_rename_noreplace(fs, path, target)
+        except Exception as exc:
+            raise JobIOError(f"could not rename {src} to {dst}: {exc}", path=dst, reason="rename failed") from exc
+
+
+def _paths(spark: Any) -> _JvmPaths | _StorePaths:
+    return _StorePaths() if is_connect(spark) else _JvmPaths(spark)
 
 
 def path_exists(spark: Any, url: str) -> bool:
-    """Whether ``url`` exists, asked through Spark's own Hadoop client."""
-    fs, path = _hadoop_path(spark, url)
-    return bool(fs.exists(path))
+    """Whether ``url`` exists, asked through Spark's own Hadoop client (Connect: the store's)."""
+    return _paths(spark).exists(url)
 
 
 def qualified(spark: Any, url: str) -> str:
-    """``url`` as Spark resolves it (a bare path lands on ``fs.defaultFS``)."""
-    fs, path = _hadoop_path(spark, url)
-    return str(fs.makeQualified(path).toString())
+    """``url`` as Spark resolves it (a bare path lands on ``fs.defaultFS``; Connect: as given)."""
+    return _paths(spark).qualified(url)
 
 
 def read_input(spark: Any, table: str | None, path: str | None) -> Any:
@@ -104,17 +163,15 @@ def _write_path(spark: Any, df: Any, out: Output) -> None:
     target = str(out.path).rstrip("/")
     parent, _, name = target.rpartition("/")
     staging = f"{parent}/.{name}._staging-{uuid.uuid4().hex[:12]}"
-    fs, staging_path = _hadoop_path(spark, staging)
+    paths = _paths(spark)
     try:
         df.write.parquet(staging)
-        _, target_path = _hadoop_path(spark, target)
-        if fs.exists(target_path):
-            fs.delete(target_path, True)
-        if not fs.rename(staging_path, target_path):
-            raise JobIOError(f"could not rename {staging} to {target}", path=target, reason="rename failed")
+        if paths.exists(target):
+            paths.delete(target)
+        paths.rename(staging, target)
     finally:
-        if fs.exists(staging_path):
-            fs.delete(staging_path, True)
+        if paths.exists(staging):
+            paths.delete(staging)
 
 
 def _write_table(spark: Any, df: Any, out: Output) -> None:
