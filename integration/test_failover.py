@@ -19,10 +19,10 @@ import time
 import uuid
 
 import pytest
+from _ha import ha_cluster, settled
 
 from hdfs_models import MANIFEST_NAME, HdfsModelsError, localize, publish
-from hdfs_models.testing import MiniDFS, missing_tools, tree_digest, write_fake_model
-from hdfs_models.testing.pytest_plugin import require_or_skip
+from hdfs_models.testing import MiniDFS, tree_digest, write_fake_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,23 +34,7 @@ WAIT = 180.0
 
 @pytest.fixture(scope="module")
 def ha():
-    missing = missing_tools()
-    if missing:
-        require_or_skip(missing)
-    with MiniDFS(ha=True, datanodes=2, block_size=BLOCK) as cluster, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HADOOP_CONF_DIR", cluster.conf_dir)
-        yield cluster
-
-
-def _calm(cluster: MiniDFS) -> dict:
-    """Wait until no outage runs and one NameNode is active, the other standby; return ``ha-state``."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        state = cluster.command("ha-state")
-        if not state["outage"] and sorted(n["state"] for n in state["namenodes"]) == ["active", "standby"]:
-            return state
-        assert time.monotonic() < deadline, f"the cluster did not settle: {state}"
-        time.sleep(1.0)
+    yield from ha_cluster(block_size=BLOCK)
 
 
 class _Outage:
@@ -90,7 +74,7 @@ def _without_manifest(path: str) -> dict[str, str]:
 def test_a_30s_failover_mid_download_ends_with_identical_bytes_p3(ha, tmp_path, caplog, record_property):
     """P3: a 30 s failover during the download of a multi-block model, with default options: the
     model is localized and its bytes are identical (every file checked against the manifest)."""
-    _calm(ha)
+    settled(ha, WAIT)
     local = write_fake_model(tmp_path / "model", shards=SHARDS, data_bytes=DATA_BYTES, seed=3)
     base = f"{ha.url}/tmp/p3-{uuid.uuid4().hex[:8]}/download"
     publish(local, base, signatures=False)
@@ -115,7 +99,7 @@ def test_a_30s_failover_mid_publish_commits_a_whole_version_or_leaves_only_a_tem
 ):
     """P3: a 30 s failover during a publish, with default settings: the base then holds the complete
     version (it localizes with every digest matching) or only ``_tmp-*`` dirs, never a partial version."""
-    _calm(ha)
+    settled(ha, WAIT)
     local = write_fake_model(tmp_path / "model", shards=SHARDS, data_bytes=DATA_BYTES, seed=4)
     base = f"{ha.url}/tmp/p3-{uuid.uuid4().hex[:8]}/publish"
     outage = _Outage(ha, after=DATA_BYTES // 4)
@@ -134,7 +118,7 @@ def test_a_30s_failover_mid_publish_commits_a_whole_version_or_leaves_only_a_tem
         "P3 publish: %s in %.1f s, %d retries: %s", outcome, elapsed, len(retries), retries
     )
     assert outage.done is not None and outage.done < outage.total, "the outage did not start mid-publish"
-    _calm(ha)
+    settled(ha, WAIT)
     fs = ha.fs()
     names = sorted(p.rstrip("/").rsplit("/", 1)[1] for p in fs.ls(base.replace(ha.url, ""), detail=False))
     versions = [n for n in names if not n.startswith("_tmp-")]

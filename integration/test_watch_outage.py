@@ -35,10 +35,11 @@ import uuid
 
 import numpy as np
 import pytest
+from _ha import ha_cluster, settled
 
 from hdfs_models import HdfsModelsError, publish
-from hdfs_models.testing import MiniDFS, missing_tools, predict_in_process, save_dense
-from hdfs_models.testing.pytest_plugin import require_module, require_or_skip
+from hdfs_models.testing import MiniDFS, predict_in_process, save_dense
+from hdfs_models.testing.pytest_plugin import require_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,23 +55,7 @@ log = logging.getLogger(__name__)
 
 @pytest.fixture(scope="module")
 def ha():
-    missing = missing_tools()
-    if missing:
-        require_or_skip(missing)
-    with MiniDFS(ha=True, datanodes=2) as cluster, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HADOOP_CONF_DIR", cluster.conf_dir)
-        yield cluster
-
-
-def _calm(cluster: MiniDFS) -> None:
-    """Wait until no outage runs and one NameNode is active, the other standby."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        state = cluster.command("ha-state")
-        if not state["outage"] and sorted(n["state"] for n in state["namenodes"]) == ["active", "standby"]:
-            return
-        assert time.monotonic() < deadline, f"the cluster did not settle: {state}"
-        time.sleep(0.5)
+    yield from ha_cluster()
 
 
 def _active(cluster: MiniDFS) -> float:
@@ -206,7 +191,7 @@ def test_a_watch_job_scores_through_a_30s_outage_and_switches_to_the_version_pub
     switches to version 2 (published during the outage) after it; each row carries its version."""
     require_module("tensorflow", "tf")
     require_module("pyspark", "spark")
-    _calm(ha)
+    settled(ha, WAIT)
     models = {v: save_dense(str(tmp_path / f"m{v}"), n_in=N_IN, n_out=5, seed=seed) for v, seed in ((1, 1), (2, 7))}
     base = f"{ha.url}/tmp/p1-{uuid.uuid4().hex[:8]}/models/dense"
     assert publish(models[1], base).version == 1
@@ -240,7 +225,7 @@ def test_a_watch_job_scores_through_a_30s_outage_and_switches_to_the_version_pub
         publisher = _Publisher(models[2], base, deadline=outage_at + WAIT)
         publisher.start()
         back_at = _active(ha)
-        _calm(ha)
+        settled(ha, WAIT)
         publisher.join(WAIT)
         assert publisher.version == 2, f"publish of version 2: {publisher.version}, failures {publisher.failures}"
         switched_at = job.wait_for(r"scoring with model version 2 \(was 1\)")
