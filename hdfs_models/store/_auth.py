@@ -213,7 +213,9 @@ def credential_warnings(within: float, env: Mapping[str, str] = os.environ, now:
     now = time.time() if now is None else now
     out = []
     ccname = env.get("KRB5CCNAME")
-    for ticket in ccache_tickets(ccname) if ccname or not env.get("HADOOP_TOKEN_FILE_LOCATION") else []:
+    # the named cache; MIT's default one only where no token file stands in for a ticket (YARN)
+    tickets = ccache_tickets(ccname) if ccname or not env.get("HADOOP_TOKEN_FILE_LOCATION") else []
+    for ticket in tickets:
         if not ticket.server.startswith("krbtgt/") or ticket.end - now > within:
             continue
         renew = (
