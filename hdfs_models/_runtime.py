@@ -174,11 +174,10 @@ def connect_client(env: Mapping[str, str] | None = None) -> bool:
         return False
     if "SPARK_CONNECT_MODE_ENABLED" in env:
         return True
-    try:
-        from pyspark.util import is_remote_only
-    except ImportError:  # pyspark 3.5
-        return False
-    return bool(is_remote_only())
+    import pyspark.util
+
+    is_remote_only = getattr(pyspark.util, "is_remote_only", None)  # pyspark 4+; 3.5 has none
+    return bool(is_remote_only()) if callable(is_remote_only) else False
 
 
 def classic_only(what: str, instead: str) -> UnsupportedSparkError:
