@@ -227,3 +227,16 @@ def test_cache_root_that_is_a_file_is_a_cache_error(tmp_path):
     store = write_fake_model(tmp_path / "store" / "m" / "1")
     with pytest.raises(CacheError, match="is not a directory"):
         localize(os.path.dirname(store), cache_dir=tmp_path / "file")
+
+
+def test_through_hdfs_native_the_open_is_the_check_and_no_byte_is_read_p10():
+    """hdfs-native's open asks the NameNode for block locations (READ-checked) and no DataNode: the
+    library's own Kerberos subclasses included; a store whose open may be lazy reads one byte."""
+    import fsspec
+
+    from hdfs_models.store._access import _open_checks
+    from hdfs_models.store._hdfs_native import KerberosHdfsFileSystem, KerberosViewfsFileSystem
+
+    for cls in (KerberosHdfsFileSystem, KerberosViewfsFileSystem):
+        assert _open_checks(cls.__new__(cls)), cls
+    assert _open_checks(fsspec.filesystem("file")) and not _open_checks(fsspec.filesystem("memory"))

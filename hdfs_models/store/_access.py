@@ -13,6 +13,7 @@ before it serves a pinned hit.
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,8 +58,11 @@ def _open_checks(fs: Any) -> bool:
     hdfs-native asks the NameNode for the block locations (checked against READ) and no DataNode
     until the first read; a local open is open(2). Elsewhere (WebHDFS, object stores) an open can
     be lazy, so one byte is read."""
+    native = sys.modules.get("hdfs_native.fsspec")  # loaded by the store for hdfs:// and viewfs:// only
+    if native is not None and isinstance(fs, native.BaseFileSystem):  # hdfs, viewfs, the Kerberos subclasses
+        return True
     protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return type(fs).__module__.startswith("hdfs_native") or "file" in protocols or "local" in protocols
+    return "file" in protocols or "local" in protocols
 
 
 def _run_all(probe: Callable[[Any], None], names: list[Any]) -> list[BaseException]:
