@@ -328,8 +328,8 @@ def spark_jobs(
 def direct_ids(spark: Any, scorer: Any, df: Any) -> Any:
     """``data_path_direct``: the scorer's direct read of ``df``'s files (its plan, tasks and Arrow
     types: :func:`scoring._files.plan_direct_read`) with no inference; each batch yields its ids."""
+    from scoring._arrow import describe_spark_field
     from scoring._files import ReadCounter, default_parallelism, plan_direct_read
-    from scoring._plan import describe_spark_field
 
     source = spark.read.parquet(*df.inputFiles())
     runner = scorer._runner().planned([describe_spark_field(f) for f in source.schema.fields])

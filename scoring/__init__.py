@@ -9,8 +9,8 @@ from __future__ import annotations
 from hdfs_models._signatures import format_signatures
 from scoring._arrow import pack_tensors
 from scoring._faces import PrecisionReport, compare_precision
+from scoring._plan import Signature, TensorSpec
 from scoring._scorer import Scorer
-from scoring._signature import Signature, TensorSpec
 from scoring._source import inspect_signatures
 from scoring.errors import (
     ColumnTypeError,

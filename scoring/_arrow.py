@@ -17,6 +17,9 @@ NullValueError, a wrong length ShapeMismatchError, both naming the column,
 the expected shape and the row's position (``row_offset`` + index in batch).
 The result is cast to the signature's dtype (no copy when it already is).
 
+``describe_arrow_field`` / ``describe_spark_field``: a column's type as planning sees it
+(:class:`scoring._plan.ColumnType`).
+
 ``pack_tensors``: store tensor columns as the binary bytes the scorer reads fastest.
 
 Spark hands an ``array<float>`` column to Python through a per-element
@@ -34,11 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from scoring._plan import describe_spark_field, not_numeric
-from scoring._signature import NUMERIC_DTYPES, TensorSpec
+from scoring._plan import NUMERIC_DTYPES, ColumnType, TensorSpec, not_numeric
 from scoring.errors import ColumnTypeError, NullValueError, ShapeMismatchError
 
-__all__ = ["column_to_tensor", "numpy_dtype", "pack_tensors", "tensor_bytes"]
+__all__ = [
+    "column_to_tensor",
+    "describe_arrow_field",
+    "describe_spark_field",
+    "numpy_dtype",
+    "pack_tensors",
+    "tensor_bytes",
+]
 
 
 def numpy_dtype(tf_dtype: str) -> np.dtype:
@@ -260,6 +269,41 @@ def _shape(flat: np.ndarray, per_row: np.ndarray, n: int, spec: TensorSpec, wher
     out = flat.reshape(shape)
     target = numpy_dtype(spec.dtype)
     return out if out.dtype == target else out.astype(target)
+
+
+def describe_arrow_field(field: Any) -> ColumnType:
+    """ColumnType of a pyarrow Field."""
+    import pyarrow as pa
+
+    kind, depth, fixed = field.type, 0, []
+    t = pa.types
+    while t.is_list(kind) or t.is_large_list(kind) or t.is_fixed_size_list(kind):
+        fixed.append(kind.list_size if t.is_fixed_size_list(kind) else None)
+        depth, kind = depth + 1, kind.value_type
+    if t.is_integer(kind) or t.is_floating(kind) or t.is_boolean(kind):
+        leaf = "numeric"
+    elif depth == 0 and (t.is_binary(kind) or t.is_large_binary(kind)):
+        leaf = "binary"
+    else:
+        leaf = "other"
+    return ColumnType(field.name, str(field.type), leaf, depth, tuple(fixed))
+
+
+def describe_spark_field(field: Any) -> ColumnType:
+    """ColumnType of a pyspark StructField (Spark arrays have no fixed size)."""
+    from pyspark.sql import types as T
+
+    kind, depth = field.dataType, 0
+    while isinstance(kind, T.ArrayType):
+        depth, kind = depth + 1, kind.elementType
+    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.BooleanType)
+    if isinstance(kind, numeric):
+        leaf = "numeric"
+    elif depth == 0 and isinstance(kind, T.BinaryType):
+        leaf = "binary"
+    else:
+        leaf = "other"
+    return ColumnType(field.name, field.dataType.simpleString(), leaf, depth, (None,) * depth)
 
 
 def pack_tensors(df: Any, columns: str | Sequence[str], dtype: str = "float32") -> Any:

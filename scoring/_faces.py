@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from scoring._arrow import describe_arrow_field
 from scoring._device import resolve_precision
 from scoring._model_cache import DEFAULT_CAPACITY
-from scoring._plan import Request, describe_arrow_field, select_output
+from scoring._plan import Request, parse_signature, select_output
 from scoring._runner import Runner, spark_data_type
-from scoring._signature import parse_signature
 from scoring._source import ModelRef, model_source
 from scoring.errors import NullValueError, SignatureError, SignatureMismatchError
 

@@ -1,10 +1,14 @@
-"""Pure planning: which column feeds which signature input, and what comes out.
+"""Pure planning: the model's signatures parsed into typed specs, which column feeds which
+signature input, and what comes out; no I/O here.
 
-Works on :class:`ColumnType` descriptions so the same checks run on a Spark
-schema (on the driver, before any job) and on an Arrow schema. Everything the
-schema already shows is checked here: a signature input without a column, a
-non-numeric column, a scalar or too deeply nested column for the input's
-shape, a fixed-size list whose size contradicts it.
+The signatures input is the ``MANIFEST.json`` format (``docs/api.md``), as
+:func:`scoring.inspect_signatures` returns it (reading is in :mod:`scoring._source`).
+:class:`Signature` / :class:`TensorSpec` are the typed form the scorer plans with.
+Planning works on :class:`ColumnType` descriptions (made in :mod:`scoring._arrow`) so the
+same checks run on a Spark schema (on the driver, before any job) and on an Arrow schema.
+Everything the schema already shows is checked here: a signature input without a column, a
+non-numeric column, a scalar or too deeply nested column for the input's shape, a
+fixed-size list whose size contradicts it.
 """
 
 from __future__ import annotations
@@ -14,22 +18,138 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scoring._signature import NUMERIC_DTYPES, Signature, TensorSpec
 from scoring.errors import ColumnTypeError, ShapeMismatchError, SignatureError, SignatureMismatchError
 
 __all__ = [
+    "NUMERIC_DTYPES",
     "RETURNS",
     "ColumnType",
     "OutputColumn",
     "Plan",
     "Request",
-    "describe_arrow_field",
-    "describe_spark_field",
+    "Signature",
+    "TensorSpec",
     "make_plan",
     "map_inputs",
     "not_numeric",
+    "parse_signature",
     "select_output",
 ]
+
+# TensorFlow dtype names the scorer can feed from numeric Arrow data.
+NUMERIC_DTYPES = frozenset(
+    {
+        "float16", "bfloat16", "float32", "float64",
+        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "bool",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorSpec:
+    """One signature input or output: ``shape`` is ``None`` for unknown rank, -1 = unknown dim."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...] | None
+
+    @property
+    def row_shape(self) -> tuple[int, ...] | None:
+        """The shape of one example (the batch dimension dropped); None if unknown rank."""
+        if self.shape is None:
+            return None
+        return self.shape[1:]
+
+    @property
+    def row_size(self) -> int | None:
+        """Values per example, or None when a dimension (or the rank) is unknown."""
+        row = self.row_shape
+        if row is None or any(d < 0 for d in row):
+            return None
+        return math.prod(row)
+
+    def describe(self) -> str:
+        """``float32[-1, 784]``-style text for messages."""
+        dims = "?" if self.shape is None else ", ".join(str(d) for d in self.shape)
+        return f"{self.dtype}[{dims}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signature:
+    """A parsed serving signature; inputs and outputs sorted by name."""
+
+    name: str
+    method_name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        """The input called ``name``; SignatureError listing the inputs otherwise."""
+        return self._find(self.inputs, "input", name)
+
+    def output(self, name: str) -> TensorSpec:
+        """The output called ``name``; SignatureError listing the outputs otherwise."""
+        return self._find(self.outputs, "output", name)
+
+    def _find(self, specs: tuple[TensorSpec, ...], kind: str, name: str) -> TensorSpec:
+        for spec in specs:
+            if spec.name == name:
+                return spec
+        raise SignatureError(
+            f"signature {self.name!r} has no {kind} {name!r}; {kind}s: {[s.name for s in specs]}",
+            reason=f"no such {kind}",
+            signature=self.name,
+        )
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+
+def parse_signature(signatures: Mapping[str, Any], name: str, where: str) -> Signature:
+    """Pick signature ``name`` from the signatures dict; SignatureError naming ``where``."""
+    if name not in signatures:
+        raise SignatureError(
+            f"{where} has no signature {name!r}; signatures: {sorted(signatures)}",
+            path=where,
+            reason="no such signature",
+            signature=name,
+        )
+    raw = signatures[name]
+    try:
+        return Signature(
+            name=name,
+            method_name=str(raw.get("method_name", "")),
+            inputs=_specs(raw["inputs"]),
+            outputs=_specs(raw["outputs"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SignatureError(
+            f"{where}: signature {name!r} is malformed: {exc!r}",
+            path=where,
+            reason="malformed signature",
+            signature=name,
+        ) from exc
+
+
+def _specs(raw: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
+    specs = []
+    for key in sorted(raw):
+        shape = raw[key].get("shape")
+        specs.append(
+            TensorSpec(
+                name=key,
+                dtype=str(raw[key]["dtype"]),
+                shape=None if shape is None else tuple(int(d) for d in shape),
+            )
+        )
+    return tuple(specs)
+
 
 RETURNS = ("class", "probabilities", "all")
 
@@ -272,38 +392,3 @@ def select_output(
             signature=signature.name,
         )
     return (OutputColumn(prediction_col, spec.name, "class", "int32"),)
-
-
-def describe_arrow_field(field: Any) -> ColumnType:
-    """ColumnType of a pyarrow Field."""
-    import pyarrow as pa
-
-    kind, depth, fixed = field.type, 0, []
-    t = pa.types
-    while t.is_list(kind) or t.is_large_list(kind) or t.is_fixed_size_list(kind):
-        fixed.append(kind.list_size if t.is_fixed_size_list(kind) else None)
-        depth, kind = depth + 1, kind.value_type
-    if t.is_integer(kind) or t.is_floating(kind) or t.is_boolean(kind):
-        leaf = "numeric"
-    elif depth == 0 and (t.is_binary(kind) or t.is_large_binary(kind)):
-        leaf = "binary"
-    else:
-        leaf = "other"
-    return ColumnType(field.name, str(field.type), leaf, depth, tuple(fixed))
-
-
-def describe_spark_field(field: Any) -> ColumnType:
-    """ColumnType of a pyspark StructField (Spark arrays have no fixed size)."""
-    from pyspark.sql import types as T
-
-    kind, depth = field.dataType, 0
-    while isinstance(kind, T.ArrayType):
-        depth, kind = depth + 1, kind.elementType
-    numeric = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.BooleanType)
-    if isinstance(kind, numeric):
-        leaf = "numeric"
-    elif depth == 0 and isinstance(kind, T.BinaryType):
-        leaf = "binary"
-    else:
-        leaf = "other"
-    return ColumnType(field.name, field.dataType.simpleString(), leaf, depth, (None,) * depth)

@@ -28,22 +28,14 @@ from typing import Any
 
 from hdfs_models._runtime import classic_only, connect_client, is_connect, require_spark
 from hdfs_models.cache import CacheOptions
+from scoring._arrow import describe_arrow_field, describe_spark_field
 from scoring._device import check_precision
 from scoring._faces import make_udf, score_rows
 from scoring._files import DirectTask, default_parallelism, plan_direct_read, table_format
 from scoring._metrics import MetricsParam, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
-from scoring._plan import (
-    ColumnType,
-    OutputColumn,
-    Plan,
-    Request,
-    describe_arrow_field,
-    describe_spark_field,
-    select_output,
-)
+from scoring._plan import ColumnType, OutputColumn, Plan, Request, Signature, parse_signature, select_output
 from scoring._runner import Runner, spark_data_type
-from scoring._signature import Signature, parse_signature
 from scoring._source import ModelRef, model_source
 from scoring.errors import InputFileError
 

@@ -8,7 +8,7 @@ from hdfs_models.testing.pytest_plugin import require_module
 pa = require_module("pyarrow", "arrow")
 
 from scoring._arrow import column_to_tensor  # noqa: E402
-from scoring._signature import TensorSpec  # noqa: E402
+from scoring._plan import TensorSpec  # noqa: E402
 from scoring.errors import ColumnTypeError, NullValueError, ShapeMismatchError  # noqa: E402
 
 VEC = TensorSpec(name="x", dtype="float32", shape=(-1, 4))

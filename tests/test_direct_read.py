@@ -90,7 +90,7 @@ def test_direct_read_gives_the_rows_and_schema_of_spark_s_reader(spark, model, t
 def test_row_groups_spread_over_at_least_the_default_parallelism(spark, model, tmp_path):
     root = str(tmp_path / "data")
     _dataset(root)
-    from scoring._plan import describe_spark_field
+    from scoring._arrow import describe_spark_field
 
     scorer = Scorer(model, keep_cols=["id"])
 

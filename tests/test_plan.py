@@ -3,8 +3,7 @@
 import pytest
 
 from scoring import SignatureError, SignatureMismatchError
-from scoring._plan import ColumnType, OutputColumn, Request, make_plan
-from scoring._signature import Signature, TensorSpec
+from scoring._plan import ColumnType, OutputColumn, Request, Signature, TensorSpec, make_plan
 
 
 def _signature(*inputs: str) -> Signature:

@@ -14,7 +14,7 @@ from hdfs_models import read_signatures  # noqa: E402
 from hdfs_models.errors import InvalidModelError, ModelNotFoundError  # noqa: E402
 from hdfs_models.testing import save_dense, save_multi  # noqa: E402
 from scoring import SignatureError, format_signatures, inspect_signatures  # noqa: E402
-from scoring._signature import TensorSpec, parse_signature  # noqa: E402
+from scoring._plan import TensorSpec, parse_signature  # noqa: E402
 
 DENSE = {
     "serving_default": {

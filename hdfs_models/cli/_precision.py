@@ -22,7 +22,7 @@ from hdfs_models.cli._frame import UsageError, add_command
 from hdfs_models.cli._score import parse_features
 from scoring import PrecisionReport, compare_precision
 from scoring._arrow import column_to_tensor
-from scoring._signature import parse_signature
+from scoring._plan import parse_signature
 from scoring._source import model_source
 
 __all__ = ["register", "run"]
