@@ -39,7 +39,15 @@ from hdfs_models.errors import (
     StoreError,
     StorePermissionError,
 )
-from hdfs_models.store import Filesystem, join_url, open_store, resolve_replication, translate_errors, write_options
+from hdfs_models.store import (
+    Filesystem,
+    cap_replication,
+    join_url,
+    open_store,
+    resolve_replication,
+    translate_errors,
+    write_options,
+)
 
 __all__ = ["publish"]
 
@@ -223,7 +231,7 @@ def publish(
     sigs = publish_signatures(local_dir) if signatures else {}
     copies = resolve_replication(replication)
     fs, base_path = open_store(base, storage_options, filesystem)
-    opts = write_options(fs, copies)
+    opts = write_options(fs, cap_replication(copies, base, fs))
     base_path = base_path.rstrip("/") or "/"
 
     def make_base() -> None:

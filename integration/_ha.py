@@ -2,12 +2,13 @@
 
 :func:`ha_cluster` is the body of a module fixture: two NameNodes (``minidfs-ns``), two
 DataNodes, ``HADOOP_CONF_DIR`` pointed at the cluster's client conf for the module.
-:func:`settled` waits until no outage runs and one NameNode is active, the other standby, so a
+(:class:`Outage` starts one from a progress callback mid-transfer.) :func:`settled` waits until no outage runs and one NameNode is active, the other standby, so a
 test starts from a calm cluster whatever the test before it did.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,3 +38,27 @@ def settled(cluster: MiniDFS, wait: float) -> dict[str, Any]:
             return dict(state)
         assert time.monotonic() < deadline, f"the cluster did not settle: {state}"
         time.sleep(0.5)
+
+
+class Outage:
+    """A progress callback that starts a failover of ``seconds`` once ``after`` bytes have moved.
+
+    The callback that crosses ``after`` starts it (the command returns once the active NameNode
+    is down). The download's threads report under one lock, so every other reader waits at its
+    next chunk until the NameNode is down: none runs ahead of the outage. ``done``: bytes moved
+    when it started; ``at``: when (monotonic).
+    """
+
+    def __init__(self, cluster: MiniDFS, after: int, seconds: float = 30.0) -> None:
+        self.cluster, self.after, self.seconds = cluster, after, seconds
+        self.lock = threading.Lock()
+        self.done: int | None = None
+        self.at: float | None = None
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.total = total
+        with self.lock:
+            if self.done is None and done >= self.after:
+                self.cluster.failover(self.seconds)
+                self.done, self.at = done, time.monotonic()

@@ -14,15 +14,14 @@ next chunk until the NameNode is down), so the outage really falls mid-transfer.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
 import pytest
-from _ha import ha_cluster, settled
+from _ha import Outage, ha_cluster, settled
 
 from hdfs_models import MANIFEST_NAME, HdfsModelsError, localize, publish
-from hdfs_models.testing import MiniDFS, tree_digest, write_fake_model
+from hdfs_models.testing import tree_digest, write_fake_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,30 +34,6 @@ WAIT = 180.0
 @pytest.fixture(scope="module")
 def ha():
     yield from ha_cluster(block_size=BLOCK)
-
-
-class _Outage:
-    """A progress callback that starts a 30 s failover once ``after`` bytes have moved.
-
-    The callback that crosses ``after`` starts it (the command returns once the active NameNode
-    is down). The download's threads report under one lock, so every other reader waits at its
-    next chunk until the NameNode is down: none runs ahead of the outage. ``done``: bytes moved
-    when it started; ``at``: when (monotonic).
-    """
-
-    def __init__(self, cluster: MiniDFS, after: int) -> None:
-        self.cluster, self.after = cluster, after
-        self.lock = threading.Lock()
-        self.done: int | None = None
-        self.at: float | None = None
-        self.total = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        self.total = total
-        with self.lock:
-            if self.done is None and done >= self.after:
-                self.cluster.failover(OUTAGE_S)
-                self.done, self.at = done, time.monotonic()
 
 
 def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -79,7 +54,7 @@ def test_a_30s_failover_mid_download_ends_with_identical_bytes_p3(ha, tmp_path, 
     base = f"{ha.url}/tmp/p3-{uuid.uuid4().hex[:8]}/download"
     publish(local, base, signatures=False)
     assert len(ha.block_locations(f"{base}/1/variables/variables.data-00000-of-{SHARDS:05d}")) > 1
-    outage = _Outage(ha, after=1)
+    outage = Outage(ha, after=1)
     caplog.set_level(logging.INFO)
     started = time.monotonic()
     model = localize(base, 1, tmp_path / "cache", progress=outage)
@@ -102,7 +77,7 @@ def test_a_30s_failover_mid_publish_commits_a_whole_version_or_leaves_only_a_tem
     settled(ha, WAIT)
     local = write_fake_model(tmp_path / "model", shards=SHARDS, data_bytes=DATA_BYTES, seed=4)
     base = f"{ha.url}/tmp/p3-{uuid.uuid4().hex[:8]}/publish"
-    outage = _Outage(ha, after=DATA_BYTES // 4)
+    outage = Outage(ha, after=DATA_BYTES // 4)
     caplog.set_level(logging.INFO)
     started = time.monotonic()
     try:

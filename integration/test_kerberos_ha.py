@@ -1,4 +1,5 @@
-"""A Kerberized HA MiniDFS with SASL ``privacy``: the CLI as alice, Spark executors on a token, K1/K3/K7.
+"""A Kerberized HA MiniDFS with SASL ``privacy``: the CLI as alice, Spark executors on a token, K1/K3/K7,
+and P3's failover mid-download for a process holding only an ``ha-hdfs:`` token.
 
 One secure cluster for the module: two NameNodes behind the nameservice
 ``minidfs-ns``, RPC and data transfer encrypted (``privacy``), a real KDC.
@@ -10,14 +11,17 @@ delegation token file, and must agree with in-process TensorFlow.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import time
+import uuid
 
 import numpy as np
 import pytest
+from _ha import Outage, settled
 
-from hdfs_models import MANIFEST_NAME, list_versions, localize
+from hdfs_models import MANIFEST_NAME, list_versions, localize, publish
 from hdfs_models.errors import StoreAuthError
 from hdfs_models.testing import tree_digest, write_fake_model
 from hdfs_models.testing.kerberos import become
@@ -168,3 +172,31 @@ def test_executors_holding_only_alices_token_score_like_tensorflow(secure_minidf
     assert {r.model_version for r in got} == {1}
     assert {e["token"] for e in envs} == {token["HADOOP_TOKEN_FILE_LOCATION"]}
     assert {e["ccache"] for e in envs} == {token["KRB5CCNAME"]} and not any(e["ticket"] for e in envs)
+
+
+def test_p3_a_30s_failover_mid_download_on_an_ha_hdfs_token(secure_minidfs, tmp_path, caplog, record_property):
+    """P3 with Kerberos: alice publishes a multi-block model with her ticket; a process holding only
+    her ``ha-hdfs:minidfs-ns`` token (no ticket) localizes it through a 30 s failover, with default
+    options, and the bytes are identical. The token names the nameservice, so it is good on the
+    NameNode that becomes active."""
+    settled(secure_minidfs, 180.0)
+    local = write_fake_model(tmp_path / "model", shards=12, data_bytes=8 << 20, seed=7)
+    base = f"{secure_minidfs.url}/user/alice/models/p3-{uuid.uuid4().hex[:8]}"
+    token = secure_minidfs.token_env("alice")
+    with pytest.MonkeyPatch.context() as mp:
+        become(mp, secure_minidfs.kerberos_env("alice"))
+        publish(local, base, signatures=False)
+    outage = Outage(secure_minidfs, after=1)
+    caplog.set_level(logging.INFO)
+    started = time.monotonic()
+    with pytest.MonkeyPatch.context() as mp:
+        become(mp, token)
+        model = localize(base, 1, tmp_path / "cache", progress=outage)
+    elapsed = time.monotonic() - started
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    record_property("elapsed_s", round(elapsed, 1))
+    record_property("retries", len(retries))
+    assert outage.done is not None and outage.done < outage.total, "the outage did not start mid-download"
+    assert elapsed >= 29.0, "the download finished before the outage ended?"
+    assert _files(model.path) == tree_digest(local)
+    model.release()

@@ -7,7 +7,9 @@ job-jar replication) unless told otherwise. The NameNode places at most one
 replica per DataNode, so on 5 DataNodes every block must have replicas on
 min(10, 5) = 5 of them: asserted from the NameNode's block locations (the
 launcher's ``block-locations``; the cluster's own re-replication is off, so
-every replica was placed by the write pipeline).
+every replica was placed by the write pipeline). The replication asked for is capped at
+the live DataNode count the NameNode's ``/jmx`` reports, so the files are not left
+under-replicated: each file's replication is 5, not 10.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import pytest
 
 from hdfs_models import publish, resolve
 from hdfs_models._distribute import ensure_archive
-from hdfs_models.store import DEFAULT_REPLICATION
+from hdfs_models.store import DEFAULT_REPLICATION, cap_replication
+from hdfs_models.store._replication import live_datanodes
 from hdfs_models.testing import MiniDFS, write_fake_model
 from hdfs_models.testing.minidfs import missing_tools
 from hdfs_models.testing.pytest_plugin import require_or_skip
@@ -73,7 +76,8 @@ def test_publish_spreads_every_block_over_min_10_n_datanodes_p13(wide_minidfs, b
     for path in files:
         per_block = _replicas_per_block(wide_minidfs, path)
         assert per_block and all(n == expected for n in per_block), (path, per_block)
-        assert fs.client.get_file_info(path).replication == DEFAULT_REPLICATION  # what was asked for
+        # 10 asked, capped at the 5 live DataNodes the NameNode's /jmx reports: not under-replicated
+        assert fs.client.get_file_info(path).replication == expected
         blocks += len(per_block)
     assert blocks >= 4 + len(files) - 1  # the data file spans 4 blocks
 
@@ -101,6 +105,16 @@ def test_archive_strategy_upload_is_spread_over_min_10_n_datanodes_p13(wide_mini
     assert "/_archives/" in stored
     per_block = _replicas_per_block(wide_minidfs, stored)
     assert len(per_block) >= 3 and set(per_block) == {min(DEFAULT_REPLICATION, DATANODES)}, per_block
+    assert wide_minidfs.fs().client.get_file_info(_hdfs_path(wide_minidfs, stored)).replication == DATANODES
     again = f"{base}-again"
     narrow = ensure_archive(resolve(publish(src, again, signatures=False).url), replication=2)
     assert set(_replicas_per_block(wide_minidfs, narrow)) == {2}
+
+
+def test_the_live_datanode_count_comes_from_the_namenodes_jmx_p13(wide_minidfs, monkeypatch):
+    """P13's cap: the count is the NameNode's, through hdfs-native's conf and through WebHDFS's URL."""
+    monkeypatch.setenv("HADOOP_CONF_DIR", wide_minidfs.conf_dir)
+    assert live_datanodes(wide_minidfs.url, wide_minidfs.fs()) == DATANODES
+    assert live_datanodes(wide_minidfs.webhdfs_url, wide_minidfs.webhdfs_fs()) == DATANODES
+    assert cap_replication(DEFAULT_REPLICATION, wide_minidfs.url, wide_minidfs.fs()) == DATANODES
+    assert cap_replication(2, wide_minidfs.url, wide_minidfs.fs()) == 2

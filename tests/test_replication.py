@@ -21,7 +21,7 @@ import hdfs_models._publish as publish_mod
 from hdfs_models import cli, publish, resolve
 from hdfs_models._distribute import ensure_archive
 from hdfs_models._manifest import MANIFEST_NAME
-from hdfs_models.store import DEFAULT_REPLICATION, resolve_replication, write_options
+from hdfs_models.store import DEFAULT_REPLICATION, cap_replication, resolve_replication, write_options
 from hdfs_models.testing import write_fake_model
 
 
@@ -142,3 +142,105 @@ def test_cli_publish_replication_flag_p13(tmp_path, capsys, monkeypatch):
     assert seen["replication"] == 4
     assert cli.main(["publish", model, base, "--no-signatures", "--replication", "0"]) == 1
     assert "replication must be a whole number from 1 to 32767, got 0" in capsys.readouterr().err
+
+
+# -- the cap at the live DataNode count (the NameNode's /jmx) ---------------------------------------
+
+
+def test_namenode_http_addresses_from_the_site_files_p13():
+    from hdfs_models.store._replication import namenode_http_addresses
+
+    ha = {
+        "dfs.nameservices": "ns",
+        "dfs.ha.namenodes.ns": "a,b",
+        "dfs.namenode.rpc-address.ns.a": "nn1:8020",
+        "dfs.namenode.rpc-address.ns.b": "nn2:8020",
+        "dfs.namenode.http-address.ns.a": "nn1:50070",
+    }
+    assert namenode_http_addresses("hdfs://ns/models", ha) == ["http://nn1:50070", "http://nn2:9870"]
+    https = {**ha, "dfs.http.policy": "HTTPS_ONLY", "dfs.namenode.https-address.ns.b": "0.0.0.0:9999"}
+    assert namenode_http_addresses("hdfs://ns/m", https) == ["https://nn1:9871", "https://nn2:9999"]
+    plain = {"dfs.namenode.http-address": "0.0.0.0:1234"}
+    assert namenode_http_addresses("hdfs://host:8020/m", plain) == ["http://host:1234"]
+    assert namenode_http_addresses("memory:///m", plain) == []
+    assert namenode_http_addresses("hdfs:///m", {}) == []  # no host and no fs.defaultFS
+
+
+class _Jmx:
+    """A real HTTP server on 127.0.0.1 that answers ``/jmx`` like a NameNode (``body`` settable)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        jmx = self
+        self.body, self.paths = b"", []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                jmx.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(jmx.body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def live(self, n):
+        import json
+
+        self.body = json.dumps({"beans": [{"name": "Hadoop:service=NameNode,name=FSNamesystemState",
+                                           "NumLiveDataNodes": n}]}).encode()  # fmt: skip
+
+
+@pytest.fixture
+def jmx(tmp_path, monkeypatch):
+    server = _Jmx()
+    closed = _Jmx()  # started and shut at once: its port refuses connections
+    closed.server.shutdown()
+    closed.server.server_close()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "hdfs-site.xml").write_text(
+        "<configuration>"
+        "<property><name>dfs.nameservices</name><value>ns</value></property>"
+        "<property><name>dfs.ha.namenodes.ns</name><value>a,b</value></property>"
+        "<property><name>dfs.namenode.rpc-address.ns.a</name><value>127.0.0.1:1</value></property>"
+        "<property><name>dfs.namenode.rpc-address.ns.b</name><value>127.0.0.1:2</value></property>"
+        f"<property><name>dfs.namenode.http-address.ns.a</name><value>127.0.0.1:{closed.port}</value></property>"
+        f"<property><name>dfs.namenode.http-address.ns.b</name><value>127.0.0.1:{server.port}</value></property>"
+        "</configuration>"
+    )
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf))
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def test_replication_is_capped_at_the_live_datanodes_the_namenode_reports_p13(jmx):
+    from hdfs_models.store._hdfs_native import KerberosHdfsFileSystem
+    from hdfs_models.store._replication import live_datanodes
+
+    fs = object.__new__(KerberosHdfsFileSystem)  # an hdfs-native client, never connected
+    jmx.live(4)
+    assert live_datanodes("hdfs://ns/models/m", fs) == 4  # the first NameNode refuses; the second answers
+    assert jmx.paths == ["/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState"]
+    assert cap_replication(10, "hdfs://ns/models/m", fs) == 4
+    assert cap_replication(3, "hdfs://ns/models/m", fs) == 3  # under the count: as asked
+    assert cap_replication(1, "hdfs://ns/models/m", fs) == 1
+    calls = len(jmx.paths)
+    assert cap_replication(10, "memory:///m", MemoryFileSystem()) == 10 and len(jmx.paths) == calls  # not asked
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"beans": []}', b'{"beans": [{"NumLiveDataNodes": 0}]}'])
+def test_no_usable_count_leaves_the_replication_as_asked_p13(jmx, body):
+    from hdfs_models.store._hdfs_native import KerberosHdfsFileSystem
+
+    jmx.body = body
+    assert cap_replication(10, "hdfs://ns/models/m", object.__new__(KerberosHdfsFileSystem)) == 10
+    assert jmx.paths  # it was asked

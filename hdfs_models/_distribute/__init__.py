@@ -47,7 +47,14 @@ from hdfs_models._versions import ARCHIVES_DIR, PinnedVersion, resolve
 from hdfs_models.archive import pack
 from hdfs_models.cache import CacheOptions
 from hdfs_models.errors import DistributionError
-from hdfs_models.store import join_url, open_store, resolve_replication, translate_errors, write_options
+from hdfs_models.store import (
+    cap_replication,
+    join_url,
+    open_store,
+    resolve_replication,
+    translate_errors,
+    write_options,
+)
 
 __all__ = [
     "ARCHIVE_STATS",
@@ -255,7 +262,7 @@ def ensure_archive(
         tmp_path = f"{path.rsplit('/', 1)[0]}/.{uuid.uuid4().hex}.tmp"
         with translate_errors(target, "uploading the archive"):
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            fs.put_file(local, tmp_path, **write_options(fs, copies))
+            fs.put_file(local, tmp_path, **write_options(fs, cap_replication(copies, target, fs)))
             _rename_or_reuse(fs, tmp_path, path, target)
     ARCHIVE_STATS["built"] += 1
     log.info("packed %s into %s", pinned.url, target)

@@ -22,11 +22,12 @@ from hdfs_models.store._open import (
     split_scheme,
     translate_errors,
 )
-from hdfs_models.store._replication import DEFAULT_REPLICATION, resolve_replication, write_options
+from hdfs_models.store._replication import DEFAULT_REPLICATION, cap_replication, resolve_replication, write_options
 
 __all__ = [
     "DEFAULT_REPLICATION",
     "Filesystem",
+    "cap_replication",
     "clear_store_cache",
     "join_url",
     "open_store",

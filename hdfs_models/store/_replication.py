@@ -11,21 +11,41 @@ Only HDFS clients take a replication: hdfs-native's and fsspec WebHDFS's
 ``memory://``, object stores, pyarrow's libhdfs wrapper, whose replication
 is a constructor argument) the option does not apply and is dropped quietly.
 
-Not capped here: the NameNode places at most one replica per live DataNode,
-so on a cluster with fewer than ``r`` DataNodes every DataNode gets one and
-the file is reported under-replicated (``hdfs fsck``, the ``UnderReplicatedBlocks``
-metric) until more join. Capping needs the live DataNode count, which neither
-hdfs-native nor WebHDFS can ask the NameNode for; pass ``replication`` no
-larger than the DataNode count on a small cluster.
+Capped at the live DataNode count (:func:`cap_replication`): the NameNode places at most one
+replica per live DataNode, so on a cluster with fewer than ``r`` DataNodes a file asked at ``r``
+is reported under-replicated (``hdfs fsck``, the ``UnderReplicatedBlocks`` metric) for as long
+as it lives. Neither hdfs-native nor WebHDFS's REST API can ask for the DataNode count, so the
+cap asks the NameNode's HTTP server: ``/jmx``'s ``FSNamesystemState.NumLiveDataNodes`` (the
+figure ``hdfs dfsadmin -report`` prints), at the ``dfs.namenode.http[s]-address`` of the
+client's ``hdfs-site.xml`` (9870 / 9871 by default) or the WebHDFS URL's own host, with SPNEGO
+when the cluster is Kerberized (``requests-kerberos``, the ``kerberos`` extra). When it cannot
+be asked (no HTTP access, a delegation token and no ticket, no ``requests``), the replication
+stays as asked, with a debug log line.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_REPLICATION", "REPLICATION_ENV", "resolve_replication", "write_options"]
+from hdfs_models.store._hadoop_conf import conf_dir, namenodes, site_properties
+
+__all__ = [
+    "DEFAULT_REPLICATION",
+    "REPLICATION_ENV",
+    "cap_replication",
+    "live_datanodes",
+    "namenode_http_addresses",
+    "resolve_replication",
+    "write_options",
+]
+
+logger = logging.getLogger(__name__)
 
 #: MapReduce's job-jar replication (``mapreduce.client.submit.file.replication``).
 DEFAULT_REPLICATION = 10
@@ -35,6 +55,8 @@ REPLICATION_ENV = "HDFS_MODELS_REPLICATION"
 _MAX = 32767
 # Modules whose fsspec classes accept ``open(..., "wb", replication=)``.
 _HDFS_WRITERS = ("hdfs_native.fsspec", "fsspec.implementations.webhdfs")
+_JMX = "/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState"
+_HTTP_TIMEOUT_S = 5.0
 
 
 def resolve_replication(value: int | None = None, env: Mapping[str, str] = os.environ) -> int:
@@ -65,3 +87,81 @@ def write_options(fs: Any, replication: int) -> dict[str, Any]:
     if any(cls.__module__ in _HDFS_WRITERS for cls in type(fs).__mro__):
         return {"replication": replication}
     return {}
+
+
+def cap_replication(replication: int, url: str, fs: Any, env: Mapping[str, str] = os.environ) -> int:
+    """``replication`` capped at the live DataNode count of ``url``'s NameNode, when it can be asked.
+
+    Only for HDFS writers (:func:`write_options`) and ``replication`` > 1; one HTTP request.
+    """
+    if replication <= 1 or not write_options(fs, replication):
+        return replication
+    live = live_datanodes(url, fs, env)
+    if live is None or not 1 <= live < replication:
+        return replication
+    logger.info("%s: replication %d capped at the %d live DataNodes", url, replication, live)
+    return live
+
+
+def live_datanodes(url: str, fs: Any, env: Mapping[str, str] = os.environ) -> int | None:
+    """``NumLiveDataNodes`` from the first NameNode of ``url`` whose ``/jmx`` answers; ``None`` if none does."""
+    props = _props(env)
+    kerberos = props.get("hadoop.security.authentication", "").lower() == "kerberos"
+    web = getattr(fs, "url", "") if "webhdfs" in type(fs).__module__ else ""
+    bases = [web.split("/webhdfs/", 1)[0]] if web else namenode_http_addresses(url, props)
+    session = getattr(fs, "session", None) if web else None
+    for base in bases:
+        try:
+            beans = json.loads(_get(base + _JMX, session, kerberos))["beans"]
+            return int(beans[0]["NumLiveDataNodes"])
+        except Exception as exc:  # any failure: the cap is best effort, the write goes on uncapped
+            logger.debug("%s: no live DataNode count from %s (%s: %s)", url, base, type(exc).__name__, exc)
+    return None
+
+
+def namenode_http_addresses(url: str, props: Mapping[str, str]) -> list[str]:
+    """``http[s]://host:port`` of each NameNode behind an ``hdfs://`` ``url`` under ``props``. Pure.
+
+    ``dfs.namenode.http-address[.<ns>.<nn>]`` (``https-`` under ``dfs.http.policy=HTTPS_ONLY``),
+    else the RPC host on port 9870 (9871). ``[]`` for a URL with no NameNodes.
+    """
+    https = props.get("dfs.http.policy", "").upper() == "HTTPS_ONLY"
+    kind, port = ("https", 9871) if https else ("http", 9870)
+    try:
+        nodes = namenodes(url, props)
+    except ValueError:
+        return []
+    out = []
+    for node in nodes:
+        key = f"dfs.namenode.{kind}-address"
+        if node.nameservice and node.node_id:
+            key = f"{key}.{node.nameservice}.{node.node_id}"
+        address = props.get(key) or f"{node.host}:{port}"
+        host, _, number = address.rpartition(":")
+        if host in ("0.0.0.0", ""):  # a wildcard bind address: the RPC host serves it
+            address = f"{node.host}:{number}"
+        out.append(f"{kind}://{address}")
+    return out
+
+
+def _props(env: Mapping[str, str]) -> Mapping[str, str]:
+    directory = conf_dir(env)
+    return site_properties(directory) if directory and os.path.isdir(directory) else {}
+
+
+def _get(url: str, session: Any, kerberos: bool) -> bytes:
+    if session is not None:  # WebHDFS's own session: its auth (SPNEGO, a user name) comes along
+        resp = session.get(url, timeout=_HTTP_TIMEOUT_S)
+        resp.raise_for_status()
+        return bytes(resp.content)
+    if kerberos:
+        import requests
+        from requests_kerberos import OPTIONAL, HTTPKerberosAuth
+
+        resp = requests.get(url, auth=HTTPKerberosAuth(mutual_authentication=OPTIONAL), timeout=_HTTP_TIMEOUT_S)
+        resp.raise_for_status()
+        return bytes(resp.content)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"not an HTTP URL: {url}")
+    with urllib.request.urlopen(url, timeout=_HTTP_TIMEOUT_S) as reply:
+        return bytes(reply.read())

@@ -175,6 +175,7 @@ public final class Launcher {
           "org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider");
     } else {
       c.set("fs.defaultFS", "hdfs://" + addr(cluster.getNameNode(0).getNameNodeAddress()));
+      c.set("dfs.namenode.http-address", addr(cluster.getNameNode(0).getHttpAddress()));
     }
     if (kerberos != null) {
       kerberos.configureClient(c);
