@@ -6,6 +6,10 @@ the result under ``~/.cache/hdfs-models/minidfs/<hash>``, keyed by the hash
 of the pom, the sources and the Hadoop version it is built against (the pom's
 ``hadoop.version``, set with ``-Dhadoop.version``), so later starts take seconds. :class:`MiniDFSError`
 is what the test cluster raises when it cannot be built, started or kept up.
+
+:func:`ensure_maven_build` is that build-once cache for any small Maven
+project (the TF-Java job of ``examples/jvm`` uses it through
+:mod:`hdfs_models.testing.jvm`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ __all__ = [
     "MiniDFSError",
     "ensure_kms_classpath",
     "ensure_launcher",
+    "ensure_maven_build",
     "missing_tools",
+    "project_hash",
     "resolve_hadoop_version",
 ]
 
@@ -74,7 +80,8 @@ def _project_files(project: Path) -> list[Path]:
     return files
 
 
-def _project_hash(project: Path) -> str:
+def project_hash(project: Path) -> str:
+    """A short sha256 of a Maven project's ``pom.xml`` and every file under ``src/`` (names and bytes)."""
     digest = hashlib.sha256()
     for path in _project_files(project):
         digest.update(str(path.relative_to(project)).encode() + b"\0")
@@ -104,13 +111,11 @@ def resolve_hadoop_version(version: str | None = None, env: Mapping[str, str] | 
 def ensure_launcher(timeout: float = 1200.0, hadoop_version: str | None = None) -> str:
     """Build the launcher if needed and return the Java classpath to run it.
 
-    ``hadoop_version``: see :func:`resolve_hadoop_version`.
-
-    The build (``mvn compile dependency:build-classpath``) runs in a temporary
-    directory inside the cache root and is renamed into place, under a lock,
-    so concurrent test processes build it once and never see half a build.
-    Raises :class:`MiniDFSError` naming what is missing or carrying the last
-    50 lines of Maven's output.
+    ``hadoop_version``: see :func:`resolve_hadoop_version`. Built and cached
+    by :func:`ensure_maven_build` (``mvn compile dependency:build-classpath``
+    with ``-Dhadoop.version``), so concurrent test processes build it once
+    and never see half a build. Raises :class:`MiniDFSError` naming what is
+    missing or carrying the last 50 lines of Maven's output.
     """
     problem = missing_tools()
     if problem:
@@ -119,55 +124,69 @@ def ensure_launcher(timeout: float = 1200.0, hadoop_version: str | None = None) 
     if not (project / "pom.xml").is_file():
         raise MiniDFSError(f"MiniDFS launcher project not found at {project}", path=str(project))
     version = resolve_hadoop_version(hadoop_version)
-    root = _cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{_project_hash(project)}-hadoop-{version}"
-    with open(root / f"{final.name}.lock", "w") as lock:
+    final = _cache_root() / f"{project_hash(project)}-hadoop-{version}"
+    built = ensure_maven_build(
+        project, final, defines={"hadoop.version": version}, timeout=timeout, what="the MiniDFS launcher"
+    )
+    classpath = (built / "classpath.txt").read_text().strip()
+    return os.pathsep.join([str(built / "classes"), classpath])
+
+
+def ensure_maven_build(
+    project: Path,
+    final: Path,
+    *,
+    goals: tuple[str, ...] = ("compile",),
+    defines: Mapping[str, str] | None = None,
+    timeout: float = 1200.0,
+    what: str = "a Maven project",
+    error: type[HdfsModelsError] = MiniDFSError,
+) -> Path:
+    """Build ``project`` (its ``pom.xml`` and ``src/``) into the cache dir ``final`` once; return ``final``.
+
+    ``final`` names the build: callers key it by :func:`project_hash` and
+    whatever else changes the output (a ``-D`` version). Maven runs ``goals``
+    then ``dependency:build-classpath`` with ``-Dkey=value`` for each of
+    ``defines``, in a temporary directory beside ``final`` that is renamed
+    into place under ``<final>.lock``: concurrent processes build once, and
+    nobody sees half a build. ``final`` then holds ``classes/``,
+    ``classpath.txt`` (the dependencies, ``:``-separated) and any jar that
+    ``package`` made. Failures raise ``error`` (the project's path, and the
+    last 50 lines of Maven's output).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f"{final.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (final / "classpath.txt").is_file():
-            _build(project, final, timeout, version)
-    classpath = (final / "classpath.txt").read_text().strip()
-    return os.pathsep.join([str(final / "classes"), classpath])
+            _build(project, final, goals, dict(defines or {}), timeout, what, error)
+    return final
 
 
-def _build(project: Path, final: Path, timeout: float, version: str) -> None:
+def _build(
+    project: Path,
+    final: Path,
+    goals: tuple[str, ...],
+    defines: dict[str, str],
+    timeout: float,
+    what: str,
+    error: type[HdfsModelsError],
+) -> None:
     work = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=final.parent))
     try:
         shutil.copy2(project / "pom.xml", work / "pom.xml")
         shutil.copytree(project / "src", work / "src")
-        cmd = [
-            "mvn",
-            "-B",
-            "-q",
-            "-f",
-            str(work / "pom.xml"),
-            "compile",
-            "dependency:build-classpath",
-            f"-Dhadoop.version={version}",
-            f"-Dmdep.outputFile={work / 'target' / 'classpath.txt'}",
-        ]
-        log.info("building the MiniDFS launcher for Hadoop %s: %s", version, " ".join(cmd))
+        goals_ = [*goals, "dependency:build-classpath", f"-Dmdep.outputFile={work / 'target' / 'classpath.txt'}"]
+        goals_ += [f"-D{key}={value}" for key, value in defines.items()]
         started = time.monotonic()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise MiniDFSError(
-                f"building the MiniDFS launcher took longer than {timeout:.0f}s ({project})",
-                path=str(project),
-                reason="timeout",
-            ) from exc
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
-            raise MiniDFSError(
-                f"building the MiniDFS launcher failed (mvn exit {proc.returncode}) in {project}:\n{tail}",
-                path=str(project),
-                reason="maven failed",
-            )
-        (work / "target" / "classes").rename(work / "classes")
-        (work / "target" / "classpath.txt").rename(work / "classpath.txt")
-        shutil.rmtree(work / "target")
+        _run_maven(work, goals_, timeout, project, what, error)
+        target = work / "target"
+        (target / "classes").rename(work / "classes")
+        (target / "classpath.txt").rename(work / "classpath.txt")
+        for jar in target.glob("*.jar"):
+            jar.rename(work / jar.name)
+        shutil.rmtree(target)
         work.rename(final)
-        log.info("built the MiniDFS launcher in %.1fs", time.monotonic() - started)
+        log.info("built %s in %.1fs", what, time.monotonic() - started)
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -197,7 +216,8 @@ def ensure_kms_classpath(timeout: float = 1200.0, hadoop_version: str | None = N
             try:
                 shutil.copy2(pom, work / "pom.xml")
                 goals = ["dependency:build-classpath", f"-Dmdep.outputFile={work / 'classpath.txt'}"]
-                _run_maven(work, goals, timeout, version, pom.parent)
+                goals.append(f"-Dhadoop.version={version}")
+                _run_maven(work, goals, timeout, pom.parent, f"MiniKMS for Hadoop {version}", MiniDFSError)
                 work.rename(final)
             finally:
                 if work.exists():
@@ -205,17 +225,21 @@ def ensure_kms_classpath(timeout: float = 1200.0, hadoop_version: str | None = N
     return str(final / "classpath.txt")
 
 
-def _run_maven(work: Path, goals: list[str], timeout: float, version: str, project: Path) -> None:
-    cmd = ["mvn", "-B", "-q", "-f", str(work / "pom.xml"), *goals, f"-Dhadoop.version={version}"]
-    log.info("resolving %s for Hadoop %s: %s", project, version, " ".join(cmd))
+def _run_maven(
+    work: Path, goals: list[str], timeout: float, project: Path, what: str, error: type[HdfsModelsError]
+) -> None:
+    cmd = ["mvn", "-B", "-q", "-f", str(work / "pom.xml"), *goals]
+    log.info("building %s: %s", what, " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise MiniDFSError(
-            f"maven took longer than {timeout:.0f}s ({project})", path=str(project), reason="timeout"
+        raise error(
+            f"building {what} took longer than {timeout:.0f}s ({project})", path=str(project), reason="timeout"
         ) from exc
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
-        raise MiniDFSError(
-            f"maven failed (exit {proc.returncode}) in {project}:\n{tail}", path=str(project), reason="maven failed"
+        raise error(
+            f"building {what} failed (mvn exit {proc.returncode}) in {project}:\n{tail}",
+            path=str(project),
+            reason="maven failed",
         )
