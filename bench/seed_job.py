@@ -13,6 +13,12 @@ not timed.
     python bench/seed_job.py            # 3,000,000 rows (about 10-15 minutes on 2 cores)
     python bench/seed_job.py --quick    # 200,000 rows, about 2 minutes
     python bench/seed_job.py --precision bfloat16   # the job with --precision bfloat16 (target 10,000 rows/s)
+    python bench/seed_job.py --read spark           # one mode only (default: direct, then spark)
+
+``--read direct,spark`` (the default) runs the job once with each of its ``--read`` modes
+(issue 21: the Python workers read the Parquet row groups themselves, or Spark's reader feeds
+them), over the same input, and reports both and their ratio; the outputs must hold the same
+rows.
 
 Prints a table and, as its last line, a JSON object (also written to
 bench/results/seed_job-<date>.json).
@@ -57,7 +63,7 @@ TARGET_ROWS_PER_S = {"float32": 6_000, "bfloat16": 10_000, "auto": 10_000}
 
 
 def run_job(
-    base: str, data: str, out: str, env: dict[str, str], batch: int, precision: str = "float32"
+    base: str, data: str, out: str, env: dict[str, str], batch: int, precision: str = "float32", read: str = "direct"
 ) -> dict[str, Any]:
     """Run scoring.job in a new process; wall time covers everything from exec to exit."""
     cmd = [
@@ -80,6 +86,8 @@ def run_job(
         str(batch),
         "--precision",
         precision,
+        "--read",
+        read,
         "--json",
         "--conf",
         "spark.driver.memory=4g",
@@ -96,7 +104,21 @@ def run_job(
         "job_reported_s": summary["seconds"],
         "rows_per_s": round(summary["rows"] / wall, 1),
         "version": summary["version"],
+        "read": read,
     }
+
+
+def _same_rows(a: str, b: str) -> None:
+    """The two jobs' outputs hold the same (id, prediction, model_version) rows."""
+    import pyarrow.dataset as ds
+
+    def rows(path: str) -> Any:
+        table = ds.dataset(path, format="parquet").to_table()
+        return table.sort_by([("id", "ascending")])
+
+    left, right = rows(a), rows(b)
+    if left.num_rows != right.num_rows or not left.select(right.column_names).equals(right):
+        raise SystemExit(f"seed_job: --read direct and --read spark wrote different rows ({a}, {b})")
 
 
 def run_row_udf(model_dir: str, data: str, rows: int, work: str) -> dict[str, Any]:
@@ -130,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["float32", "bfloat16", "auto"],
         help="scoring.job --precision (bfloat16 target: 10,000 rows/s)",
     )
+    parser.add_argument("--read", default="direct,spark", help="the job's --read modes to run, comma-separated")
     args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.read.split(",") if m.strip()]
+    if not modes or set(modes) - {"direct", "spark"}:
+        parser.error(f"--read takes direct and/or spark, got {args.read!r}")
     if args.quick:
         args.rows, args.udf_rows, args.files = 200_000, 600, 8
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -152,11 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input: {args.rows} rows in {args.files} Parquet files ({gen_s:.0f}s, not timed)", file=sys.stderr)
         env = dict(os.environ, **dfs.env())
         # HADOOP_CONF_DIR makes bare paths resolve on HDFS: the Parquet lives on local disk.
-        job = run_job(
-            base, "file://" + data, "file://" + os.path.join(work, "out"), env, args.batch_size, args.precision
-        )
-        assert job["rows"] == args.rows, job
-        print(f"scoring.job: {json.dumps(job)}", file=sys.stderr, flush=True)
+        jobs = {}
+        for mode in modes:
+            out = os.path.join(work, f"out-{mode}")
+            jobs[mode] = run_job(base, "file://" + data, "file://" + out, env, args.batch_size, args.precision, mode)
+            assert jobs[mode]["rows"] == args.rows, jobs[mode]
+            print(f"scoring.job --read {mode}: {json.dumps(jobs[mode])}", file=sys.stderr, flush=True)
+        if len(jobs) == 2:
+            _same_rows(os.path.join(work, "out-direct"), os.path.join(work, "out-spark"))
+    job = jobs[modes[0]]
     udf = run_row_udf(model_dir, data, args.udf_rows, work)
 
     target = TARGET_ROWS_PER_S[args.precision]
@@ -170,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "precision": args.precision,
         "job": job,
+        "jobs": jobs,
+        "direct_vs_spark": round(jobs["direct"]["rows_per_s"] / jobs["spark"]["rows_per_s"], 3)
+        if len(jobs) == 2
+        else None,
         "row_udf": udf,
         "job_vs_row_udf": round(job["rows_per_s"] / udf["rows_per_s"], 1),
         "job_vs_reference_20_cores": round(job["rows_per_s"] / REFERENCE_ROWS_PER_S, 2),
@@ -177,12 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         "meets_target": job["rows_per_s"] >= target,
     }
     print(f"{'contender':<28}{'rows':>10}{'seconds':>10}{'rows/s':>10}")
-    print(f"{'scoring.job (startup incl.)':<28}{job['rows']:>10}{job['wall_s']:>10.1f}{job['rows_per_s']:>10.0f}")
+    for mode, run in jobs.items():
+        label = f"job --read {mode} (startup)"
+        print(f"{label:<28}{run['rows']:>10}{run['wall_s']:>10.1f}{run['rows_per_s']:>10.0f}")
     print(f"{'per-row UDF (slice)':<28}{udf['rows']:>10}{udf['seconds']:>10.1f}{udf['rows_per_s']:>10.0f}")
     print(
         f"job / row UDF = {result['job_vs_row_udf']}x; job / production reference (5,500 rows/s on 20 cores) "
         f"= {result['job_vs_reference_20_cores']}x; target {target} rows/s on 2 cores ({args.precision})"
     )
+    if result["direct_vs_spark"] is not None:
+        print(f"job --read direct / --read spark = {result['direct_vs_spark']}x (same rows in both outputs)")
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", f"seed_job-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
     with open(path, "w") as fh:
