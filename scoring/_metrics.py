@@ -8,6 +8,20 @@ partition is scored again (a stage retried after a lost executor), so a
 retried task is never counted twice. Two actions on the same scored
 DataFrame are two stages: both are counted, since both scored.
 
+Spark Connect has no accumulators; there (or anywhere, with
+``Scorer(metrics_dir=...)``) a :class:`SideOutput` takes the same records:
+each task writes its record as one small JSON file,
+``<stage>-<partition>-<attempt>.json``, into a directory the driver and the
+executors share (a store URL, or a local path on one machine), under a
+temp name first and renamed into place, so a reader never sees half a
+record. The driver reads the directory after the action and keeps, per
+``(stage, partition)``, the record of the highest attempt (as
+:class:`MetricsParam` does), so a retried or speculative task counts once.
+A record that cannot be read is skipped with a warning naming its file.
+Unlike an accumulator, a file is written by a task whose Python side
+finished even when Spark then fails the task; its retry's record (a later
+attempt) replaces it.
+
 Stages (seconds summed over tasks):
 
 =============  =================================================================
@@ -30,13 +44,24 @@ Stages (seconds summed over tasks):
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import re
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["STAGES", "MetricsParam", "TaskRecorder", "summarize", "task_key"]
+from hdfs_models._tree import store_rename_noreplace
+from hdfs_models.store import open_store, translate_errors
+from scoring.errors import ScoringError
+
+__all__ = ["STAGES", "MetricsParam", "SideOutput", "TaskRecorder", "summarize", "task_key"]
+
+log = logging.getLogger(__name__)
 
 STAGES = ("localize", "load", "read", "convert", "inference", "write")
 _CACHE_FIELDS = ("localize_calls", "hits", "misses", "errors", "bytes_downloaded")
@@ -63,6 +88,102 @@ class MetricsParam:
             if held is None or record.get("attempt_id", -1) >= held.get("attempt_id", -1):
                 ours[key] = record
         return ours
+
+
+_RECORD = re.compile(r"(\d+)-(\d+)-(\d+)\.json")  # <stage>-<partition>-<attempt>.json
+#: what :func:`summarize` reads of a record
+_RECORD_KEYS = frozenset({"worker", "rows_in", "rows_out", "batches", "seconds", "started", "ended", "stages",
+                          "model_loads", "load_seconds", "cache", "version"})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SideOutput:
+    """Task records as JSON files in the directory ``url`` (see the module docstring); pickles into tasks.
+
+    ``add`` takes what an accumulator's ``add`` takes (``{key: record}``), so
+    a :class:`scoring._runner.Runner` reports to either. The directory must
+    exist (:meth:`create`, on the driver) and be the same directory for the
+    driver and every executor: a task that cannot write its record fails,
+    naming the file, rather than losing it.
+    """
+
+    url: str
+
+    @classmethod
+    def under(cls, metrics_dir: str) -> SideOutput:
+        """A side output of its own, ``<metrics_dir>/scorer-<16 hex>`` (not created yet)."""
+        return cls(f"{metrics_dir.rstrip('/')}/scorer-{uuid.uuid4().hex[:16]}")
+
+    def create(self) -> None:
+        """Make the directory (and its parents); :class:`ScoringError` naming it when that fails."""
+        fs, path = open_store(self.url)
+        try:
+            with translate_errors(self.url, "creating the metrics directory"):
+                fs.makedirs(path, exist_ok=True)
+        except Exception as exc:
+            raise ScoringError(f"cannot create the metrics directory {self.url}: {exc}", path=self.url,
+                               reason="metrics directory not created") from exc  # fmt: skip
+
+    def add(self, records: Mapping[Key, Mapping[str, Any]]) -> None:
+        """Write each record (executor side): a temp file, renamed to ``<stage>-<partition>-<attempt>.json``."""
+        fs, path = open_store(self.url)
+        for (stage, partition), record in records.items():
+            name = f"{stage}-{partition}-{int(record.get('attempt_id', -1))}.json"
+            target, tmp = f"{path}/{name}", f"{path}/.{name}.{uuid.uuid4().hex}.tmp"
+            try:
+                with translate_errors(f"{self.url}/{name}", "writing a metrics record"):
+                    fs.pipe_file(tmp, json.dumps(record, sort_keys=True).encode("utf-8"))
+                    store_rename_noreplace(fs, tmp, target)
+            except Exception as exc:
+                raise ScoringError(
+                    f"cannot write the task's metrics record {self.url}/{name}: {exc}; metrics_dir must be a "
+                    "directory the driver and every executor share",
+                    path=f"{self.url}/{name}",
+                    reason="metrics record not written",
+                ) from exc
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records in the directory, one per ``(stage, partition)``: the highest attempt's (driver side).
+
+        An unreadable record (not JSON, not a record) is skipped with a
+        warning naming its file; a directory that does not exist yet holds
+        none; one that cannot be listed raises :class:`ScoringError`.
+        """
+        fs, path = open_store(self.url)
+        try:
+            with translate_errors(self.url, "listing the metrics records"):
+                if not fs.exists(path):
+                    return []
+                if not fs.isdir(path):
+                    raise NotADirectoryError(f"{path} is not a directory")
+                names = sorted(str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+        except Exception as exc:
+            raise ScoringError(f"cannot list the metrics records in {self.url}: {exc}", path=self.url,
+                               reason="metrics records unreadable") from exc  # fmt: skip
+        found: dict[Key, dict[str, Any]] = {}
+        for name in names:
+            match = _RECORD.fullmatch(name)
+            if match is None:
+                continue  # a temp file of a task still writing (or of one that died), or not ours
+            record = _read_record(fs, f"{path}/{name}", f"{self.url}/{name}")
+            if record is not None:
+                MetricsParam().addInPlace(found, {(int(match[1]), int(match[2])): record})
+        return list(found.values())
+
+
+def _read_record(fs: Any, path: str, url: str) -> dict[str, Any] | None:
+    """One record file, or ``None`` (with a warning naming ``url``) when it is not a readable record."""
+    try:
+        with translate_errors(url, "reading a metrics record"):
+            data = fs.cat_file(path)
+        record = json.loads(data)
+        if not isinstance(record, dict) or not _RECORD_KEYS.issubset(record):
+            missing = sorted(_RECORD_KEYS - set(record)) if isinstance(record, dict) else "not a JSON object"
+            raise ValueError(f"not a task record (missing {missing})")
+    except Exception as exc:
+        log.warning("metrics record %s skipped (its task's figures are missing from the report): %s", url, exc)
+        return None
+    return record
 
 
 def task_key(context_factory: Callable[[], Any] | None = None) -> tuple[Key, int] | None:

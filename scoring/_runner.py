@@ -109,7 +109,7 @@ class Runner:
     read_ahead: int = 1
     plan: Plan | None = None
     precision: str = "float32"
-    metrics: Any = None  # a Spark accumulator (scoring._metrics.MetricsParam), or None
+    metrics: Any = None  # where a task reports: an accumulator of MetricsParam, a SideOutput, or None
 
     def planned(self, columns: Sequence[ColumnType]) -> Runner:
         """This runner bound to ``columns`` (validated: ScoringError subclasses otherwise)."""
@@ -203,8 +203,9 @@ class Runner:
     def score_batches(self, batches: Iterable[Any], reads: Any = None) -> Iterator[Any]:
         """mapInArrow body: RecordBatches in, RecordBatches (keep, outputs, version) out.
 
-        With ``metrics`` (an accumulator of :class:`scoring._metrics.MetricsParam`),
-        a task that ends without error adds its record (:mod:`scoring._metrics`).
+        With ``metrics`` (an accumulator of :class:`scoring._metrics.MetricsParam`
+        or a :class:`scoring._metrics.SideOutput`), a task that ends without
+        error adds its record (:mod:`scoring._metrics`).
         ``reads`` (``seconds``, ``bytes``: a direct read's counter) adds the
         time spent reading files (on the read-ahead thread) and their bytes to
         the record; the ``read`` stage stays the wait for the next batch.
@@ -233,7 +234,7 @@ class Runner:
         self._report(rec)
 
     def _report(self, rec: TaskRecorder) -> None:
-        """Add this task's record to the metrics accumulator (inside a Spark task only)."""
+        """Add this task's record to the metrics accumulator or side output (inside a Spark task only)."""
         key = task_key() if self.metrics is not None else None
         if key is not None:
             self.metrics.add({key[0]: rec.record(key[1])})

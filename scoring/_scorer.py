@@ -32,7 +32,7 @@ from scoring._arrow import describe_arrow_field, describe_spark_field
 from scoring._device import check_precision
 from scoring._faces import make_udf, score_rows
 from scoring._files import DirectTask, default_parallelism, plan_direct_read, table_format
-from scoring._metrics import MetricsParam, summarize
+from scoring._metrics import MetricsParam, SideOutput, summarize
 from scoring._model_cache import DEFAULT_CAPACITY
 from scoring._plan import ColumnType, OutputColumn, Plan, Request, Signature, parse_signature, select_output
 from scoring._runner import Runner, spark_data_type
@@ -70,8 +70,15 @@ class Scorer:
     (:mod:`scoring._device`). ``cache``: a :class:`~hdfs_models.CacheOptions`
     for a model URL, carried to every executor's node cache (root, limits,
     trust, lock timeout; ``None``: each executor's ``HDFS_MODELS_*``); a
-    handle brings its own (``distribute(..., options=)``). The signature is
-    read once, here, on the driver.
+    handle brings its own (``distribute(..., options=)``). ``metrics_dir``:
+    where the tasks write their :meth:`metrics` records, one small JSON file
+    each, instead of a Spark accumulator: a store URL (or, on one machine,
+    a local path) that the driver and every executor share. Spark Connect
+    has no accumulators, so there :meth:`metrics` needs it; on classic Spark
+    it is optional and gives the same figures. Each scorer writes into a
+    ``scorer-<16 hex>`` directory of its own under it (made at the first
+    transform), and never removes it. The signature is read once, here, on
+    the driver.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class Scorer:
         read_ahead: int = 1,
         precision: str = "float32",
         cache: CacheOptions | None = None,
+        metrics_dir: str | None = None,
     ) -> None:
         require_spark("Scorer")
         if batch_size < 1:
@@ -111,7 +119,9 @@ class Scorer:
         self.cache_capacity = cache_capacity
         self.read_ahead = read_ahead
         self.precision = check_precision(precision)
-        self._metrics: Any = None  # the Spark accumulator of task records, made by the first transform
+        self.metrics_dir = metrics_dir
+        # where tasks report: a SideOutput, or the Spark accumulator the first transform makes
+        self._metrics: Any = SideOutput.under(metrics_dir) if metrics_dir else None
         self._built = True
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -173,7 +183,7 @@ class Scorer:
         needed = runner.read_columns()
         if len(needed) < len(df.columns):
             df = df.select(*(_quoted(c) for c in needed))
-        runner = replace(runner, metrics=self._accumulator(df))
+        runner = replace(runner, metrics=self._sink(df))
         return df.mapInArrow(runner.score_batches, schema)
 
     def transform_files(
@@ -217,15 +227,20 @@ class Scorer:
         read = plan_direct_read(source, fmt, runner, parallelism=default_parallelism(spark),
                                 max_rows=max(1, max_rows), storage_options=storage_options)  # fmt: skip
         tasks = spark.range(0, len(read.tasks), 1, max(1, len(read.tasks)))
-        runner = replace(runner, metrics=self._accumulator(tasks))
+        runner = replace(runner, metrics=self._sink(tasks))
         return tasks.mapInArrow(DirectTask(runner, read), schema)
 
     # -- what it did (driver) --------------------------------------------------------------
 
-    def _accumulator(self, df: Any) -> Any:
+    def _sink(self, df: Any) -> Any:
+        """Where the tasks of a transform of ``df`` report: the side output, or an accumulator (classic)."""
+        if isinstance(self._metrics, SideOutput):
+            self._metrics.create()
+            return self._metrics
         if is_connect(df):  # Spark Connect: no SparkContext, hence no accumulator
             if self._metrics is None:
-                log.warning("Spark Connect has no accumulators: Scorer.metrics() will raise for this scorer")
+                log.warning("Spark Connect has no accumulators: Scorer.metrics() will raise for this scorer "
+                            "(build it with metrics_dir= to gather them)")  # fmt: skip
                 object.__setattr__(self, "_metrics", _CONNECT)
             return None
         if self._metrics is None:
@@ -237,19 +252,23 @@ class Scorer:
     def metric_records(self) -> list[dict[str, Any]]:
         """One record per scored partition of every action so far (see :mod:`scoring._metrics`).
 
-        Raises :class:`~hdfs_models.errors.UnsupportedSparkError` once this
-        scorer transformed a Spark Connect DataFrame (no accumulators there).
+        With ``metrics_dir``, read from its files (:class:`scoring._metrics.SideOutput`).
+        Without it, raises :class:`~hdfs_models.errors.UnsupportedSparkError`
+        once this scorer transformed a Spark Connect DataFrame (no accumulators there).
         """
         if self._metrics is _CONNECT:
             raise classic_only(
                 "Scorer.metrics()",
-                "the task records travel through a Spark accumulator; count the output rows "
-                "(df.count()) or score on a classic session for the per-stage figures",
+                "the task records travel through a Spark accumulator; build the Scorer with "
+                "metrics_dir='hdfs://...' (a directory the client and the executors share), where each "
+                "task writes its record",
             )
+        if isinstance(self._metrics, SideOutput):
+            return self._metrics.records()
         return [] if self._metrics is None else list(self._metrics.value.values())
 
     def metrics(self) -> dict[str, Any]:
-        """What this scorer's :meth:`transform` jobs did, gathered from every executor (classic Spark).
+        """What this scorer's :meth:`transform` jobs did, gathered from every executor.
 
         Read it on the driver after an action. Keys: ``rows`` (= ``rows_out``),
         ``rows_in``, ``batches``, ``tasks``, ``seconds`` (first task start to
@@ -261,7 +280,7 @@ class Scorer:
         ``localize_calls``, ``hits``, ``misses``, ``errors``,
         ``bytes_downloaded``). A task Spark retried counts once; each action
         on the scored DataFrame counts (each scores again). Under Spark Connect
-        it raises, as :meth:`metric_records` does.
+        it needs ``metrics_dir``, and raises without it, as :meth:`metric_records` does.
         """
         return summarize(self.metric_records())
 

@@ -1,11 +1,17 @@
 """Scoring metrics: task records, retried attempts counted once, the report."""
 
 import itertools
+import json
+import logging
+import os
 import pickle
+
+import pytest
 
 from hdfs_models import CacheStats
 from hdfs_models.testing.pytest_plugin import require_module
-from scoring._metrics import STAGES, MetricsParam, TaskRecorder, summarize, task_key
+from scoring._metrics import STAGES, MetricsParam, SideOutput, TaskRecorder, summarize, task_key
+from scoring.errors import ScoringError
 
 
 def record(
@@ -94,6 +100,73 @@ def test_empty_summary_and_task_key():
     assert task_key(lambda: None) is None
 
 
+# -- the side output (Spark Connect: no accumulators) -------------------------------------
+
+
+def test_side_output_counts_each_partition_once_the_highest_attempt_wins(tmp_path):
+    side = pickle.loads(pickle.dumps(SideOutput.under(str(tmp_path / "metrics"))))  # as a task gets it
+    assert side.url.startswith(str(tmp_path / "metrics") + "/scorer-") and side.records() == []  # not made yet
+    side.create()
+    side.add({(0, 0): record(rows=7, attempt=5)})
+    side.add({(0, 1): record(rows=3, attempt=6)})
+    side.add({(0, 0): record(rows=8, attempt=9)})  # the retry (or a speculative copy) of partition 0
+    side.add({(0, 0): record(rows=1, attempt=2)})  # a straggler of an older attempt, finishing late
+    side.add({(4, 0): record(rows=8, attempt=12)})  # a second action: a new stage, counted again
+    names = sorted(os.listdir(side.url))
+    assert names == ["0-0-2.json", "0-0-5.json", "0-0-9.json", "0-1-6.json", "4-0-12.json"]  # no temp file left
+    records = side.records()
+    assert sorted((r["attempt_id"], r["rows_out"]) for r in records) == [(6, 3), (9, 8), (12, 8)]
+    assert summarize(records)["rows"] == 19 and summarize(records)["tasks"] == 3
+
+
+def test_side_output_ignores_a_record_still_being_written(tmp_path):
+    side = SideOutput(str(tmp_path))
+    side.add({(1, 0): record(rows=4, attempt=3)})
+    (tmp_path / ".1-1-4.json.0123abcd.tmp").write_text('{"rows_in": 5, "rows_o')  # a task mid-write (or dead)
+    (tmp_path / "_SUCCESS").write_text("")  # not a record either
+    assert [r["rows_out"] for r in side.records()] == [4]
+
+
+def test_a_record_is_renamed_into_place_or_not_written_at_all(tmp_path, monkeypatch):
+    import scoring._metrics as metrics
+
+    def failing_rename(fs, src, dst):
+        raise OSError(5, "Input/output error", dst)
+
+    monkeypatch.setattr(metrics, "store_rename_noreplace", failing_rename)
+    side = SideOutput(str(tmp_path))
+    with pytest.raises(ScoringError, match=r"1-2-7\.json: .*Input/output error.*share") as info:
+        side.add({(1, 2): record(attempt=7)})
+    assert info.value.path == f"{tmp_path}/1-2-7.json" and info.value.reason == "metrics record not written"
+    assert side.records() == []  # the temp file is never taken for a record
+
+
+def test_a_directory_the_task_does_not_see_fails_the_task_naming_the_file(tmp_path):
+    side = SideOutput(str(tmp_path / "never-created"))  # the driver made it on another machine
+    with pytest.raises(ScoringError, match="never-created/0-0-1.json.*driver and every executor share"):
+        side.add({(0, 0): record(attempt=1)})
+
+
+def test_a_corrupt_record_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
+    side = SideOutput(str(tmp_path))
+    side.add({(2, 0): record(rows=6, attempt=1)})
+    (tmp_path / "2-1-2.json").write_text('{"rows_in": 5, "rows_o')  # torn by hand: never by a task
+    (tmp_path / "2-2-3.json").write_text(json.dumps({"rows_out": 5}))  # not a task record
+    with caplog.at_level(logging.WARNING, logger="scoring._metrics"):
+        records = side.records()
+    assert [r["rows_out"] for r in records] == [6]
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{tmp_path}/2-1-2.json skipped" in warned and f"{tmp_path}/2-2-3.json skipped" in warned
+    assert "missing ['batches'," in warned
+
+
+def test_an_unlistable_directory_raises_naming_it(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ScoringError, match="cannot list the metrics records in .*file") as info:
+        SideOutput(str(tmp_path / "file")).records()
+    assert info.value.reason == "metrics records unreadable"
+
+
 # -- a real local Spark job ---------------------------------------------------------------
 
 
@@ -124,4 +197,10 @@ def test_scorer_metrics_after_an_action(spark, tmp_path):
     assert report["cache"]["localize_calls"] == 0  # a local directory never touches the node cache
     scored.count()  # a second action scores again, and is counted again
     assert scorer.metrics()["rows"] == 600
+    # the side output (what Spark Connect uses) gives the accumulator's figures for the same action
+    side = Scorer(model, keep_cols=("id",), batch_size=64, metrics_dir=str(tmp_path / "metrics"))
+    assert side.transform(df).count() == 300
+    counts = ("rows", "rows_in", "rows_out", "batches", "tasks", "versions", "cache")
+    assert {k: side.metrics()[k] for k in counts} == {k: report[k] for k in counts}
+    assert len(os.listdir(side._metrics.url)) == 3  # one record per partition
     assert scorer.description == f"hdfs-models score {model} version 5"
