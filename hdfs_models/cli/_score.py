@@ -40,7 +40,10 @@ row carries ``model_version``. ``--idle-timeout`` ends it after that many
 seconds without new input.
 
 ``--remote URL`` (or ``SPARK_REMOTE``): a Spark Connect client; no job description or log level,
-paths move through the store's client, ``--watch`` and ``--metrics-json`` are refused at start.
+paths move through the store's client, ``--watch`` is refused at start. Connect has no
+accumulators, so for ``--metrics-json`` each task writes its record as a small file into a hidden
+directory beside the output (``--metrics-dir`` to put it elsewhere; a table's goes under the
+warehouse), read and removed once the output is written (:mod:`hdfs_models.cli._score_io`).
 
 Exit codes (the frame of every command, :mod:`hdfs_models.cli`): 0 ok, 1
 error (one line naming the table, path or URL and the cause), 2 usage.
@@ -49,7 +52,6 @@ error (one line naming the table, path or URL and the cause), 2 usage.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
@@ -59,12 +61,24 @@ from hdfs_models._distribute import ModelHandle, distribute
 from hdfs_models._runtime import classic_only, describe_jobs, is_connect, require_spark, setting
 from hdfs_models._versions import resolve
 from hdfs_models.cli._frame import UsageError, add_command
-from hdfs_models.cli._score_io import Output, append_output, check_output, count_output, read_input, write_output
+from hdfs_models.cli._score_io import (
+    Output,
+    append_output,
+    check_output,
+    count_output,
+    gather_metrics,
+    metrics_dir,
+    metrics_report,
+    read_input,
+    remove_path,
+    write_metrics,
+    write_output,
+)
 from hdfs_models.cli._watch import Watcher, run_watch
 from hdfs_models.store._auth import credential_warnings
 from scoring import Scorer
 from scoring._metrics import summarize
-from scoring.errors import InputFileError, JobIOError
+from scoring.errors import InputFileError
 
 __all__ = ["add_score_arguments", "build_parser", "metrics_report", "parse_features", "register", "run"]
 
@@ -164,6 +178,13 @@ def add_score_arguments(p: argparse.ArgumentParser) -> None:
         help="write what the job did (rows, seconds, stages, versions, model loads, node cache) "
         "to PATH as one JSON object",
     )
+    p.add_argument(
+        "--metrics-dir",
+        default=None,
+        metavar="URL",
+        help="where tasks write their metrics records (Spark Connect, which has no accumulators: "
+        "default beside the output); a directory the driver and every executor share",
+    )
 
 
 def parse_features(spec: str) -> str | dict[str, str]:
@@ -202,9 +223,12 @@ def _session(args: argparse.Namespace) -> Any:
     return builder.getOrCreate()
 
 
-def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[ModelHandle, Scorer]:
+def _scorer(
+    spark: Any, args: argparse.Namespace, version: int | str, records: str | None = None
+) -> tuple[ModelHandle, Scorer]:
     if args.strategy == "submitted":
-        handle = ModelHandle.submitted(args.model, version=None if str(version) == "latest" else int(version))
+        expected = None if str(version) == "latest" else int(version)
+        handle = ModelHandle.submitted(args.model, version=expected, spark=spark)
     else:
         handle = distribute(spark, args.model, version=version, strategy=args.strategy, cache_dir=args.cache_dir)
     keep = tuple(c for c in args.keep.split(",") if c)
@@ -216,6 +240,7 @@ def _scorer(spark: Any, args: argparse.Namespace, version: int | str) -> tuple[M
         batch_size=args.batch_size,
         keep_cols=keep,
         precision=args.precision,
+        metrics_dir=records,
     )
     return handle, scorer
 
@@ -230,28 +255,31 @@ def run(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
         return {**_run_watch(spark, args, out, started), "credentials": expiring}
     df = read_input(spark, args.input_table, args.input_path)
     check_output(spark, out)
-    handle, scorer = _scorer(spark, args, args.version)
+    # Connect has no accumulators: the tasks' records go to files (only when they are asked for)
+    wanted = getattr(args, "metrics_dir", None) or (is_connect(spark) and args.metrics_json)
+    records = metrics_dir(spark, out, args.metrics_dir, args.warehouse) if wanted else None
+    handle, scorer = _scorer(spark, args, args.version, records)
     describe_jobs(spark, scorer.description)  # the Spark UI names the scoring job
     try:
         scored, how = _scored(spark, args, scorer, df)
         write_output(spark, scored, out)
+        rows = count_output(spark, out)
+        metrics = gather_metrics(scorer, records, rows) if records or not is_connect(spark) else None
     finally:
         describe_jobs(spark, None)
-    rows = count_output(spark, out)
+        if records:
+            remove_path(records)
     summary = _summary(rows, started, handle.version, args.model, out.name)
     summary["read"] = how
     summary["credentials"] = expiring
-    summary["metrics"] = None if is_connect(spark) else summarize(scorer.metric_records())
+    summary["metrics"] = metrics
     return summary
 
 
 def _refuse_on_connect(spark: Any, args: argparse.Namespace) -> None:
-    """Spark Connect: no accumulator for ``--metrics-json``; ``--watch``'s foreachBatch runs on the server,
-    far from the driver's Watcher and its counters."""
+    """Spark Connect: ``--watch``'s foreachBatch runs on the server, far from the driver's Watcher and its counters."""
     if is_connect(spark) and args.watch is not None:
         raise classic_only("--watch", "run the watching job with spark-submit or --master, not Spark Connect")
-    if is_connect(spark) and getattr(args, "metrics_json", None):
-        raise classic_only("--metrics-json", "drop it; the summary line still counts the rows written")
 
 
 #: Seconds before its end a credential of the driver is warned about (P2); a ``--watch`` job: any end.
@@ -324,27 +352,6 @@ def _run_watch(spark: Any, args: argparse.Namespace, out: Output, started: float
     return summary
 
 
-def metrics_report(summary: dict[str, Any]) -> dict[str, Any]:
-    """The ``--metrics-json`` object: the executors' metrics with the job's own rows and wall time.
-
-    ``rows`` are the rows the executors scored (``rows_written``: counted in
-    the output), ``seconds`` the job's wall time, ``scoring_seconds`` the span
-    of its scoring tasks; the rest is :meth:`scoring.Scorer.metrics`.
-    """
-    metrics = dict(summary["metrics"])
-    seconds = summary["seconds"]
-    return {
-        **metrics,
-        "scoring_seconds": metrics["seconds"],
-        "seconds": seconds,
-        "rows_per_second": round(metrics["rows"] / seconds, 1) if seconds else 0.0,
-        "rows_written": summary["rows"],
-        "model": summary["model"],
-        "version": summary["version"],
-        "output": summary["output"],
-    }
-
-
 def _summary(rows: int, started: float, version: Any, model: str, where: str) -> dict[str, Any]:
     seconds = time.monotonic() - started
     return {
@@ -378,19 +385,9 @@ def _score(args: argparse.Namespace) -> dict[str, Any]:
             spark.stop()
     summary["precision"] = args.precision  # as asked: each executor resolves "auto" on its own CPU
     if args.metrics_json:
-        _write_metrics(args.metrics_json, metrics_report(summary))
+        write_metrics(args.metrics_json, metrics_report(summary))
     summary.pop("metrics", None)
     return summary
-
-
-def _write_metrics(path: str, report: dict[str, Any]) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, sort_keys=True, indent=1)
-    except OSError as exc:
-        raise JobIOError(
-            f"cannot write --metrics-json {path}: {exc.strerror or exc}", path=path, reason="metrics not written"
-        ) from exc
 
 
 def _render(summary: dict[str, Any]) -> str:

@@ -11,10 +11,17 @@ classic session (:class:`_JvmPaths`), and through the store's client
 (hdfs-native, WebHDFS, fsspec: :class:`_StorePaths`) under Spark Connect,
 whose client has no JVM. There a path is taken as the client reads it: a
 bare path is local to the client, so give full URLs (``hdfs://nn:8020/...``).
+
+Under Spark Connect (or with ``--metrics-dir``) the tasks' metrics records
+go to a hidden directory of the job's own, beside the output or under
+``--metrics-dir`` (:func:`metrics_dir`), through the store's client; the
+job reads them once the output is written and then removes the directory
+(:func:`remove_path`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -23,9 +30,23 @@ from typing import Any
 from hdfs_models._runtime import is_connect
 from hdfs_models._tree import store_rename_noreplace
 from hdfs_models.store import open_store, translate_errors
+from scoring import Scorer
+from scoring._metrics import summarize
 from scoring.errors import JobIOError
 
-__all__ = ["Output", "append_output", "check_output", "count_output", "read_input", "write_output"]
+__all__ = [
+    "Output",
+    "append_output",
+    "check_output",
+    "count_output",
+    "gather_metrics",
+    "metrics_dir",
+    "metrics_report",
+    "read_input",
+    "remove_path",
+    "write_metrics",
+    "write_output",
+]
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +213,67 @@ def count_output(spark: Any, out: Output) -> int:
     if out.table:
         return int(spark.table(out.table).count())
     return int(spark.read.parquet(out.path).count())
+
+
+def metrics_dir(spark: Any, out: Output, explicit: str | None, warehouse: str | None) -> str:
+    """A fresh directory for the job's metrics records: ``<base>/.<output name>._metrics-<12 hex>``.
+
+    ``base``: ``explicit`` (``--metrics-dir``), else the output path's parent,
+    else (a table) ``warehouse`` or the session's ``spark.sql.warehouse.dir``,
+    which the client and the executors must then share (give ``--metrics-dir``
+    where they do not). Pure but for reading that setting.
+    """
+    if out.path:
+        parent, _, name = str(out.path).rstrip("/").rpartition("/")
+    else:
+        parent, name = warehouse or str(spark.conf.get("spark.sql.warehouse.dir")), str(out.table)
+    base = (explicit or parent or ".").rstrip("/")
+    return f"{base}/.{name}._metrics-{uuid.uuid4().hex[:12]}"
+
+
+def remove_path(url: str) -> None:
+    """Remove ``url`` (a directory, recursively) through the store's client when it exists."""
+    paths = _StorePaths()
+    if paths.exists(url):
+        paths.delete(url)
+
+
+def gather_metrics(scorer: Scorer, records: str | None, rows: int) -> dict[str, Any]:
+    """The scorer's metrics; with record files, a warning naming their directory when they miss rows."""
+    metrics = summarize(scorer.metric_records())
+    if records and metrics["rows"] != rows:
+        log.warning("the task records in %s count %d rows, the output holds %d: some tasks' records are "
+                    "missing (see the warnings above), so --metrics-json undercounts", records, metrics["rows"], rows)  # fmt: skip
+    return metrics
+
+
+def metrics_report(summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``--metrics-json`` object: the executors' metrics with the job's own rows and wall time.
+
+    ``rows`` are the rows the executors scored (``rows_written``: counted in
+    the output), ``seconds`` the job's wall time, ``scoring_seconds`` the span
+    of its scoring tasks; the rest is :meth:`scoring.Scorer.metrics`.
+    """
+    metrics = dict(summary["metrics"])
+    seconds = summary["seconds"]
+    return {
+        **metrics,
+        "scoring_seconds": metrics["seconds"],
+        "seconds": seconds,
+        "rows_per_second": round(metrics["rows"] / seconds, 1) if seconds else 0.0,
+        "rows_written": summary["rows"],
+        "model": summary["model"],
+        "version": summary["version"],
+        "output": summary["output"],
+    }
+
+
+def write_metrics(path: str, report: dict[str, Any]) -> None:
+    """Write the ``--metrics-json`` report to ``path`` (local to the driver); :class:`JobIOError` naming it."""
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, sort_keys=True, indent=1)
+    except OSError as exc:
+        raise JobIOError(
+            f"cannot write --metrics-json {path}: {exc.strerror or exc}", path=path, reason="metrics not written"
+        ) from exc
