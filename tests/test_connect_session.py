@@ -7,6 +7,8 @@ as a Connect session's ``__getattr__`` does. The real Connect client runs in
 """
 
 import argparse
+import os
+import pickle
 
 import pytest
 
@@ -87,14 +89,57 @@ def test_classic_only_pickles_with_its_fields():
     assert "--watch needs a classic Spark session" in str(error) and "use spark-submit" in str(error)
 
 
-def test_the_job_refuses_watch_and_metrics_json_under_connect(tmp_path):
+def test_the_job_refuses_watch_under_connect_before_any_work(tmp_path):
     from hdfs_models.cli._score import run
 
-    base = {"watch": None, "metrics_json": None, "output_table": None, "output_path": str(tmp_path / "o"),
-            "mode": "error"}  # fmt: skip
-    for extra, flag in (({"watch": 5.0}, "--watch"), ({"metrics_json": str(tmp_path / "m.json")}, "--metrics-json")):
-        with pytest.raises(UnsupportedSparkError, match=f"{flag} needs a classic Spark session"):
-            run(_ConnectSession(), argparse.Namespace(**{**base, **extra}))
+    args = {"watch": 5.0, "metrics_json": str(tmp_path / "m.json"), "output_table": None,
+            "output_path": str(tmp_path / "o"), "mode": "error"}  # fmt: skip
+    with pytest.raises(UnsupportedSparkError, match="--watch needs a classic Spark session"):
+        run(_ConnectSession(), argparse.Namespace(**args))
+    assert not (tmp_path / "o").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_the_jobs_metrics_records_go_beside_the_output_or_under_metrics_dir(tmp_path):
+    from hdfs_models.cli._score_io import Output, metrics_dir, remove_path
+
+    class _Conf:
+        def get(self, key):
+            assert key == "spark.sql.warehouse.dir"
+            return "file:/warehouse"
+
+    class _Session(_ConnectSession):
+        conf = _Conf()
+
+    beside = metrics_dir(_Session(), Output(path="hdfs://nn:8020/data/out/"), None, None)
+    assert beside.startswith("hdfs://nn:8020/data/.out._metrics-") and len(beside.rsplit("-", 1)[1]) == 12
+    assert metrics_dir(_Session(), Output(path="hdfs://nn/o"), None, None) != metrics_dir(
+        _Session(), Output(path="hdfs://nn/o"), None, None
+    )  # one directory per job
+    assert metrics_dir(_Session(), Output(table="db.t"), None, None).startswith("file:/warehouse/.db.t._metrics-")
+    assert metrics_dir(_Session(), Output(table="t"), None, "/wh").startswith("/wh/.t._metrics-")
+    chosen = metrics_dir(_Session(), Output(table="t"), str(tmp_path) + "/", "/wh")
+    assert chosen.startswith(f"{tmp_path}/.t._metrics-")
+    os.makedirs(f"{chosen}/scorer-1")
+    remove_path(chosen)
+    remove_path(chosen)  # gone already: nothing to do
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_job_warns_naming_the_records_directory_when_they_count_fewer_rows(caplog):
+    from hdfs_models.cli._score_io import gather_metrics
+    from scoring._metrics import TaskRecorder
+
+    class _Scorer:
+        def metric_records(self):
+            task = TaskRecorder()
+            task.rows_in = task.rows_out = 30
+            return [task.record(attempt_id=1)]
+
+    with caplog.at_level("WARNING", logger="hdfs_models.cli._score_io"):
+        assert gather_metrics(_Scorer(), "hdfs://nn/o/.out._metrics-1", 30)["rows"] == 30
+        assert not caplog.records
+        assert gather_metrics(_Scorer(), "hdfs://nn/o/.out._metrics-1", 50)["rows"] == 30
+    assert "hdfs://nn/o/.out._metrics-1 count 30 rows, the output holds 50" in caplog.text
 
 
 def test_store_paths_check_move_and_remove_without_a_jvm(tmp_path):
@@ -130,6 +175,7 @@ def test_scorer_metrics_raise_after_a_connect_transform_and_score_partition_on_a
         columns = ["id", "features"]
 
         def mapInArrow(self, function, schema):
+            self.function = function
             return ("mapInArrow", function.__self__.metrics, schema)
 
     _ConnectFrame.__module__ = "pyspark.sql.connect.dataframe"
@@ -137,11 +183,28 @@ def test_scorer_metrics_raise_after_a_connect_transform_and_score_partition_on_a
     assert scorer.metrics()["rows"] == 0  # nothing ran: empty, as on classic
     _, accumulator, schema = scorer.transform(_ConnectFrame())
     assert accumulator is None and schema.fieldNames() == ["id", "prediction", "model_version"]
-    with pytest.raises(UnsupportedSparkError, match=r"Scorer.metrics\(\) needs a classic Spark session"):
+    with pytest.raises(UnsupportedSparkError, match=r"Scorer.metrics\(\) needs a classic Spark session.*metrics_dir="):
         scorer.metrics()
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
     with pytest.raises(UnsupportedSparkError, match=r"scorer.transform\(df\) or scorer.udf\(\)"):
         scorer.score_partition(iter([]))
+    monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED")
+    # with metrics_dir, the tasks write their records there and metrics() reads them (here: two tasks, in-process)
+    import pyarrow as pa
+
+    import scoring._runner as runner_module
+
+    side = Scorer(save_dense(str(tmp_path / "2")), keep_cols=["id"], metrics_dir=str(tmp_path / "metrics"))
+    frame = _ConnectFrame()
+    _, sink, _ = side.transform(frame)
+    assert os.path.isdir(sink.url) and sink.url.startswith(str(tmp_path / "metrics" / "scorer-"))
+    task = pickle.loads(pickle.dumps(frame.function))  # the transform's own body, as a task unpickles it
+    for partition, n in ((0, 5), (1, 3)):
+        monkeypatch.setattr(runner_module, "task_key", lambda p=partition: ((9, p), 40 + p))
+        batch = pa.RecordBatch.from_pydict({"id": list(range(n)), "features": [[0.5] * 12] * n})
+        assert sum(b.num_rows for b in task(iter([batch]))) == n
+    report = side.metrics()
+    assert (report["rows"], report["tasks"], report["batches"]) == (8, 2, 2)
 
 
 def test_a_submitted_archive_looked_up_on_a_connect_client_names_fetch(monkeypatch):
@@ -151,5 +214,100 @@ def test_a_submitted_archive_looked_up_on_a_connect_client_names_fetch(monkeypat
     monkeypatch.setattr(pyspark.SparkContext, "_active_spark_context", None)  # a client: no SparkContext
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
     with pytest.raises(DistributionError, match="Spark Connect client.*strategy='fetch'") as info:
-        ModelHandle.submitted("model").local_path()
+        ModelHandle("submitted", alias="model").local_path()
     assert info.value.reason == "spark connect"
+    with pytest.raises(DistributionError, match=r"no active session.*submitted\(alias, spark=spark\)") as info:
+        ModelHandle.submitted("model")  # a client with no session to ask an executor through
+    assert (info.value.reason, info.value.alias) == ("spark connect", "model")
+
+
+class _OneTaskConnect(_ConnectSession):
+    """A Connect session whose one-task jobs run here, as an executor whose SparkFiles root is ``root``."""
+
+    def __init__(self, monkeypatch, root):
+        import hdfs_models._distribute._handle as handle_module
+
+        self.__dict__.update(monkeypatch=monkeypatch, root=root, module=handle_module, jobs=[])
+
+    def range(self, *args):
+        return self
+
+    def mapInArrow(self, function, schema):
+        self.jobs.append(schema)
+        return _Collect(lambda: self._run(function))
+
+    def _run(self, function):
+        with self.monkeypatch.context() as patch:
+            patch.setattr(self.module, "_spark_roots", lambda strategy, name: [str(self.root)])
+            return [{"manifest": batch.column(0)[0].as_py()} for batch in function(iter([]))]
+
+
+class _Collect:
+    def __init__(self, run):
+        self.collect = run
+
+
+def _shipped(root, version, payload):
+    from hdfs_models._manifest import MANIFEST_NAME, build_manifest
+
+    tree = root / "model"
+    (tree / "variables").mkdir(parents=True)
+    (tree / "saved_model.pb").write_bytes(payload)
+    (tree / "variables" / "variables.index").write_bytes(b"index")
+    signatures = {"serving_default": {"inputs": {"x": {"dtype": "float32", "shape": [-1, 3]}}}}
+    manifest = build_manifest(str(tree), "dense", version, signatures)
+    (tree / MANIFEST_NAME).write_bytes(manifest.to_json())
+    return manifest
+
+
+def test_submitted_on_connect_takes_the_manifest_from_an_executor_not_the_clients_disk(tmp_path, monkeypatch):
+    require_module("pyarrow", "arrow")
+    import hdfs_models._distribute._handle as handle_module
+    from hdfs_models import ModelHandle
+
+    executor = tmp_path / "executor"
+    manifest = _shipped(executor, 7, b"graph")
+    spark = _OneTaskConnect(monkeypatch, executor)
+    handle = ModelHandle.submitted("model", version=7, spark=spark)
+    assert spark.jobs == ["manifest binary"]  # one task asked, at once
+
+    def no_copy_here(strategy, name):
+        raise AssertionError("the client's disk was read")
+
+    monkeypatch.setattr(handle_module, "_spark_roots", no_copy_here)
+    assert (handle.version, handle.digest) == (7, manifest.digest)
+    assert handle.signatures == manifest.signatures
+    handle = pickle.loads(pickle.dumps(handle))  # as a task gets it: each executor checks its own copy
+    monkeypatch.setattr(handle_module, "_spark_roots", lambda strategy, name: [str(executor)])
+    assert handle.local_path() == str(executor / "model")
+    other = tmp_path / "other-executor"
+    _shipped(other, 7, b"another graph")  # an executor given another archive under the same alias
+    monkeypatch.setattr(handle_module, "_spark_roots", lambda strategy, name: [str(other)])
+    with pytest.raises(DistributionError, match="Spark Connect client was sent") as info:
+        handle.local_path()
+    assert info.value.reason == "digest mismatch"
+
+
+def test_submitted_on_connect_names_the_alias_when_no_executor_has_it(tmp_path, monkeypatch):
+    require_module("pyarrow", "arrow")
+    from hdfs_models import ModelHandle
+
+    with pytest.raises(DistributionError, match=r"'model'.*ModelNotFoundError: .*not shipped.*addArtifacts") as info:
+        ModelHandle.submitted("model", spark=_FailingConnect(tmp_path, monkeypatch))
+    assert (info.value.reason, info.value.alias) == ("executor check failed", "model")
+    _shipped(tmp_path, 3, b"graph")
+    with pytest.raises(DistributionError, match="version 3, not the expected 4"):  # the executor's check, relayed
+        ModelHandle.submitted("model", version=4, spark=_FailingConnect(tmp_path, monkeypatch))
+
+
+class _FailingConnect(_OneTaskConnect):
+    """Errors reach a Connect client as text (the executor's traceback), never as the exception."""
+
+    def __init__(self, root, monkeypatch):
+        super().__init__(monkeypatch, root)
+
+    def _run(self, function):
+        try:
+            return super()._run(function)
+        except Exception as exc:
+            raise RuntimeError(f"[PYTHON_EXCEPTION] Traceback ...\n  File x\n{type(exc).__name__}: {exc}") from None

@@ -6,6 +6,12 @@ came file by file, and check it once per process: an lstat audit (no links,
 nothing outside; for trees Spark unpacked, no FIFO, device, setuid bit or
 hard link either, P9) and the ``MANIFEST.json`` inside (sizes, sha256, no extra
 files), which must also match the pinned digest.
+
+A Spark Connect client has no copy of what Spark shipped, so
+:meth:`ModelHandle.submitted` there asks one task for the archive's manifest
+(:class:`_ManifestProbe`: an executor verifies its copy and sends the
+manifest back); the handle carries it (``shipped``), and every executor's
+copy must then have that manifest's digest.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdfs_models._manifest import MANIFEST_NAME
+from hdfs_models._manifest import MANIFEST_NAME, Manifest
 from hdfs_models._names import validate_name
-from hdfs_models._runtime import connect_client
+from hdfs_models._runtime import connect_client, is_connect
 from hdfs_models._tree import compare_tree
 from hdfs_models._versions import PinnedVersion
 from hdfs_models.archive._read import Extracted
@@ -46,6 +53,8 @@ class ModelHandle:
     driver (``None`` for ``submitted``). ``cache_dir`` and ``options`` (a
     :class:`~hdfs_models.CacheOptions`): how a ``fetch`` handle localizes on
     each executor (``None``: the executor's ``HDFS_MODELS_*`` and defaults).
+    ``shipped``: for ``submitted`` on a Spark Connect client, the manifest
+    an executor read from the shipped archive (the client has no copy).
     Pickles without any connection.
     The ``Scorer`` accepts a handle (``local_path()``, ``version``, ``digest``).
     """
@@ -59,15 +68,26 @@ class ModelHandle:
     options: CacheOptions | None = None
     #: ``files`` of a local directory, shipped one by one as ``<alias>.<i>``: relative paths, in that order
     flat_files: tuple[str, ...] = ()
+    shipped: Manifest | None = field(default=None, repr=False)
 
     @classmethod
-    def submitted(cls, alias: str, version: int | None = None) -> ModelHandle:
-        """A handle for an archive shipped with ``spark-submit --archives ARCHIVE#alias``.
+    def submitted(cls, alias: str, version: int | None = None, *, spark: Any = None) -> ModelHandle:
+        """A handle for an archive shipped as ``#alias``: ``spark-submit --archives ARCHIVE#alias``.
 
-        ``version``: when given, the archive's manifest must name it.
+        ``version``: when given, the archive's manifest must name it. On a
+        Spark Connect client (``spark`` a Connect session, or none given and
+        this process a Connect client: the active session is used), where the
+        archive reached the executors with ``spark.addArtifacts("ARCHIVE#alias",
+        archive=True)`` or the server's ``--archives``, one task reads and
+        verifies the shipped copy's manifest now (:class:`DistributionError`
+        naming the alias when it cannot); elsewhere nothing is read until used.
         """
         validate_name(alias, "archive alias")
-        return cls("submitted", alias=alias, expected_version=version)
+        handle = cls("submitted", alias=alias, expected_version=version)
+        session = spark if spark is not None and is_connect(spark) else None
+        if session is None and spark is None and connect_client():
+            session = _active_session(alias)
+        return handle if session is None else _ask_an_executor(session, handle)
 
     @property
     def version(self) -> int:
@@ -106,7 +126,8 @@ class ModelHandle:
         return self._shipped()[0]
 
     def _shipped_manifest(self) -> Any:
-        return self._shipped()[1]
+        """The manifest an executor sent (Spark Connect), else the local shipped copy's, verified."""
+        return self.shipped if self.shipped is not None else self._shipped()[1]
 
     def _shipped(self) -> tuple[str, Any]:
         if self.flat_files:
@@ -120,6 +141,59 @@ class ModelHandle:
         if self.strategy == "files" and not self.flat_files:
             return str(self.url).rstrip("/").rsplit("/", 1)[-1]
         return str(self.alias)
+
+
+@dataclass(frozen=True)
+class _ManifestProbe:
+    """A one-task ``mapInArrow`` body: verify the shipped copy of ``handle`` and send back its manifest."""
+
+    handle: ModelHandle
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        for _ in batches:
+            pass
+        manifest = self.handle._shipped()[1]
+        yield pa.RecordBatch.from_pydict(
+            {"manifest": [manifest.to_json()]}, schema=pa.schema([("manifest", pa.binary())])
+        )
+
+
+def _ask_an_executor(spark: Any, handle: ModelHandle) -> ModelHandle:
+    """``handle`` with the manifest one task of ``spark`` (a Connect session) read from its shipped copy."""
+    alias = str(handle.alias)
+    try:
+        rows = spark.range(0, 1, 1, 1).mapInArrow(_ManifestProbe(handle), "manifest binary").collect()
+    except Exception as exc:
+        cause = next((line for line in str(exc).splitlines() if "Error: " in line), str(exc).split("\n")[0])
+        raise DistributionError(
+            f"model alias {alias!r}: an executor could not read the archive shipped as #{alias}: {cause.strip()}; "
+            f"on Spark Connect ship it with spark.addArtifacts('model.tar#{alias}', archive=True) or the "
+            "server's --archives",
+            reason="executor check failed",
+            alias=alias,
+        ) from exc
+    manifest = Manifest.from_json(bytes(rows[0]["manifest"]), f"#{alias} (shipped to an executor)")
+    return ModelHandle("submitted", alias=alias, expected_version=handle.expected_version, shipped=manifest)
+
+
+def _active_session(alias: str) -> Any:
+    """The active Spark Connect session of this client; :class:`DistributionError` when there is none."""
+    from pyspark.sql import SparkSession
+
+    try:
+        session = SparkSession.getActiveSession()
+    except ImportError:  # Connect's own dependencies (grpc) missing: there is no session either
+        session = None
+    if session is None:
+        raise DistributionError(
+            f"model alias {alias!r}: this Spark Connect client has no active session to ask an executor for "
+            "the shipped archive's manifest; pass ModelHandle.submitted(alias, spark=spark)",
+            reason="spark connect",
+            alias=alias,
+        )
+    return session
 
 
 def link_or_copy(src: str, dst: str) -> None:
@@ -280,6 +354,14 @@ class _PinnedAsManifest:
 
 
 def _check_identity(manifest: Any, handle: ModelHandle, path: str) -> None:
+    shipped = handle.shipped
+    if shipped is not None and manifest.digest != shipped.digest:
+        raise DistributionError(
+            f"shipped model {path} holds manifest {manifest.digest[:16]}, but the Spark Connect client was "
+            f"sent {shipped.digest[:16]} for #{handle.alias} (executors hold different archives)",
+            path=path,
+            reason="digest mismatch",
+        )
     pinned = handle.pinned
     if pinned is not None and pinned.manifest is not None and manifest.digest != pinned.digest:
         raise DistributionError(
