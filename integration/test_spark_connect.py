@@ -109,6 +109,11 @@ out["job_parquet"] = {"summary": {k: summary[k] for k in ("rows", "read", "versi
                       "left": [p for p in store.ls(data, detail=False) if "._metrics-" in p],
                       "rows": sorted([r.id, r.prediction, r.model_version]
                                      for r in spark.read.parquet(args["data"] + "/out").collect())}
+summary = run(spark, build_parser().parse_args(job + ["--model", "shipped", "--strategy", "submitted", "--version",
+    str(args["version"]), "--input-path", args["data"] + "/in", "--output-path", args["data"] + "/sub"]))
+out["job_submitted"] = {"summary": {k: summary[k] for k in ("rows", "read", "version")},
+                        "rows": sorted([r.id, r.prediction, r.model_version]
+                                       for r in spark.read.parquet(args["data"] + "/sub").collect())}
 df.write.saveAsTable("digits")
 summary = run(spark, build_parser().parse_args(job + ["--input-table", "digits", "--output-table", "scored",
                                                       "--read", "spark", "--metrics-json", args["root"] + "/t.json"]))
@@ -254,6 +259,15 @@ def test_the_job_writes_tensorflow_classes_with_parquet_and_a_table(client, mode
     assert metrics["versions"] == {str(published[1]): ROWS} and metrics["tasks"] >= 1
     assert metrics["read_bytes"] > 0 if read == "direct" else metrics["read_bytes"] == 0
     assert job["left"] == []  # the records' directory is removed once read
+
+
+def test_the_job_scores_a_submitted_archive_like_tensorflow(client, model_dir, features, published):
+    from hdfs_models.testing import predict_in_process
+
+    want = predict_in_process(model_dir, features=features)["probabilities"].argmax(axis=1)
+    job = client["job_submitted"]  # --strategy submitted --model shipped: the archive the client added
+    assert job["summary"] == {"rows": ROWS, "read": "direct", "version": published[1]}
+    assert job["rows"] == [[i, int(c), published[1]] for i, c in enumerate(want)]
 
 
 def test_the_job_refuses_watch_at_start(client):
