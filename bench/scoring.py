@@ -531,13 +531,16 @@ TARGETS = {
 NOTES: dict[str, str] = {}  # why a contender was left out (filled by main)
 
 
+def cpu_line(cpu: dict[str, Any]) -> str:
+    """``cpu: MODEL (family F model M), N cores, flags: ...`` from :func:`machine`'s object."""
+    ident = cpu.get("cpu_id", {})
+    return (f"cpu: {cpu['cpu']} (family {ident.get('cpu family', '?')} model {ident.get('model', '?')}), "
+            f"{cpu['nproc']} cores, flags: {' '.join(cpu.get('cpu_flags', [])) or 'none of ' + ','.join(CPU_FLAGS)}")  # fmt: skip
+
+
 def table(results: dict[str, Any]) -> str:
     """A short human-readable summary."""
-    cpu = results["machine"]
-    ident = cpu.get("cpu_id", {})
-    lines = [f"cpu: {cpu['cpu']} (family {ident.get('cpu family', '?')} model {ident.get('model', '?')}), "
-             f"{cpu['nproc']} cores, flags: {' '.join(cpu.get('cpu_flags', [])) or 'none of ' + ','.join(CPU_FLAGS)}",
-             f"{'model':5} {'contender':18} {'rows/s':>10}"]  # fmt: skip
+    lines = [cpu_line(results["machine"]), f"{'model':5} {'contender':18} {'rows/s':>10}"]
     for kind, res in results["models"].items():
         for name in (
             "raw",
