@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         "contenders": res,
         "ratios": ratios(res),
         "agreement_jvm_vs_python_f32": agreement(out["jvm_partitions"], out["f32"]),
-        "notes": {} if bf16 else {"python_bf16": f"{info['cpu']} has no AVX512-BF16 or AMX (or --no-bf16)"},
+        "notes": {}
+        if bf16
+        else {"python_bf16": "--no-bf16" if args.no_bf16 else f"{info['cpu']} has no AVX512-BF16 or AMX"},
     }
     print(table(result))
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
