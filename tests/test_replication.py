@@ -244,3 +244,12 @@ def test_no_usable_count_leaves_the_replication_as_asked_p13(jmx, body):
     jmx.body = body
     assert cap_replication(10, "hdfs://ns/models/m", object.__new__(KerberosHdfsFileSystem)) == 10
     assert jmx.paths  # it was asked
+
+
+def test_an_unreadable_site_file_leaves_the_replication_as_asked_p13(tmp_path, monkeypatch):
+    """The cap is best effort: a broken hdfs-site.xml must not fail the publish it would cap."""
+    from hdfs_models.store._hdfs_native import KerberosHdfsFileSystem
+
+    (tmp_path / "hdfs-site.xml").write_text("<configuration><property>")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    assert cap_replication(10, "hdfs://127.0.0.1:1/m", object.__new__(KerberosHdfsFileSystem)) == 10

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_NAMENODE_PORT",
     "SITE_FILES",
     "NameNode",
+    "client_properties",
     "conf_dir",
     "shipped_conf_dir",
     "namenodes",
@@ -90,6 +91,17 @@ def read_site_file(path: str) -> dict[str, str]:
         if name:
             out[name] = (prop.findtext("value") or "").strip()
     return out
+
+
+def client_properties(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """:func:`site_properties` of :func:`conf_dir`; ``{}`` when there is none or it cannot be read."""
+    directory = conf_dir(env)
+    if not directory or not os.path.isdir(directory):
+        return {}
+    try:
+        return site_properties(directory)
+    except (OSError, ValueError):
+        return {}
 
 
 def site_properties(directory: str) -> dict[str, str]:

@@ -32,7 +32,12 @@ from hdfs_models.errors import (
     UnsupportedProtocolError,
 )
 from hdfs_models.store._auth import auth_error, auth_failure, dial_host, identity, load_tokens
-from hdfs_models.store._hadoop_conf import SITE_FILES, conf_dir, read_site_file, shipped_conf_dir, site_properties
+from hdfs_models.store._hadoop_conf import (
+    SITE_FILES,
+    client_properties,
+    read_site_file,
+    shipped_conf_dir,
+)
 from hdfs_models.store._tokens import HDFS_TOKEN_KIND, token_address, token_for
 
 if TYPE_CHECKING:
@@ -264,13 +269,7 @@ def _webhdfs_token(kwargs: Mapping[str, Any], tokens: list[Any]) -> str | None:
 
 
 def _kerberos_configured() -> bool:
-    directory = conf_dir()
-    if not directory or not os.path.isdir(directory):
-        return False
-    try:
-        return site_properties(directory).get("hadoop.security.authentication", "").lower() == "kerberos"
-    except (OSError, ValueError):
-        return False
+    return client_properties().get("hadoop.security.authentication", "").lower() == "kerberos"
 
 
 def _options_token(kwargs: Mapping[str, Any]) -> str:

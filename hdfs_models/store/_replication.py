@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from hdfs_models.store._hadoop_conf import conf_dir, namenodes, site_properties
+from hdfs_models.store._hadoop_conf import client_properties, namenodes
 
 __all__ = [
     "DEFAULT_REPLICATION",
@@ -105,11 +105,13 @@ def cap_replication(replication: int, url: str, fs: Any, env: Mapping[str, str] 
 
 def live_datanodes(url: str, fs: Any, env: Mapping[str, str] = os.environ) -> int | None:
     """``NumLiveDataNodes`` from the first NameNode of ``url`` whose ``/jmx`` answers; ``None`` if none does."""
-    props = _props(env)
-    kerberos = props.get("hadoop.security.authentication", "").lower() == "kerberos"
     web = getattr(fs, "url", "") if "webhdfs" in type(fs).__module__ else ""
-    bases = [web.split("/webhdfs/", 1)[0]] if web else namenode_http_addresses(url, props)
-    session = getattr(fs, "session", None) if web else None
+    if web:  # WebHDFS's own host, through its session (its auth comes along)
+        bases, session, kerberos = [web.split("/webhdfs/", 1)[0]], getattr(fs, "session", None), False
+    else:
+        props = client_properties(env)
+        bases, session = namenode_http_addresses(url, props), None
+        kerberos = props.get("hadoop.security.authentication", "").lower() == "kerberos"
     for base in bases:
         try:
             beans = json.loads(_get(base + _JMX, session, kerberos))["beans"]
@@ -142,11 +144,6 @@ def namenode_http_addresses(url: str, props: Mapping[str, str]) -> list[str]:
             address = f"{node.host}:{number}"
         out.append(f"{kind}://{address}")
     return out
-
-
-def _props(env: Mapping[str, str]) -> Mapping[str, str]:
-    directory = conf_dir(env)
-    return site_properties(directory) if directory and os.path.isdir(directory) else {}
 
 
 def _get(url: str, session: Any, kerberos: bool) -> bytes:
