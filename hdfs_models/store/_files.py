@@ -184,7 +184,7 @@ def _read_group(url: str, fmt: str, reader: Any, group: int, columns: list[str])
     try:
         with translate_errors(url, f"reading row group {group}"):
             if fmt == "parquet":
-                return reader.read_row_group(group, columns=columns)
+                return reader.read_row_group(group, columns=columns, use_threads=False)
             return pa.Table.from_batches([reader.read_stripe(group, columns=columns)])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError) as exc:
         raise CorruptFileError(f"{url}: row group {group}: {exc}", url=url, reason="corrupt") from exc
