@@ -204,18 +204,45 @@ def timed_rounds(
     instead of penalising whichever happened to run during a burst.
     """
     rates: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for round_no in range(repeats):
         for name, fn in runs.items():
             if warm and name in warm:
                 warm[name]()  # Spark stops Python workers idle for a minute: start each run warm
-            start = time.perf_counter()
+            busy0, start = busy_seconds(), time.perf_counter()
             fn()
-            rates[name].append(rows[name] / (time.perf_counter() - start))
+            wall, busy1 = time.perf_counter() - start, busy_seconds()
+            rates[name].append(rows[name] / wall)
+            if busy0 is not None and busy1 is not None:
+                cpu[name].append((busy1 - busy0, wall))
             print(f"  round {round_no}: {name} {rates[name][-1]:.0f} rows/s", file=sys.stderr, flush=True)
-    return {
-        name: {"rows_per_s": statistics.median(r), "runs": [round(x, 1) for x in r], "rows": rows[name]}
-        for name, r in rates.items()
-    }
+    result: dict[str, Any] = {}
+    for name, r in rates.items():
+        result[name] = {"rows_per_s": statistics.median(r), "runs": [round(x, 1) for x in r], "rows": rows[name]}
+        if cpu[name]:
+            busy = statistics.median(b for b, _ in cpu[name])
+            result[name]["cpu_us_per_row"] = round(busy / rows[name] * 1e6, 2)
+            result[name]["cpu_busy_share"] = round(statistics.median(b / (w * CORES) for b, w in cpu[name]), 3)
+    return result
+
+
+CORES = os.cpu_count() or 1
+
+
+def busy_seconds() -> float | None:
+    """CPU seconds the whole machine spent busy (all cores, /proc/stat: not idle, not iowait) so far.
+
+    Machine-wide on purpose: a Spark contender's CPU is spread over the JVM, its Python workers
+    and their threads, so the run's share of the machine is what says whether a core sat idle.
+    None where /proc/stat is not there (not Linux).
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def raw_tf(
@@ -507,7 +534,31 @@ def bench_model(kind: str, spark: Any, work: str, args: argparse.Namespace) -> d
             result["ratios"]["scorer_binary/mlflow (binary vs array input)"] = round(
                 rate["scorer_binary"] / rate["mlflow"], 3
             )
+    result["cpu_accounting"] = cpu_accounting(result)
     return result
+
+
+def cpu_accounting(result: dict[str, Any]) -> dict[str, float]:
+    """Where a scorer's CPU goes beyond TensorFlow's, from the contenders' CPU per row (issue 22).
+
+    ``scorer - data_path`` is what the scorer spends on top of the Spark job with no inference;
+    ÷ ``raw`` (TensorFlow alone) near 1.0 means it is TensorFlow's own work, nothing else. The
+    bound: on cores that the data path already keeps busy, no scorer on that path exceeds
+    ``1 / (1/raw + 1/data_path)`` rows/s; ``scorer/bound`` says how close it comes.
+    """
+    cpu = {name: res["cpu_us_per_row"] for name, res in result.items()
+           if isinstance(res, dict) and "cpu_us_per_row" in res}  # fmt: skip
+    rate = {name: result[name]["rows_per_s"] for name in cpu}
+    out: dict[str, float] = {}
+    for scorer, path in (("scorer", "data_path"), ("scorer_direct", "data_path_direct"),
+                         ("scorer_binary", "data_path_binary")):  # fmt: skip
+        if scorer in cpu and path in cpu and "raw" in cpu:
+            extra = cpu[scorer] - cpu[path]
+            out[f"{scorer} - {path} (cpu us/row)"] = round(extra, 2)
+            out[f"({scorer} - {path}) / raw (cpu)"] = round(extra / cpu["raw"], 3)
+            bound = 1 / (1 / rate["raw"] + 1 / rate[path])
+            out[f"{scorer}/bound(raw,{path})"] = round(rate[scorer] / bound, 3)
+    return out
 
 
 # bench/README.md: scorer/row_udf is reported only; the binary contenders have no targets of their own.
@@ -540,7 +591,10 @@ def cpu_line(cpu: dict[str, Any]) -> str:
 
 def table(results: dict[str, Any]) -> str:
     """A short human-readable summary."""
-    lines = [cpu_line(results["machine"]), f"{'model':5} {'contender':18} {'rows/s':>10}"]
+    lines = [
+        cpu_line(results["machine"]),
+        f"{'model':5} {'contender':18} {'rows/s':>10}  (cpu: the machine's busy CPU per row)",
+    ]
     for kind, res in results["models"].items():
         for name in (
             "raw",
@@ -557,7 +611,9 @@ def table(results: dict[str, Any]) -> str:
             "scorer_binary",
         ):
             if name in res:
-                lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}")
+                cpu = res[name].get("cpu_us_per_row")
+                usage = "" if cpu is None else f"  cpu {cpu:8.2f} us/row, busy {res[name]['cpu_busy_share']:.0%}"
+                lines.append(f"{kind:5} {name:18} {res[name]['rows_per_s']:10.0f}{usage}")
         for name in sorted(n for n in res if n.startswith("scorer[")):
             runs = res[name]["runs"]
             lines.append(f"{kind:5} sweep {name:22} {res[name]['rows_per_s']:10.0f}  [{min(runs):.0f}-{max(runs):.0f}]")
@@ -565,6 +621,8 @@ def table(results: dict[str, Any]) -> str:
             target = TARGETS[kind].get(ratio)
             mark = "" if target is None else f"  (target >= {target}: {'ok' if value >= target else 'MISS'})"
             lines.append(f"{kind:5} {ratio:44} {value}{mark}")
+        for figure, value in res.get("cpu_accounting", {}).items():
+            lines.append(f"{kind:5} {figure:44} {value}")
         for note, why in res.get("notes", {}).items():
             lines.append(f"{kind:5} note {note}: {str(why)[:200]}")
         for w in res["scorer_workers"]:
